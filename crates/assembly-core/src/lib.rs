@@ -1,0 +1,19 @@
+//! # assembly-core
+//!
+//! Turns a raw podcast recording plus a show template into a finished, mastered episode.
+//!
+//! The pipeline runs in stages, each a module named after it: `load` (decode, resample,
+//! remix), `analyze` (loudness, speech activity), `edit`, `arrange`, `master`, and `encode`
+//! (WAV, FLAC, MP3 with ID3). See `docs/architecture.md` in the repository.
+//!
+//! All audio inside is an [`AudioBuffer`]: planar `f32` with a non-zero rate and channel count.
+
+mod buffer;
+mod cancel;
+mod error;
+mod limits;
+
+pub use buffer::{AudioBuffer, frames_to_ms, ms_to_frames, seconds_to_frames};
+pub use cancel::CancelToken;
+pub use error::{BoxError, Error, Result};
+pub use limits::Limits;
