@@ -8,10 +8,12 @@
 //!
 //! All audio inside is an [`AudioBuffer`]: planar `f32` with a non-zero rate and channel count.
 
+pub mod analyze;
 mod buffer;
 mod cancel;
 mod error;
 mod limits;
+pub mod synth;
 
 pub use buffer::{AudioBuffer, frames_to_ms, ms_to_frames, seconds_to_frames};
 pub use cancel::CancelToken;

@@ -1,0 +1,176 @@
+//! Deterministic test signals: sines, chirps, noise, bursts, impulses and a speech-like signal.
+//!
+//! Used by the crate's tests, the benchmarks and the demo material. Every generator is
+//! deterministic (noise comes from a seeded xorshift generator), so results are reproducible.
+
+use std::f64::consts::TAU;
+use std::num::NonZeroU32;
+
+use crate::AudioBuffer;
+
+/// Converts decibels to a linear amplitude factor.
+pub fn db_to_amp(db: f64) -> f64 {
+    10f64.powf(db / 20.0)
+}
+
+/// Converts a linear amplitude factor to decibels (`-inf` for 0).
+pub fn amp_to_db(amp: f64) -> f64 {
+    20.0 * amp.log10()
+}
+
+/// A small, fast, seeded pseudo-random generator (xorshift64*), for reproducible noise.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from `seed` (any value, 0 included).
+    pub fn new(seed: u64) -> Self {
+        Self(seed ^ 0x9E37_79B9_7F4A_7C15 | 1)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in `[0, 1)`.
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Uniform in `[-1, 1)`.
+    pub fn bipolar(&mut self) -> f64 {
+        self.next_f64() * 2.0 - 1.0
+    }
+}
+
+/// A sine of `freq_hz` at peak amplitude `amp`, `frames` long.
+///
+/// ```
+/// use std::num::NonZeroU32;
+/// let s = assembly_core::synth::sine(NonZeroU32::new(48_000).unwrap(), 1000.0, 0.5, 48);
+/// assert!((s[12] - 0.5).abs() < 1e-6); // a quarter period of 1 kHz at 48 kHz
+/// ```
+pub fn sine(rate: NonZeroU32, freq_hz: f64, amp: f64, frames: usize) -> Vec<f32> {
+    let w = TAU * freq_hz / f64::from(rate.get());
+    (0..frames).map(|i| (amp * (w * i as f64).sin()) as f32).collect()
+}
+
+/// A linear chirp from `f0_hz` to `f1_hz` over `frames`, at peak amplitude `amp`.
+pub fn chirp(rate: NonZeroU32, f0_hz: f64, f1_hz: f64, amp: f64, frames: usize) -> Vec<f32> {
+    let sr = f64::from(rate.get());
+    let dur = frames as f64 / sr;
+    let k = if dur > 0.0 { (f1_hz - f0_hz) / dur } else { 0.0 };
+    (0..frames)
+        .map(|i| {
+            let t = i as f64 / sr;
+            (amp * (TAU * (f0_hz * t + 0.5 * k * t * t)).sin()) as f32
+        })
+        .collect()
+}
+
+/// Uniform white noise with peak amplitude `amp`.
+pub fn white_noise(seed: u64, amp: f64, frames: usize) -> Vec<f32> {
+    let mut rng = Rng::new(seed);
+    (0..frames).map(|_| (amp * rng.bipolar()) as f32).collect()
+}
+
+/// `frames` zero samples.
+pub fn silence(frames: usize) -> Vec<f32> {
+    vec![0.0; frames]
+}
+
+/// Zero samples with a unit-height (times `amp`) impulse at each position in `at`.
+pub fn impulses(frames: usize, at: &[usize], amp: f32) -> Vec<f32> {
+    let mut v = vec![0.0; frames];
+    for &i in at {
+        if let Some(s) = v.get_mut(i) {
+            *s = amp;
+        }
+    }
+    v
+}
+
+/// Noise bursts: `burst` frames of noise (peak `amp`) then `gap` frames of silence, repeated.
+pub fn noise_bursts(seed: u64, amp: f64, burst: usize, gap: usize, frames: usize) -> Vec<f32> {
+    let mut rng = Rng::new(seed);
+    let period = (burst + gap).max(1);
+    (0..frames)
+        .map(|i| if i % period < burst { (amp * rng.bipolar()) as f32 } else { 0.0 })
+        .collect()
+}
+
+/// A speech-like signal: voiced "syllables" (a harmonic series on a wandering pitch, shaped by
+/// a smooth envelope, plus a little noise) 80–300 ms long, separated by short gaps, at RMS
+/// roughly `level_db` dBFS while active. Reproducible from `seed`.
+pub fn speech_like(rate: NonZeroU32, seed: u64, level_db: f64, frames: usize) -> Vec<f32> {
+    let sr = f64::from(rate.get());
+    let mut rng = Rng::new(seed);
+    let mut out = vec![0.0f32; frames];
+    let amp = db_to_amp(level_db) * 1.2;
+    let mut pos = 0usize;
+    let mut phase = 0.0f64;
+    while pos < frames {
+        let syl = ((0.08 + 0.22 * rng.next_f64()) * sr) as usize;
+        let gap = ((0.02 + 0.08 * rng.next_f64()) * sr) as usize;
+        let f0 = 100.0 + 120.0 * rng.next_f64();
+        let end = (pos + syl).min(frames);
+        for (j, s) in out[pos..end].iter_mut().enumerate() {
+            let t = j as f64 / syl.max(1) as f64;
+            let env = (std::f64::consts::PI * t).sin().powi(2);
+            let f = f0 * (1.0 + 0.1 * (TAU * t).sin());
+            phase += TAU * f / sr;
+            let mut v = 0.0;
+            for h in 1..=8 {
+                v += (phase * h as f64).sin() / h as f64;
+            }
+            v += 0.05 * rng.bipolar();
+            *s = (amp * env * v * 0.6) as f32;
+        }
+        pos = end + gap;
+    }
+    out
+}
+
+/// Wraps mono samples as a buffer at `rate`.
+pub fn mono(rate: NonZeroU32, samples: Vec<f32>) -> AudioBuffer {
+    AudioBuffer::mono(rate, samples)
+}
+
+/// Duplicates mono samples into `channels` identical channels (at least 1).
+pub fn multi(rate: NonZeroU32, samples: Vec<f32>, channels: usize) -> AudioBuffer {
+    let planes = vec![samples; channels.max(1)];
+    AudioBuffer::from_planar(rate, planes).expect("non-empty, equal-length planes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rms(x: &[f32]) -> f64 {
+        (x.iter().map(|&s| f64::from(s) * f64::from(s)).sum::<f64>() / x.len() as f64).sqrt()
+    }
+
+    #[test]
+    fn sine_has_expected_rms_and_is_deterministic() {
+        let r = NonZeroU32::new(48_000).unwrap();
+        let s = sine(r, 1000.0, 1.0, 48_000);
+        assert!((rms(&s) - std::f64::consts::FRAC_1_SQRT_2).abs() < 1e-4);
+        assert_eq!(white_noise(7, 1.0, 100), white_noise(7, 1.0, 100));
+        assert_ne!(white_noise(7, 1.0, 100), white_noise(8, 1.0, 100));
+    }
+
+    #[test]
+    fn speech_like_has_gaps_and_bounded_peak() {
+        let r = NonZeroU32::new(16_000).unwrap();
+        let s = speech_like(r, 1, -20.0, 16_000 * 5);
+        let zeros = s.iter().filter(|&&x| x == 0.0).count();
+        assert!(zeros > 16_000 / 10, "expected gaps, found {zeros} zero samples");
+        assert!(s.iter().all(|x| x.abs() < 1.0));
+    }
+}
