@@ -13,9 +13,13 @@ mod buffer;
 mod cancel;
 mod error;
 mod limits;
+mod meta;
+mod source;
 pub mod synth;
 
 pub use buffer::{AudioBuffer, frames_to_ms, ms_to_frames, seconds_to_frames};
 pub use cancel::CancelToken;
 pub use error::{BoxError, Error, Result};
 pub use limits::Limits;
+pub use meta::Chapter;
+pub use source::FrameSource;

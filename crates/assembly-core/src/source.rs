@@ -1,0 +1,47 @@
+//! Random-access, block-readable audio: what the renderer pulls from.
+
+use crate::AudioBuffer;
+
+/// Audio at the working rate that can be read block by block at any position.
+///
+/// The edit stage implements it for edited content (cuts cost nothing until read), the
+/// arrange stage reads segments, beds and content through it. Reads past the end yield zeros.
+///
+/// ```
+/// use std::num::NonZeroU32;
+/// use assembly_core::{AudioBuffer, FrameSource};
+///
+/// let buf = AudioBuffer::mono(NonZeroU32::new(8000).unwrap(), vec![1.0, 2.0, 3.0]);
+/// let mut out = vec![0.0f32; 4];
+/// buf.read(1, &mut [out.as_mut_slice()]);
+/// assert_eq!(out, [2.0, 3.0, 0.0, 0.0]);
+/// ```
+pub trait FrameSource: Send + Sync {
+    /// Number of channels (at least 1). `read` fills exactly this many output slices.
+    fn channel_count(&self) -> usize;
+    /// Total length in frames.
+    fn frames(&self) -> u64;
+    /// Fills `out[ch][i]` with frame `start + i` of channel `ch`, for every `ch <
+    /// channel_count()` and `i < out[ch].len()`; frames at or past [`frames`](Self::frames)
+    /// are zero. Extra slices in `out` beyond `channel_count()` are left untouched.
+    fn read(&self, start: u64, out: &mut [&mut [f32]]);
+}
+
+impl FrameSource for AudioBuffer {
+    fn channel_count(&self) -> usize {
+        AudioBuffer::channel_count(self)
+    }
+
+    fn frames(&self) -> u64 {
+        AudioBuffer::frames(self) as u64
+    }
+
+    fn read(&self, start: u64, out: &mut [&mut [f32]]) {
+        for (plane, dst) in self.planes().iter().zip(out.iter_mut()) {
+            let begin = usize::try_from(start).unwrap_or(usize::MAX).min(plane.len());
+            let n = (plane.len() - begin).min(dst.len());
+            dst[..n].copy_from_slice(&plane[begin..begin + n]);
+            dst[n..].fill(0.0);
+        }
+    }
+}
