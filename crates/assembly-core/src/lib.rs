@@ -19,7 +19,7 @@ pub mod synth;
 
 pub use buffer::{AudioBuffer, frames_to_ms, ms_to_frames, seconds_to_frames};
 pub use cancel::CancelToken;
-pub use error::{BoxError, Error, Result};
+pub use error::{BoxError, Error, Result, SpecProblem};
 pub use limits::Limits;
 pub use meta::Chapter;
 pub use source::FrameSource;
