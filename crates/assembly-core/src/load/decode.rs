@@ -12,6 +12,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+use symphonia::core::audio::GenericAudioBufferRef;
 use symphonia::core::codecs::audio::well_known::{CODEC_ID_FLAC, CODEC_ID_VORBIS};
 use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions, CODEC_ID_NULL_AUDIO};
 use symphonia::core::errors::Error as SymError;
@@ -334,6 +335,10 @@ struct Opened<'s> {
     exact: bool,
     /// Frames the engine itself skips at the start (MP4 edit list).
     priming: u64,
+    /// The track's time base as `(numer, denom)`, for packet durations.
+    time_base: Option<(u32, u32)>,
+    /// Most silence one corrupt packet may stand for: the codec's largest packet, at least 1 s.
+    max_gap_frames: u64,
     warnings: Vec<String>,
 }
 
@@ -535,6 +540,8 @@ fn open_source<'s>(
         header_frames,
         exact,
         priming,
+        time_base: track.time_base.map(|tb| (tb.numer.get(), tb.denom.get())),
+        max_gap_frames: params.max_frames_per_packet.unwrap_or(0).max(u64::from(rate)),
         warnings,
     })
 }
@@ -613,12 +620,18 @@ fn decode_source(
     let max_packets = input.len.saturating_add(1024);
     let mut packets = 0u64;
     let mut empty_run = 0u32;
-    let mut priming_left = opened.priming;
-    let mut channels = opened.channels;
-    let mut planes: Vec<Vec<f32>> = Vec::new();
-    let mut frames: u64 = 0;
-    let mut cap =
-        channels.map_or(u64::MAX, |ch| duration_cap(rate, limits).min(bytes_cap(ch, limits)));
+    let mut acc = Acc {
+        label,
+        limits,
+        rate,
+        store: mode == Mode::Store,
+        channels: opened.channels,
+        planes: Vec::new(),
+        frames: 0,
+        priming_left: opened.priming,
+        header_frames: opened.header_frames,
+        input_len: input.len,
+    };
 
     loop {
         cancel.check()?;
@@ -626,10 +639,13 @@ fn decode_source(
             Ok(Some(p)) => p,
             Ok(None) => break,
             Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                if frames == 0 && report.corrupt == 0 && packets == 0 {
+                if acc.frames == 0 && report.corrupt == 0 && packets == 0 {
                     return Err(Error::decode(label, "file ends before the first audio packet"));
                 }
-                report.warn(format!("stream ends early (truncated file?) after {frames} frames"));
+                report.warn(format!(
+                    "stream ends early (truncated file?) after {} frames",
+                    acc.frames
+                ));
                 break;
             }
             Err(SymError::ResetRequired) => {
@@ -640,11 +656,11 @@ fn decode_source(
                 break;
             }
             Err(e) => {
-                if frames == 0 {
+                if acc.frames == 0 {
                     return Err(decode_err(label, format!("cannot read packets: {e}"), e));
                 }
                 report.corrupt += 1;
-                report.warn(format!("stopped at damaged data after {frames} frames: {e}"));
+                report.warn(format!("stopped at damaged data after {} frames: {e}", acc.frames));
                 break;
             }
         };
@@ -660,13 +676,46 @@ fn decode_source(
         if packet.track_id != opened.track_id {
             continue;
         }
-        let buf = match opened.decoder.decode(&packet) {
-            Ok(buf) => buf,
+        // What the packet would decode to, for a corrupt one replaced by silence. Durations are
+        // in the track's time base; they exclude gapless trims, which the decoder only keeps
+        // when trimming is off.
+        let dur = if opts.gapless { packet.dur } else { packet.block_dur() };
+        let gap = packet_frames(dur.get(), opened.time_base, rate).min(opened.max_gap_frames);
+        let problem = match opened.decoder.decode(&packet) {
+            Ok(buf) => {
+                let n = buf.frames();
+                let planes_in = buf.num_planes();
+                if n == 0 {
+                    empty_run += 1;
+                    if empty_run > MAX_EMPTY_PACKETS_IN_A_ROW {
+                        return Err(Error::decode(
+                            label,
+                            format!(
+                                "{MAX_EMPTY_PACKETS_IN_A_ROW} packets in a row decoded to no audio"
+                            ),
+                        ));
+                    }
+                    continue;
+                }
+                empty_run = 0;
+                if buf.spec().rate() == rate
+                    && planes_in > 0
+                    && acc.channels.is_none_or(|ch| ch == planes_in)
+                {
+                    acc.push_decoded(&buf)?;
+                    continue;
+                }
+                format!(
+                    "a packet of {} Hz × {planes_in} ch in a {rate} Hz stream of {} ch",
+                    buf.spec().rate(),
+                    acc.channels.map_or("?".to_string(), |c| c.to_string())
+                )
+            }
             Err(SymError::ResetRequired) => {
                 opened.decoder.reset();
                 continue;
             }
-            Err(SymError::Unsupported(what)) if frames == 0 && report.corrupt == 0 => {
+            Err(SymError::Unsupported(what)) if acc.frames == 0 && report.corrupt == 0 => {
                 return Err(Error::UnsupportedFormat {
                     path: label.to_path_buf(),
                     detail: format!(
@@ -676,8 +725,7 @@ fn decode_source(
                 });
             }
             Err(e) => {
-                report.corrupt += 1;
-                if report.corrupt > limits.max_corrupt_packets {
+                if report.corrupt >= limits.max_corrupt_packets {
                     return Err(decode_err(
                         label,
                         format!(
@@ -687,87 +735,27 @@ fn decode_source(
                         e,
                     ));
                 }
-                report.warn(format!("skipped corrupt packet at timestamp {}: {e}", packet.pts));
-                continue;
+                e.to_string()
             }
         };
-        let n = buf.frames();
-        if n == 0 {
-            empty_run += 1;
-            if empty_run > MAX_EMPTY_PACKETS_IN_A_ROW {
-                return Err(Error::decode(
-                    label,
-                    format!("{MAX_EMPTY_PACKETS_IN_A_ROW} packets in a row decoded to no audio"),
-                ));
-            }
-            continue;
-        }
-        empty_run = 0;
-        let planes_in = buf.num_planes();
-        if buf.spec().rate() != rate || channels.is_some_and(|ch| ch != planes_in) || planes_in == 0
-        {
-            report.corrupt += 1;
-            if report.corrupt > limits.max_corrupt_packets {
-                return Err(Error::decode(
-                    label,
-                    format!("more than {} corrupt packets (the limit)", limits.max_corrupt_packets),
-                ));
-            }
-            report.warn(format!(
-                "skipped a packet of {} Hz × {planes_in} ch in a {rate} Hz stream of {} ch",
-                buf.spec().rate(),
-                channels.map_or("?".to_string(), |c| c.to_string())
+        report.corrupt += 1;
+        if report.corrupt > limits.max_corrupt_packets {
+            return Err(Error::decode(
+                label,
+                format!(
+                    "more than {} corrupt packets (the limit); last: {problem}",
+                    limits.max_corrupt_packets
+                ),
             ));
-            continue;
         }
-        if channels.is_none() {
-            // The header did not say; the first decoded packet does.
-            if planes_in > usize::from(limits.max_channels) {
-                return Err(limit(label, "channels", planes_in, limits.max_channels));
-            }
-            channels = Some(planes_in);
-            cap = duration_cap(rate, limits).min(bytes_cap(planes_in, limits));
-        }
-        let skip = usize::try_from(priming_left.min(n as u64)).unwrap_or(n);
-        priming_left -= skip as u64;
-        let take = n - skip;
-        if take == 0 {
-            continue;
-        }
-        if frames + take as u64 > cap {
-            let ch = channels.unwrap_or(1);
-            let seen = frames + take as u64;
-            return Err(if seen > duration_cap(rate, limits) {
-                limit(
-                    label,
-                    "duration_s",
-                    format!("at least {:.3}", seen as f64 / f64::from(rate)),
-                    limits.max_duration_s,
-                )
-            } else {
-                limit(
-                    label,
-                    "decoded_bytes",
-                    format!("at least {}", seen * ch as u64 * 4),
-                    limits.max_decoded_bytes,
-                )
-            });
-        }
-        if mode == Mode::Store {
-            if planes.is_empty() {
-                let capacity = prealloc_frames(opened.header_frames, cap, input.len);
-                planes = (0..planes_in).map(|_| Vec::with_capacity(capacity)).collect();
-            }
-            let start = planes[0].len();
-            for p in &mut planes {
-                p.resize(start + take, 0.0);
-            }
-            let mut dst: Vec<&mut [f32]> = planes.iter_mut().map(|p| &mut p[start..]).collect();
-            buf.slice(skip..).copy_to_slice_planar(&mut dst);
-        }
-        frames += take as u64;
+        let silence = acc.push_silence(gap)?;
+        report.warn(format!(
+            "corrupt packet at {} ms replaced by {silence} frames of silence: {problem}",
+            frames_to_ms(acc.frames.saturating_sub(silence as u64), nonzero(rate))
+        ));
     }
 
+    let Acc { frames, channels, mut planes, .. } = acc;
     let channel_count = channels.unwrap_or(0);
     if frames == 0 && channel_count == 0 {
         return Err(Error::decode(label, "no audio could be decoded"));
@@ -794,6 +782,111 @@ fn decode_source(
         AudioBuffer::mono(nonzero(rate), Vec::new())
     };
     Ok(Decoded { audio, info, corrupt_packets: report.corrupt, warnings: report.warnings })
+}
+
+/// Frames in `dur` ticks of `time_base` at `rate`, rounded to nearest (integer maths).
+fn packet_frames(dur: u64, time_base: Option<(u32, u32)>, rate: u32) -> u64 {
+    let (numer, denom) = time_base.unwrap_or((1, rate));
+    if denom == 0 {
+        return 0;
+    }
+    let f = (u128::from(dur) * u128::from(numer) * u128::from(rate) + u128::from(denom) / 2)
+        / u128::from(denom);
+    u64::try_from(f).unwrap_or(u64::MAX)
+}
+
+/// Collects decoded frames: skips the priming, enforces the frame cap, stores or only counts.
+struct Acc<'a> {
+    label: &'a Path,
+    limits: &'a Limits,
+    rate: u32,
+    store: bool,
+    /// Channel count, from the header or else from the first decoded packet.
+    channels: Option<usize>,
+    planes: Vec<Vec<f32>>,
+    frames: u64,
+    priming_left: u64,
+    header_frames: Option<u64>,
+    input_len: u64,
+}
+
+impl Acc<'_> {
+    /// Most frames the limits allow once the channel count is known.
+    fn cap(&self, channels: usize) -> u64 {
+        duration_cap(self.rate, self.limits).min(bytes_cap(channels, self.limits))
+    }
+
+    /// Applies the priming skip and the limits to `n` new frames of `channels` channels, and
+    /// makes room for them. Returns `(skip, take)`.
+    fn admit(&mut self, n: usize, channels: usize) -> Result<(usize, usize)> {
+        if self.channels.is_none() {
+            // The header did not say; the first decoded packet does.
+            if channels > usize::from(self.limits.max_channels) {
+                return Err(limit(self.label, "channels", channels, self.limits.max_channels));
+            }
+            self.channels = Some(channels);
+        }
+        let skip = usize::try_from(self.priming_left.min(n as u64)).unwrap_or(n);
+        self.priming_left -= skip as u64;
+        let take = n - skip;
+        let seen = self.frames + take as u64;
+        if seen > self.cap(channels) {
+            let rate = self.rate;
+            return Err(if seen > duration_cap(rate, self.limits) {
+                limit(
+                    self.label,
+                    "duration_s",
+                    format!("at least {:.3}", seen as f64 / f64::from(rate)),
+                    self.limits.max_duration_s,
+                )
+            } else {
+                limit(
+                    self.label,
+                    "decoded_bytes",
+                    format!("at least {}", u128::from(seen) * channels as u128 * 4),
+                    self.limits.max_decoded_bytes,
+                )
+            });
+        }
+        if self.store && take > 0 {
+            if self.planes.is_empty() {
+                let capacity =
+                    prealloc_frames(self.header_frames, self.cap(channels), self.input_len);
+                self.planes = (0..channels).map(|_| Vec::with_capacity(capacity)).collect();
+            }
+            let end = self.planes[0].len() + take;
+            for p in &mut self.planes {
+                p.resize(end, 0.0);
+            }
+        }
+        self.frames = seen;
+        Ok((skip, take))
+    }
+
+    fn push_decoded(&mut self, buf: &GenericAudioBufferRef<'_>) -> Result<()> {
+        let (skip, take) = self.admit(buf.frames(), buf.num_planes())?;
+        if self.store && take > 0 {
+            let mut dst: Vec<&mut [f32]> = self
+                .planes
+                .iter_mut()
+                .map(|p| {
+                    let start = p.len() - take;
+                    &mut p[start..]
+                })
+                .collect();
+            buf.slice(skip..).copy_to_slice_planar(&mut dst);
+        }
+        Ok(())
+    }
+
+    /// Appends `n` frames of silence (already zero after `admit`); returns how many were kept.
+    /// Nothing is added while the channel count is still unknown.
+    fn push_silence(&mut self, n: u64) -> Result<usize> {
+        let Some(channels) = self.channels else { return Ok(0) };
+        let n = usize::try_from(n).unwrap_or(usize::MAX);
+        let (_, take) = self.admit(n, channels)?;
+        Ok(take)
+    }
 }
 
 /// Fills the length fields and chapters once the frame count is known.
