@@ -18,7 +18,9 @@ use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions, CODEC_ID
 use symphonia::core::errors::Error as SymError;
 use symphonia::core::formats::probe::Hint;
 use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
-use symphonia::core::io::{MediaSource, MediaSourceStream, MediaSourceStreamOptions};
+use symphonia::core::io::{
+    MediaSource, MediaSourceStream, MediaSourceStreamOptions, ReadOnlySource,
+};
 use symphonia::core::meta::MetadataOptions;
 
 use super::probe::{
@@ -210,10 +212,14 @@ fn run_file(
     let head = &head[..n];
     let mp4 =
         if looks_like_mp4(head) { guarded(path, || Ok(scan_mp4(&mut file, len)))? } else { None };
-    file.seek(SeekFrom::Start(0)).map_err(|e| Error::io("seek", path, e))?;
-    let source: Box<dyn MediaSource> = Box::new(file);
+    let mut sources = |seekable: bool| -> std::io::Result<Box<dyn MediaSource>> {
+        // A clone shares the file offset; the previous reader is gone when this is called.
+        let mut f = file.try_clone()?;
+        f.seek(SeekFrom::Start(0))?;
+        Ok(if seekable { Box::new(f) } else { Box::new(ReadOnlySource::new(f)) })
+    };
     let input = Input { label: path, head, len, mp4 };
-    guarded(path, || decode_source(source, &input, opts, mode, cancel))
+    guarded(path, || decode_source(&mut sources, &input, opts, mode, cancel))
 }
 
 fn run_bytes(
@@ -232,9 +238,12 @@ fn run_bytes(
     } else {
         None
     };
-    let source: Box<dyn MediaSource + '_> = Box::new(Cursor::new(bytes));
+    let mut sources = |seekable: bool| -> std::io::Result<Box<dyn MediaSource + '_>> {
+        let cursor = Cursor::new(bytes);
+        Ok(if seekable { Box::new(cursor) } else { Box::new(ReadOnlySource::new(cursor)) })
+    };
     let input = Input { label, head, len, mp4 };
-    guarded(label, || decode_source(source, &input, opts, mode, cancel))
+    guarded(label, || decode_source(&mut sources, &input, opts, mode, cancel))
 }
 
 /// Reads up to `buf.len()` bytes from the start (fewer only at end of file).
@@ -342,35 +351,68 @@ struct Opened<'s> {
     warnings: Vec<String>,
 }
 
+/// Opens a fresh byte source over the whole input; `false` asks for one that cannot seek.
+type Sources<'s> = dyn FnMut(bool) -> std::io::Result<Box<dyn MediaSource + 's>> + 's;
+
+/// Runs symphonia's probe over a fresh source.
+fn probe_container<'s>(
+    sources: &mut Sources<'s>,
+    seekable: bool,
+    label: &Path,
+) -> Result<std::result::Result<Box<dyn FormatReader + 's>, SymError>> {
+    let source = sources(seekable).map_err(|e| Error::io("read", label, e))?;
+    let mss = MediaSourceStream::new(source, MediaSourceStreamOptions::default());
+    // The hint is deliberately empty: symphonia 0.6 detects the format from the content only.
+    Ok(symphonia::default::get_probe().probe(
+        &Hint::new(),
+        mss,
+        FormatOptions::default(),
+        MetadataOptions::default(),
+    ))
+}
+
 fn open_source<'s>(
-    source: Box<dyn MediaSource + 's>,
+    sources: &mut Sources<'s>,
     input: &Input<'_>,
     opts: &DecodeOptions,
 ) -> Result<Opened<'s>> {
     let label = input.label;
     let limits = &opts.limits;
-    let mss = MediaSourceStream::new(source, MediaSourceStreamOptions::default());
-    // The hint is deliberately empty: symphonia 0.6 detects the format from the content only.
-    let mut reader = symphonia::default::get_probe()
-        .probe(&Hint::new(), mss, FormatOptions::default(), MetadataOptions::default())
-        .map_err(|e| match e {
-            SymError::Unsupported(_) => match sniff_unsupported_container(input.head) {
-                Some(name) => Error::UnsupportedFormat {
-                    path: label.to_path_buf(),
-                    detail: format!("{name} files are not supported"),
-                },
-                None => decode_err(
-                    label,
-                    "not a recognised audio file (no WAV, AIFF, CAF, MP3, FLAC, Ogg, MP4/M4A, \
-                     ADTS or Matroska signature found)",
-                    e,
-                ),
-            },
-            SymError::IoError(ref io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-                decode_err(label, "file ends inside its header (truncated?)", e)
+    let mut warnings = Vec::new();
+    let first = match probe_container(sources, true, label)? {
+        Ok(reader) => Ok(reader),
+        // Readers that look at the end of a seekable input (Ogg finds its duration there,
+        // trailing ID3v1/APE tags) fail on a truncated or damaged tail. Read it front to back
+        // instead, as a stream, which is how ffmpeg still decodes such files.
+        Err(e @ SymError::Unsupported(_)) => Err(e),
+        Err(e) => match probe_container(sources, false, label)? {
+            Ok(reader) => {
+                warnings.push(format!(
+                    "the end of the file could not be read ({e}); decoded it front to back"
+                ));
+                Ok(reader)
             }
-            other => decode_err(label, format!("cannot read the container header: {other}"), other),
-        })?;
+            Err(_) => Err(e),
+        },
+    };
+    let mut reader = first.map_err(|e| match e {
+        SymError::Unsupported(_) => match sniff_unsupported_container(input.head) {
+            Some(name) => Error::UnsupportedFormat {
+                path: label.to_path_buf(),
+                detail: format!("{name} files are not supported"),
+            },
+            None => decode_err(
+                label,
+                "not a recognised audio file (no WAV, AIFF, CAF, MP3, FLAC, Ogg, MP4/M4A, \
+                     ADTS or Matroska signature found)",
+                e,
+            ),
+        },
+        SymError::IoError(ref io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            decode_err(label, "file ends inside its header (truncated?)", e)
+        }
+        other => decode_err(label, format!("cannot read the container header: {other}"), other),
+    })?;
 
     let container = container_name(reader.format_info().short_name);
     let track = reader.default_track(TrackType::Audio).cloned().ok_or_else(|| {
@@ -432,7 +474,6 @@ fn open_source<'s>(
             other => decode_err(label, format!("cannot set up the {codec} decoder"), other),
         })?;
 
-    let mut warnings = Vec::new();
     // AAC (and anything else) in MP4: symphonia ignores the edit list; ffmpeg skips its
     // media_time at the start (the encoder priming, 1024 frames for AAC-LC) and keeps the
     // rest, so do the same.
@@ -594,8 +635,8 @@ impl Report {
     }
 }
 
-fn decode_source(
-    source: Box<dyn MediaSource + '_>,
+fn decode_source<'s>(
+    sources: &mut Sources<'s>,
     input: &Input<'_>,
     opts: &DecodeOptions,
     mode: Mode,
@@ -603,7 +644,7 @@ fn decode_source(
 ) -> Result<Decoded> {
     let label = input.label;
     let limits = &opts.limits;
-    let mut opened = open_source(source, input, opts)?;
+    let mut opened = open_source(sources, input, opts)?;
     let rate = opened.info.sample_rate;
     let mut report =
         Report { corrupt: 0, warnings: std::mem::take(&mut opened.warnings), dropped_warnings: 0 };
