@@ -13,6 +13,7 @@ mod buffer;
 mod cancel;
 mod error;
 mod limits;
+pub mod load;
 mod meta;
 mod source;
 pub mod synth;
