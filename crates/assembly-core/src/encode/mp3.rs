@@ -46,6 +46,8 @@ pub(super) struct Mp3Out {
     counter: FrameCounter,
     samples: u64,
     cbr_kbps: Option<u16>,
+    /// Undoes LAME's CBR input scaling (see [`lame_cbr_scale`]).
+    gain: f32,
 }
 
 /// The info-tag frame this module writes itself.
@@ -97,6 +99,10 @@ impl Mp3Out {
                 Mp3Bitrate::Cbr { kbps } => Some(kbps),
                 Mp3Bitrate::Vbr { .. } => None,
             },
+            gain: match bitrate {
+                Mp3Bitrate::Cbr { kbps } => 1.0 / lame_cbr_scale(kbps),
+                Mp3Bitrate::Vbr { .. } => 1.0,
+            },
         })
     }
 
@@ -109,14 +115,15 @@ impl Mp3Out {
         if n == 0 {
             return Ok(());
         }
+        let gain = self.gain;
         self.left.clear();
-        self.left.extend(planes[0].iter().map(|&s| sanitize_clamped(s)));
+        self.left.extend(planes[0].iter().map(|&s| sanitize_clamped(s) * gain));
         let res = if self.channels == 1 {
             let input = MonoPcm(&self.left[..]);
             lame_call(&mut self.out, n, false, |out| self.lame.encode_to_vec(input, out))
         } else {
             self.right.clear();
-            self.right.extend(planes[1].iter().map(|&s| sanitize_clamped(s)));
+            self.right.extend(planes[1].iter().map(|&s| sanitize_clamped(s) * gain));
             let input = DualPcm { left: &self.left[..], right: &self.right[..] };
             lame_call(&mut self.out, n, false, |out| self.lame.encode_to_vec(input, out))
         };
@@ -235,6 +242,21 @@ fn build_lame(
     }
     b.set_to_write_vbr_tag(write_tag).map_err(|e| err("the info tag", &e))?;
     b.build().map_err(|e| err("the configuration", &e))
+}
+
+/// The input scale LAME 3.100 applies in CBR/ABR mode (`abr_switch_map` in `presets.c`: "ABR
+/// seems to have big problems with clipping … compensate … using a scale value"): 0.95 up to
+/// 160 kbit/s (−0.45 dB), 0.97 at 192, 0.98 at 224, 1.0 above. Left alone, a 128 kbit/s file
+/// decodes 0.45 LU quieter than its source (ffmpeg's libmp3lame does exactly that). The encoder
+/// multiplies its input by the inverse so the decoded loudness matches the master; peak
+/// headroom is the mastering limiter's job (its true-peak ceiling).
+fn lame_cbr_scale(kbps: u16) -> f32 {
+    match kbps {
+        0..=160 => 0.95,
+        161..=192 => 0.97,
+        193..=224 => 0.98,
+        _ => 1.0,
+    }
 }
 
 fn to_quality(q: u8) -> Quality {
