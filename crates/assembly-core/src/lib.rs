@@ -9,8 +9,10 @@
 //! All audio inside is an [`AudioBuffer`]: planar `f32` with a non-zero rate and channel count.
 
 pub mod analyze;
+mod atomic;
 mod buffer;
 mod cancel;
+pub mod encode;
 mod error;
 mod limits;
 pub mod load;
@@ -18,6 +20,7 @@ mod meta;
 mod source;
 pub mod synth;
 
+pub use atomic::{AtomicFile, write_atomic};
 pub use buffer::{AudioBuffer, frames_to_ms, ms_to_frames, seconds_to_frames};
 pub use cancel::CancelToken;
 pub use error::{BoxError, Error, Result, SpecProblem};
