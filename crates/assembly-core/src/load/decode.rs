@@ -991,6 +991,25 @@ mod tests {
     }
 
     #[test]
+    fn options_reject_unknown_fields_and_default_the_rest() {
+        let typo = serde_json::from_str::<DecodeOptions>(r#"{"gaples": false}"#);
+        assert!(typo.is_err());
+        let o: DecodeOptions = serde_json::from_str(r#"{"gapless": false}"#).unwrap();
+        assert_eq!(o, DecodeOptions { gapless: false, limits: Limits::default() });
+    }
+
+    #[test]
+    fn packet_durations_convert_to_frames() {
+        // MP3 packet of 1152 ticks at 1/44100.
+        assert_eq!(packet_frames(1152, Some((1, 44_100)), 44_100), 1152);
+        // 1024 ticks of an MP4 track with timescale 48000, stream at 96000.
+        assert_eq!(packet_frames(1024, Some((1, 48_000)), 96_000), 2048);
+        // No time base: ticks are frames.
+        assert_eq!(packet_frames(576, None, 22_050), 576);
+        assert_eq!(packet_frames(u64::MAX, Some((u32::MAX, 1)), 384_000), u64::MAX);
+    }
+
+    #[test]
     fn panics_become_decode_errors() {
         let label = Path::new("x.wav");
         let err = guarded::<()>(label, || panic!("boom")).unwrap_err();
