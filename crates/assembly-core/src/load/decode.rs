@@ -27,7 +27,7 @@ use super::probe::{
     Mp4TrackEdit, ProbeInfo, collect_chapters, collect_tags, container_name, looks_like_mp4,
     scan_mp4, sniff_unsupported_container, unsupported_codec_name,
 };
-use crate::{AudioBuffer, CancelToken, Error, Limits, Result, frames_to_ms};
+use crate::{AudioBuffer, BoxError, CancelToken, Error, Limits, Result, frames_to_ms};
 
 /// How [`decode_file`] and [`decode_bytes`] decode.
 ///
@@ -509,7 +509,8 @@ fn open_source<'s>(
         if opts.gapless {
             n
         } else {
-            n + u64::from(track.delay.unwrap_or(0)) + u64::from(track.padding.unwrap_or(0))
+            n.saturating_add(u64::from(track.delay.unwrap_or(0)))
+                .saturating_add(u64::from(track.padding.unwrap_or(0)))
         }
     });
 
@@ -722,7 +723,7 @@ fn decode_source<'s>(
         // when trimming is off.
         let dur = if opts.gapless { packet.dur } else { packet.block_dur() };
         let gap = packet_frames(dur.get(), opened.time_base, rate).min(opened.max_gap_frames);
-        let problem = match opened.decoder.decode(&packet) {
+        let (problem, cause) = match opened.decoder.decode(&packet) {
             Ok(buf) => {
                 let n = buf.frames();
                 let planes_in = buf.num_planes();
@@ -739,6 +740,18 @@ fn decode_source<'s>(
                     continue;
                 }
                 empty_run = 0;
+                if acc.frames == 0
+                    && planes_in > 0
+                    && buf.spec().rate() == rate
+                    && acc.channels.is_some_and(|ch| ch != planes_in)
+                {
+                    // The decoder knows better than the header (e.g. AAC parametric stereo).
+                    report.warn(format!(
+                        "header says {} channels, the audio has {planes_in}",
+                        acc.channels.unwrap_or(0)
+                    ));
+                    acc.channels = None;
+                }
                 if buf.spec().rate() == rate
                     && planes_in > 0
                     && acc.channels.is_none_or(|ch| ch == planes_in)
@@ -746,11 +759,12 @@ fn decode_source<'s>(
                     acc.push_decoded(&buf)?;
                     continue;
                 }
-                format!(
+                let problem = format!(
                     "a packet of {} Hz × {planes_in} ch in a {rate} Hz stream of {} ch",
                     buf.spec().rate(),
                     acc.channels.map_or("?".to_string(), |c| c.to_string())
-                )
+                );
+                (problem, None)
             }
             Err(SymError::ResetRequired) => {
                 opened.decoder.reset();
@@ -765,29 +779,18 @@ fn decode_source<'s>(
                     ),
                 });
             }
-            Err(e) => {
-                if report.corrupt >= limits.max_corrupt_packets {
-                    return Err(decode_err(
-                        label,
-                        format!(
-                            "more than {} corrupt packets (the limit); last: {e}",
-                            limits.max_corrupt_packets
-                        ),
-                        e,
-                    ));
-                }
-                e.to_string()
-            }
+            Err(e) => (e.to_string(), Some(e)),
         };
         report.corrupt += 1;
         if report.corrupt > limits.max_corrupt_packets {
-            return Err(Error::decode(
-                label,
-                format!(
+            return Err(Error::Decode {
+                path: label.to_path_buf(),
+                detail: format!(
                     "more than {} corrupt packets (the limit); last: {problem}",
                     limits.max_corrupt_packets
                 ),
-            ));
+                source: cause.map(|e| Box::new(e) as BoxError),
+            });
         }
         let silence = acc.push_silence(gap)?;
         report.warn(format!(
@@ -985,6 +988,25 @@ mod tests {
                 other => panic!("expected InvalidInput for {field}, got {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn options_reject_unknown_fields_and_default_the_rest() {
+        let typo = serde_json::from_str::<DecodeOptions>(r#"{"gaples": false}"#);
+        assert!(typo.is_err());
+        let o: DecodeOptions = serde_json::from_str(r#"{"gapless": false}"#).unwrap();
+        assert_eq!(o, DecodeOptions { gapless: false, limits: Limits::default() });
+    }
+
+    #[test]
+    fn packet_durations_convert_to_frames() {
+        // MP3 packet of 1152 ticks at 1/44100.
+        assert_eq!(packet_frames(1152, Some((1, 44_100)), 44_100), 1152);
+        // 1024 ticks of an MP4 track with timescale 48000, stream at 96000.
+        assert_eq!(packet_frames(1024, Some((1, 48_000)), 96_000), 2048);
+        // No time base: ticks are frames.
+        assert_eq!(packet_frames(576, None, 22_050), 576);
+        assert_eq!(packet_frames(u64::MAX, Some((u32::MAX, 1)), 384_000), u64::MAX);
     }
 
     #[test]
