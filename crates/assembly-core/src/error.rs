@@ -70,6 +70,14 @@ pub enum Error {
         detail: String,
     },
 
+    /// A spec (or options object) failed validation. Every problem is listed, each with the
+    /// JSON path of the field at fault (`"output.bitrate_kbps"`, `"template.segments[2].asset"`).
+    #[error("invalid spec: {}", SpecProblem::join(problems))]
+    InvalidSpec {
+        /// Every problem found, in document order.
+        problems: Vec<SpecProblem>,
+    },
+
     /// Writing an output failed in the encoder (not an I/O error).
     #[error("{path}: cannot encode: {detail}")]
     Encode {
@@ -92,6 +100,26 @@ pub enum Error {
         /// What happened.
         message: String,
     },
+}
+
+/// One problem found while validating a spec: where, and what.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SpecProblem {
+    /// JSON path of the field at fault, e.g. `"template.segments[2].asset"`.
+    pub path: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl SpecProblem {
+    /// A problem at `path`.
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { path: path.into(), message: message.into() }
+    }
+
+    fn join(problems: &[SpecProblem]) -> String {
+        problems.iter().map(|p| format!("{}: {}", p.path, p.message)).collect::<Vec<_>>().join("; ")
+    }
 }
 
 impl Error {

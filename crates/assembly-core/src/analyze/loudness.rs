@@ -195,6 +195,73 @@ mod tests {
         assert_eq!(back.integrated_lufs, f64::NEG_INFINITY);
     }
 
+    // EBU Tech 3341's true-peak cases use fs/4 sines at various phases. At fs/4 with a 45°
+    // offset, x[n] = A·sin(π·n/2 + π/4) only ever takes the values ±A/√2 (every sample sits
+    // 45° from a crest), while the continuous sine still reaches ±A halfway between samples.
+    // So the sample peak is 20·log10(A) − 3.01 dB and the true peak exactly 20·log10(A); the
+    // 4× oversampling grid (offsets 0, ¼, ½, ¾) hits the crests at offset ½. With A = 0.5:
+    // sample peak −9.03 dBFS, true peak −6.02 dBTP (Tech 3341 allows +0.2/−0.4 dB; 0.3 here).
+    #[test]
+    fn true_peak_of_quarter_rate_sine_at_45_degrees() {
+        let amp = 0.5f64;
+        let x: Vec<f32> = (0..48_000 * 2)
+            .map(|n| {
+                let phase = std::f64::consts::FRAC_PI_2 * n as f64 + std::f64::consts::FRAC_PI_4;
+                (amp * phase.sin()) as f32
+            })
+            .collect();
+        let l = measure(&synth::mono(R48, x)).unwrap();
+        let tp = 20.0 * amp.log10();
+        let sp = 20.0 * (amp * std::f64::consts::FRAC_1_SQRT_2).log10();
+        eprintln!(
+            "true peak {:.3} dBTP (analytic {tp:.3}), sample peak {:.3}",
+            l.true_peak_dbtp, l.sample_peak_dbfs
+        );
+        assert!((l.sample_peak_dbfs - sp).abs() < 0.01, "{l:?}");
+        assert!((l.true_peak_dbtp - tp).abs() < 0.3, "{l:?} vs {tp}");
+        assert!((l.true_peak_dbtp - l.sample_peak_dbfs - 3.01).abs() < 0.3, "{l:?}");
+    }
+
+    // EBU Tech 3342 cases 1 and 2: 1 kHz stereo sine, 20 s at -20 dBFS then 20 s at -30 dBFS
+    // reads LRA 10 ±1 LU; -20 then -15 dBFS reads 5 ±1 LU.
+    #[test]
+    fn tech_3342_loudness_range() {
+        for (a, b, want) in [(-20.0, -30.0, 10.0), (-20.0, -15.0, 5.0)] {
+            let mut buf = stereo_sine_db(a, 20);
+            buf.append(&stereo_sine_db(b, 20)).unwrap();
+            let l = measure(&buf).unwrap();
+            eprintln!("{a}/{b} dBFS: LRA {:.2} LU", l.range_lu);
+            assert!((l.range_lu - want).abs() <= 1.0, "{a}/{b}: {l:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+        // A gain g shifts integrated loudness (and both peaks) by 20·log10 g, on noise or sine.
+        #[test]
+        fn gain_shifts_loudness_by_its_db(
+            g in 0.05f64..4.0,
+            seed in 0u64..1000,
+            sine in proptest::bool::ANY,
+        ) {
+            let n = 48_000 * 3;
+            let x = if sine {
+                synth::sine(R48, 200.0 + seed as f64 * 5.0, 0.3, n)
+            } else {
+                synth::white_noise(seed, 0.3, n)
+            };
+            let y: Vec<f32> = x.iter().map(|&s| (f64::from(s) * g) as f32).collect();
+            let lx = measure(&synth::mono(R48, x)).unwrap();
+            let ly = measure(&synth::mono(R48, y)).unwrap();
+            let db = 20.0 * g.log10();
+            proptest::prop_assert!((ly.integrated_lufs - lx.integrated_lufs - db).abs() <= 0.05,
+                "{:?} {:?} {}", lx, ly, db);
+            proptest::prop_assert!((ly.sample_peak_dbfs - lx.sample_peak_dbfs - db).abs() <= 0.01);
+            proptest::prop_assert!((ly.true_peak_dbtp - lx.true_peak_dbtp - db).abs() <= 0.01);
+        }
+    }
+
     #[test]
     fn channel_mismatch_is_an_error() {
         let mut m = LoudnessMeter::new(2, 48_000, false).unwrap();
