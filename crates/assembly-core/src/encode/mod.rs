@@ -63,7 +63,7 @@ pub enum OutputFormat {
         #[serde(default)]
         bitrate: Mp3Bitrate,
         /// LAME's algorithm quality (`-q`), `0` (best, slowest) to `9` (fastest). Values below 2
-        /// are much slower for no audible gain. Default: `5` (measured ~2× faster than `2`; see
+        /// are much slower for no audible gain. Default: `5` (1.6–2.3× less CPU than `2`; see
         /// `docs/encoding.md`).
         #[serde(default = "default_lame_quality")]
         quality: u8,
