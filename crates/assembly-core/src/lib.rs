@@ -16,6 +16,8 @@ mod limits;
 mod meta;
 mod source;
 pub mod synth;
+pub mod transcript;
+mod warning;
 
 pub use buffer::{AudioBuffer, frames_to_ms, ms_to_frames, seconds_to_frames};
 pub use cancel::CancelToken;
@@ -23,3 +25,4 @@ pub use error::{BoxError, Error, Result};
 pub use limits::Limits;
 pub use meta::Chapter;
 pub use source::FrameSource;
+pub use warning::{Warning, WarningCode};
