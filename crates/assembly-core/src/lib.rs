@@ -11,6 +11,7 @@
 pub mod analyze;
 mod buffer;
 mod cancel;
+pub mod edit;
 mod error;
 mod limits;
 mod meta;

@@ -33,6 +33,8 @@ pub enum WarningCode {
     Overridden,
     /// The pause-removal cap was reached; shorter pauses were left as they are.
     PauseCapReached,
+    /// An option key was not recognised and was ignored.
+    UnknownOption,
 }
 
 /// A non-fatal finding, with a human-readable message.

@@ -9,8 +9,10 @@
 //! threshold    = max(floor_dbfs, min(max(speech − below_speech_db, noise + above_noise_db), speech − 6))
 //! ```
 //!
-//! Runs of hops above the threshold are active; their edges are then refined to 1 ms
-//! sub-windows, and runs shorter than `min_activity_ms` (clicks) are ignored. The result
+//! Runs of hops above the threshold are active. Their edges are then refined to 1 ms
+//! sub-windows and extended (hysteresis) while the sound stays above the lower edge threshold
+//! `max(floor_dbfs, noise + above_noise_db)`, up to 150 ms: soft onsets and decays belong to
+//! the sound, not to the pause. Runs shorter than `min_activity_ms` (clicks) are ignored. The result
 //! answers "is this range silent?" (pause verification), lists silent runs (audio-only pause
 //! detection) and speech intervals with short gaps bridged (ducking). Energy only: no spectral
 //! analysis is needed for these questions, which keeps it to one pass over the samples.
@@ -200,12 +202,17 @@ impl ActivityMap {
             (speech, noise, t.min(speech - 6.0).max(floor))
         };
 
-        // Active hop runs, edges refined to 1 ms sub-windows.
+        let edge_threshold = (noise + options.above_noise_db).max(floor).min(threshold);
+
+        // Active hop runs, edges refined to 1 ms sub-windows, then extended by hysteresis.
         let sub = ((rate.get() as usize).div_ceil(1000)).max(1);
-        let loud_sub = |r: Range<usize>| {
+        let sub_db = |r: Range<usize>| {
             let n = r.len() * channels;
-            power_db(sum_sq(audio, r), n) > threshold
+            power_db(sum_sq(audio, r), n)
         };
+        let loud_sub = |r: Range<usize>| sub_db(r) > threshold;
+        let max_extend = rate.get() as usize * 150 / 1000;
+        let mut prev_end = 0usize;
         let min_len = u64::from(rate.get()) * u64::from(options.min_activity_ms) / 1000;
         let mut active = Vec::new();
         let mut h = 0;
@@ -244,6 +251,29 @@ impl ActivityMap {
                 }
                 q = p;
             }
+            // Hysteresis: extend while the previous/next sub-window stays above the edge
+            // threshold, not past the previous run nor further than `max_extend`.
+            let stop = start.saturating_sub(max_extend).max(prev_end);
+            while start > stop {
+                let p = start.saturating_sub(sub).max(stop);
+                if sub_db(p..start) > edge_threshold {
+                    start = p;
+                } else {
+                    break;
+                }
+            }
+            let stop = (end + max_extend).min(frames);
+            while end < stop {
+                let q = (end + sub).min(stop);
+                if sub_db(end..q) > edge_threshold {
+                    end = q;
+                } else {
+                    break;
+                }
+            }
+            prev_end = end;
+            // The extension may have reached into the next hops; skip them.
+            h = h.max(end.div_ceil(hop));
             let (start, end) = (start as u64, (end as u64).max(start as u64));
             if end - start >= min_len.max(1) {
                 match active.last_mut() {
