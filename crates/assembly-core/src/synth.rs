@@ -148,6 +148,144 @@ pub fn multi(rate: NonZeroU32, samples: Vec<f32>, channels: usize) -> AudioBuffe
     AudioBuffer::from_planar(rate, planes).expect("non-empty, equal-length planes")
 }
 
+/// One word of a synthetic transcript: its text and times in seconds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpokenWord {
+    /// The token, with punctuation (`"Uh,"`, `"today."`).
+    pub text: String,
+    /// Start, in seconds.
+    pub start_s: f64,
+    /// End, in seconds.
+    pub end_s: f64,
+}
+
+/// What [`spoken_words`] generates: speech-like audio and the words that "say" it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpokenScript {
+    /// Mono samples.
+    pub samples: Vec<f32>,
+    /// The words, in order, non-overlapping.
+    pub words: Vec<SpokenWord>,
+    /// How many of the words are fillers (`um`, `uh`).
+    pub fillers: usize,
+    /// How many gaps are long pauses (1.8–4 s).
+    pub long_pauses: usize,
+}
+
+/// Deterministic word-timed speech: `duration_s` seconds at about 150 words per minute, each
+/// word a voiced burst (a harmonic series on a per-word pitch, 10 ms raised-cosine attack and
+/// release, a little noise) at RMS roughly `level_db` dBFS, separated by short gaps, sentence
+/// breaks, `fillers_per_hour` fillers (`"um"`, `"Uh,"`) and `long_pauses_per_hour` long
+/// pauses, over a noise floor at `noise_db` dBFS (RMS; `f64::NEG_INFINITY` for digital
+/// silence). The transcript times match the bursts exactly.
+///
+/// ```
+/// use std::num::NonZeroU32;
+/// let s = assembly_core::synth::spoken_words(NonZeroU32::new(16_000).unwrap(), 1, 60.0, -20.0, -60.0, 200.0, 100.0);
+/// assert!(s.words.len() > 120 && s.words.len() < 180);
+/// assert_eq!(s.samples.len(), 16_000 * 60);
+/// ```
+pub fn spoken_words(
+    rate: NonZeroU32,
+    seed: u64,
+    duration_s: f64,
+    level_db: f64,
+    noise_db: f64,
+    fillers_per_hour: f64,
+    long_pauses_per_hour: f64,
+) -> SpokenScript {
+    const VOCAB: [&str; 24] = [
+        "the",
+        "show",
+        "today",
+        "we",
+        "talk",
+        "about",
+        "editing",
+        "audio",
+        "and",
+        "people",
+        "really",
+        "think",
+        "that",
+        "this",
+        "is",
+        "a",
+        "good",
+        "way",
+        "to",
+        "start",
+        "podcast",
+        "listeners",
+        "music",
+        "time",
+    ];
+    let sr = f64::from(rate.get());
+    let frames = (duration_s.max(0.0) * sr).round() as usize;
+    let mut rng = Rng::new(seed);
+    let noise_amp = if noise_db.is_finite() { db_to_amp(noise_db) * 3f64.sqrt() } else { 0.0 };
+    let mut samples: Vec<f32> = (0..frames).map(|_| (noise_amp * rng.bipolar()) as f32).collect();
+    let amp = db_to_amp(level_db) * 1.2;
+    // Probabilities per word (about 150 words per minute).
+    let p_filler = fillers_per_hour / 9000.0;
+    let p_long = long_pauses_per_hour / 9000.0;
+    let mut words = Vec::new();
+    let (mut fillers, mut long_pauses) = (0, 0);
+    let mut t = 0.3;
+    let mut in_sentence = 0;
+    while t < duration_s {
+        let filler = rng.next_f64() < p_filler;
+        let len = if filler { 0.25 + 0.3 * rng.next_f64() } else { 0.15 + 0.3 * rng.next_f64() };
+        if t + len > duration_s {
+            break;
+        }
+        in_sentence += 1;
+        let end_sentence = !filler && in_sentence > 6 && rng.next_f64() < 0.15;
+        let text = if filler {
+            fillers += 1;
+            if rng.next_f64() < 0.5 { "um".to_string() } else { "Uh,".to_string() }
+        } else {
+            let w = VOCAB[(rng.next_u64() % VOCAB.len() as u64) as usize];
+            if end_sentence { format!("{w}.") } else { w.to_string() }
+        };
+        // Render the word.
+        let (s0, s1) = ((t * sr).round() as usize, ((t + len) * sr).round() as usize);
+        let f0 = 100.0 + 120.0 * rng.next_f64();
+        let ramp = (0.01 * sr) as usize;
+        let mut phase = 0.0f64;
+        let n = s1 - s0;
+        for (k, out) in samples[s0..s1.min(frames)].iter_mut().enumerate() {
+            let env = if k < ramp {
+                (std::f64::consts::FRAC_PI_2 * k as f64 / ramp as f64).sin().powi(2)
+            } else if n - k <= ramp {
+                (std::f64::consts::FRAC_PI_2 * (n - k) as f64 / ramp as f64).sin().powi(2)
+            } else {
+                1.0
+            };
+            phase += TAU * f0 * (1.0 + 0.05 * (TAU * k as f64 / n as f64).sin()) / sr;
+            let mut v = 0.0;
+            for h in 1..=8 {
+                v += (phase * h as f64).sin() / h as f64;
+            }
+            v += 0.05 * rng.bipolar();
+            *out += (amp * env * v * 0.6) as f32;
+        }
+        words.push(SpokenWord { text, start_s: t, end_s: t + len });
+        t += len;
+        let gap = if rng.next_f64() < p_long {
+            long_pauses += 1;
+            1.8 + 2.2 * rng.next_f64()
+        } else if end_sentence {
+            in_sentence = 0;
+            0.3 + 0.4 * rng.next_f64()
+        } else {
+            0.04 + 0.16 * rng.next_f64()
+        };
+        t += gap;
+    }
+    SpokenScript { samples, words, fillers, long_pauses }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

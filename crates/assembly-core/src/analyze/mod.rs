@@ -1,3 +1,4 @@
-//! Analysis stage: loudness measurement (and, later, speech activity and silence maps).
+//! Analysis stage: loudness measurement, speech activity and silence maps.
 
+pub mod activity;
 pub mod loudness;
