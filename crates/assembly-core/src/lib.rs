@@ -9,6 +9,7 @@
 //! All audio inside is an [`AudioBuffer`]: planar `f32` with a non-zero rate and channel count.
 
 pub mod analyze;
+pub mod arrange;
 mod buffer;
 mod cancel;
 mod error;
