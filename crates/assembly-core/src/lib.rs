@@ -14,6 +14,7 @@ mod buffer;
 mod cancel;
 mod error;
 mod limits;
+pub mod master;
 mod meta;
 mod source;
 pub mod synth;

@@ -1,0 +1,12 @@
+//! Master stage: loudness targets (presets or explicit), the gain that reaches them, an
+//! oversampled lookahead true-peak limiter, and the verify-after-encode loop.
+//!
+//! The two-pass render that uses these lives in [`crate::render`].
+
+mod limiter;
+mod preset;
+
+pub use limiter::{
+    LimiterOptions, LimiterStats, LimiterStream, SAFETY_MARGIN_DB, TruePeakLimiter, limit,
+};
+pub use preset::{MasterOptions, Preset, gain_to_target_db};
