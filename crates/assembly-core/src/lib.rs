@@ -16,6 +16,7 @@ mod error;
 mod limits;
 pub mod master;
 mod meta;
+pub mod render;
 mod source;
 pub mod synth;
 

@@ -5,9 +5,14 @@
 //! the lengths (or loudness) of the audio. The [`crate::render`] module turns a plan into
 //! sound.
 
+mod duck;
+mod level;
 mod place;
 mod template;
 
+pub use duck::DuckingEnvelope;
+pub(crate) use duck::raised_cosine;
+pub use level::{Leveling, SegmentGain, level_segments};
 pub use place::{Arrangement, BedPlacement, Placement, place};
 pub use template::{
     BedRule, DuckingOptions, LevelingMode, LevelingOptions, Segment, SegmentType, Template, Timing,

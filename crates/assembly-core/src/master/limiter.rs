@@ -119,6 +119,39 @@ fn interpolator() -> [[f32; TAPS]; 3] {
     out
 }
 
+/// The interpolator's worst-case gain: no interpolated point exceeds this times the largest
+/// magnitude among its taps.
+pub(crate) fn interpolator_bound() -> f32 {
+    interpolator().iter().map(|p| p.iter().map(|c| c.abs()).sum::<f32>()).fold(1.0f32, f32::max)
+}
+
+/// Largest sample or 4× interpolated magnitude over all channels for the frames
+/// `[AHEAD - 1, len - AHEAD)` of `planes` (the frames whose interpolation taps all lie
+/// inside the slices), exactly as the limiter's detector and `ebur128` see them.
+pub(crate) fn true_peak_4x(planes: &[&[f32]]) -> f32 {
+    let coef = interpolator();
+    let mut peak = 0.0f32;
+    for x in planes {
+        if x.len() < TAPS {
+            peak = x.iter().fold(peak, |m, s| m.max(s.abs()));
+            continue;
+        }
+        let n = x.len() + 1 - TAPS;
+        let mut acc = vec![0.0f32; n];
+        for phase in &coef {
+            acc.fill(0.0);
+            for (t, &c) in phase.iter().enumerate() {
+                for (a, &s) in acc.iter_mut().zip(&x[t..t + n]) {
+                    *a += c * s;
+                }
+            }
+            peak = acc.iter().fold(peak, |m, a| m.max(a.abs()));
+        }
+        peak = x[AHEAD - 1..AHEAD - 1 + n].iter().fold(peak, |m, s| m.max(s.abs()));
+    }
+    peak
+}
+
 /// A fixed-size ring of `f32` with a running sum, for a moving average.
 #[derive(Debug)]
 struct BoxAverage {
@@ -225,9 +258,7 @@ impl TruePeakLimiter {
         let tau = f64::from(options.release_ms) * sr / 1000.0;
         let release_coef = (1.0 - (-1.0 / tau).exp()) as f32;
         let coef = interpolator();
-        let bound =
-            coef.iter().map(|p| p.iter().map(|c| c.abs()).sum::<f32>()).fold(1.0f32, f32::max)
-                * 1.0001;
+        let bound = interpolator_bound() * 1.0001;
         let target = (10f64.powf((ceiling_dbtp - SAFETY_MARGIN_DB) / 20.0)) as f32;
         // History starts with zeros for the frames before the stream (frame < 0).
         let pre = latency + TAPS;
@@ -402,7 +433,7 @@ impl TruePeakLimiter {
                 self.min_gain = self.min_gain.min(g);
             }
         }
-        self.stats.max_reduction_db = -20.0 * f64::from(self.min_gain).log10();
+        self.stats.max_reduction_db = (-20.0 * f64::from(self.min_gain).log10()).max(0.0);
     }
 }
 

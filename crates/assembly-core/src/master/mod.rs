@@ -6,6 +6,7 @@
 mod limiter;
 mod preset;
 
+pub(crate) use limiter::true_peak_4x;
 pub use limiter::{
     LimiterOptions, LimiterStats, LimiterStream, SAFETY_MARGIN_DB, TruePeakLimiter, limit,
 };
