@@ -5,11 +5,13 @@
 //! the lengths (or loudness) of the audio. The [`crate::render`] module turns a plan into
 //! sound.
 
+mod chapters;
 mod duck;
 mod level;
 mod place;
 mod template;
 
+pub use chapters::{PodcastChapter, PodcastChapters, chapters};
 pub use duck::DuckingEnvelope;
 pub(crate) use duck::raised_cosine;
 pub use level::{Leveling, SegmentGain, level_segments};

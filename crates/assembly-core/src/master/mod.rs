@@ -5,9 +5,13 @@
 
 mod limiter;
 mod preset;
+mod verify;
 
 pub(crate) use limiter::true_peak_4x;
 pub use limiter::{
     LimiterOptions, LimiterStats, LimiterStream, SAFETY_MARGIN_DB, TruePeakLimiter, limit,
 };
 pub use preset::{MasterOptions, Preset, gain_to_target_db};
+pub use verify::{
+    EncodeMeasurement, EncodeRequest, VerifyAttempt, VerifyOptions, VerifyReport, verify_encoded,
+};
