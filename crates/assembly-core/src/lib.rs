@@ -9,6 +9,7 @@
 //! All audio inside is an [`AudioBuffer`]: planar `f32` with a non-zero rate and channel count.
 
 pub mod analyze;
+pub mod arrange;
 mod atomic;
 mod buffer;
 mod cancel;
@@ -17,7 +18,9 @@ pub mod encode;
 mod error;
 mod limits;
 pub mod load;
+pub mod master;
 mod meta;
+pub mod render;
 mod source;
 pub mod synth;
 pub mod transcript;

@@ -137,6 +137,55 @@ pub fn speech_like(rate: NonZeroU32, seed: u64, level_db: f64, frames: usize) ->
     out
 }
 
+/// A music-like signal: chords of harmonic tones (three notes, eight harmonics each) that
+/// change every 0.4–1.2 s with a soft attack, a kick (decaying 55 Hz sine with a click) on
+/// every beat at 120 bpm and a hi-hat (fast-decaying noise) on the off-beats, scaled so the
+/// whole has an RMS of roughly `level_db` dBFS. Broadband with real transients; reproducible
+/// from `seed`.
+pub fn music_like(rate: NonZeroU32, seed: u64, level_db: f64, frames: usize) -> Vec<f32> {
+    let sr = f64::from(rate.get());
+    let mut rng = Rng::new(seed);
+    let mut out = vec![0.0f64; frames];
+    let mut pos = 0usize;
+    let mut phases = [0.0f64; 3];
+    while pos < frames {
+        let len = ((0.4 + 0.8 * rng.next_f64()) * sr) as usize;
+        let root = 110.0 * 2f64.powf((rng.next_f64() * 12.0).floor() / 12.0);
+        let notes = [root, root * 1.259_9, root * 1.498_3];
+        let end = (pos + len).min(frames);
+        for (j, s) in out[pos..end].iter_mut().enumerate() {
+            let env = (j as f64 / (0.02 * sr)).min(1.0) * (-(j as f64) / (0.8 * sr)).exp();
+            let mut v = 0.0;
+            for (k, f) in notes.iter().enumerate() {
+                phases[k] += TAU * f / sr;
+                for h in 1..=8 {
+                    v += (phases[k] * h as f64).sin() / (h * h) as f64;
+                }
+            }
+            *s += 0.3 * env * v;
+        }
+        pos = end;
+    }
+    let beat = (sr * 0.5) as usize;
+    for b in (0..frames).step_by(beat.max(1)) {
+        for j in 0..(0.25 * sr) as usize {
+            let Some(s) = out.get_mut(b + j) else { break };
+            let t = j as f64 / sr;
+            *s += 0.9 * (-t / 0.06).exp() * (TAU * 55.0 * t).sin();
+            if j < 40 {
+                *s += 0.5 * (1.0 - j as f64 / 40.0) * rng.bipolar();
+            }
+        }
+        for j in 0..(0.08 * sr) as usize {
+            let Some(s) = out.get_mut(b + beat / 2 + j) else { break };
+            *s += 0.25 * (-(j as f64) / (0.012 * sr)).exp() * rng.bipolar();
+        }
+    }
+    let rms = (out.iter().map(|v| v * v).sum::<f64>() / frames.max(1) as f64).sqrt();
+    let k = if rms > 0.0 { db_to_amp(level_db) / rms } else { 0.0 };
+    out.into_iter().map(|v| (v * k) as f32).collect()
+}
+
 /// Wraps mono samples as a buffer at `rate`.
 pub fn mono(rate: NonZeroU32, samples: Vec<f32>) -> AudioBuffer {
     AudioBuffer::mono(rate, samples)

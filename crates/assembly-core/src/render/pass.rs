@@ -1,0 +1,537 @@
+//! The two-pass render: measure the planned mix, plan one gain to the loudness target
+//! (correcting for what the limiter will take), then render through gain and the true-peak
+//! limiter into a sink, block by block.
+
+use std::num::NonZeroU32;
+
+use serde::{Deserialize, Serialize};
+
+use crate::analyze::loudness::{Loudness, LoudnessMeter};
+use crate::error::{Error, Result};
+use crate::master::{LimiterOptions, LimiterStats, LimiterStream, MasterOptions, SAFETY_MARGIN_DB};
+use crate::{AudioBuffer, CancelToken, FrameSource};
+
+/// Frames per window of the first pass's peak/energy summary (used to predict limiting).
+const WINDOW: usize = 512;
+
+/// How rendering proceeds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RenderOptions {
+    /// Frames per block handed to the sink (the last block may be shorter; the first is
+    /// shorter by the limiter's latency). 1024..=65536. Default: `8192`.
+    pub block_frames: u32,
+    /// Meter the final output (integrated loudness, range, 4× true peak) while rendering;
+    /// costs about as much as the mix itself. Default: `false`.
+    pub measure_output: bool,
+}
+
+impl Default for RenderOptions {
+    fn default() -> Self {
+        Self { block_frames: 8192, measure_output: false }
+    }
+}
+
+impl RenderOptions {
+    fn block(&self) -> Result<usize> {
+        if !(1024..=65_536).contains(&self.block_frames) {
+            return Err(Error::invalid_input(
+                "render.block_frames",
+                format!("must be in 1024..=65536, got {}", self.block_frames),
+            ));
+        }
+        Ok(self.block_frames as usize)
+    }
+}
+
+/// What the first pass found about the unprocessed mix.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MixMeasurement {
+    /// Loudness of the mix before any gain. Its `true_peak_dbtp` is the sample peak (the
+    /// first pass does not oversample).
+    pub loudness: Loudness,
+    /// Frames measured.
+    pub frames: u64,
+    /// Per `WINDOW` frames: largest magnitude and sum of squares over all channels.
+    windows: Vec<(f32, f32)>,
+}
+
+/// The mastering decision for one mix: small, serializable (a checkpoint of the master
+/// stage), and all that the final pass needs besides the audio.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MasterPlan {
+    /// Loudness target, LUFS.
+    pub target_lufs: f64,
+    /// True-peak ceiling, dBTP.
+    pub ceiling_dbtp: f64,
+    /// Limiter timing.
+    pub limiter: LimiterOptions,
+    /// Integrated loudness of the unprocessed mix, LUFS (`null` for silence).
+    #[serde(with = "finite_or_null")]
+    pub input_lufs: f64,
+    /// The one linear gain applied before the limiter, dB.
+    pub gain_db: f64,
+    /// Loudness the limiter was predicted to take at the plain gain to target, LU.
+    pub predicted_limiter_loss_lu: f64,
+    /// Measuring passes run through the limiter to correct the gain.
+    pub correction_passes: u32,
+    /// Integrated loudness after gain and limiter as last measured by a correction pass,
+    /// LUFS (`None` when no correction pass ran).
+    pub corrected_lufs: Option<f64>,
+}
+
+/// What the final pass produced.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenderOutcome {
+    /// Frames handed to the sink (always the program's length).
+    pub frames: u64,
+    /// What the limiter did.
+    pub limiter: LimiterStats,
+    /// Loudness of the output, when [`RenderOptions::measure_output`] was set.
+    pub output: Option<Loudness>,
+}
+
+/// Everything [`render_mastered`] did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenderReport {
+    /// Loudness of the unprocessed mix (true peak = sample peak, see [`MixMeasurement`]).
+    pub input: Loudness,
+    /// The mastering decision.
+    pub plan: MasterPlan,
+    /// The final pass.
+    pub outcome: RenderOutcome,
+}
+
+/// Reads `program` block by block, calling `f(block_start, planes)`; checks `cancel` and
+/// reports progress (0..1 of this pass) per block.
+fn for_each_block(
+    program: &dyn FrameSource,
+    block: usize,
+    cancel: &CancelToken,
+    progress: &mut dyn FnMut(f64),
+    mut f: impl FnMut(u64, &[Vec<f32>], usize) -> Result<()>,
+) -> Result<()> {
+    let channels = program.channel_count();
+    if channels == 0 {
+        return Err(Error::invalid_input("program", "has no channels"));
+    }
+    let total = program.frames();
+    let mut buf = vec![vec![0.0f32; block]; channels];
+    let mut pos = 0u64;
+    while pos < total {
+        cancel.check()?;
+        let n = (total - pos).min(block as u64) as usize;
+        {
+            let mut planes: Vec<&mut [f32]> = buf.iter_mut().map(|p| &mut p[..n]).collect();
+            program.read(pos, &mut planes);
+        }
+        f(pos, &buf, n)?;
+        pos += n as u64;
+        progress(pos as f64 / total as f64);
+    }
+    cancel.check()?;
+    Ok(())
+}
+
+/// First pass: renders `program` without encoding and meters it (integrated loudness,
+/// range, sample peak) plus a compact peak/energy summary used to predict limiting.
+///
+/// # Errors
+///
+/// [`Error::InvalidInput`] for bad options or a program the meter cannot take;
+/// [`Error::Cancelled`] when cancelled.
+pub fn measure_mix(
+    program: &dyn FrameSource,
+    rate: NonZeroU32,
+    options: &RenderOptions,
+    cancel: &CancelToken,
+    progress: &mut dyn FnMut(f64),
+) -> Result<MixMeasurement> {
+    let block = options.block()?.next_multiple_of(WINDOW);
+    let mut meter = LoudnessMeter::new(program.channel_count(), rate.get(), false)?;
+    let mut windows = Vec::with_capacity(program.frames().div_ceil(WINDOW as u64) as usize);
+    for_each_block(program, block, cancel, progress, |_, buf, n| {
+        let planes: Vec<&[f32]> = buf.iter().map(|p| &p[..n]).collect();
+        meter.add_planar(&planes)?;
+        let mut start = 0;
+        while start < n {
+            let end = (start + WINDOW).min(n);
+            let (mut peak, mut energy) = (0.0f32, 0.0f32);
+            for p in &planes {
+                for &s in &p[start..end] {
+                    peak = peak.max(s.abs());
+                    energy += s * s;
+                }
+            }
+            windows.push((peak, energy));
+            start = end;
+        }
+        Ok(())
+    })?;
+    Ok(MixMeasurement { loudness: meter.finish()?, frames: program.frames(), windows })
+}
+
+/// Per-window peaks for limiter prediction: the sample peak, or, for windows whose sample
+/// peak could reach the ceiling at gains up to `max_gain_db`, the exact 4× true peak
+/// (re-read from the program).
+fn window_peaks(
+    program: &dyn FrameSource,
+    m: &MixMeasurement,
+    max_gain_db: f64,
+    ceiling_dbtp: f64,
+    cancel: &CancelToken,
+) -> Result<Vec<f32>> {
+    let g = 10f64.powf(max_gain_db / 20.0) as f32;
+    let target = 10f64.powf((ceiling_dbtp - SAFETY_MARGIN_DB) / 20.0) as f32;
+    // Normal audio's inter-sample overs stay under 3 dB; candidates get their exact peak.
+    let candidate = |peak: f32| peak * g * std::f32::consts::SQRT_2 > target;
+    let mut peaks: Vec<f32> = m.windows.iter().map(|w| w.0).collect();
+    let mut buf: Vec<Vec<f32>> = vec![Vec::new(); program.channel_count()];
+    let mut w = 0usize;
+    while w < peaks.len() {
+        if !candidate(peaks[w]) {
+            w += 1;
+            continue;
+        }
+        cancel.check()?;
+        let mut end = w + 1;
+        while end < peaks.len() && end - w < 64 && candidate(peaks[end]) {
+            end += 1;
+        }
+        // Frames [w*WINDOW - 5, end*WINDOW + 6) cover every interpolation tap.
+        let from = (w * WINDOW) as u64;
+        let pre = from.min(5);
+        let to = ((end * WINDOW) as u64).min(m.frames) + 6;
+        let len = (to - (from - pre)) as usize;
+        for b in &mut buf {
+            b.clear();
+            b.resize(len, 0.0);
+        }
+        let mut planes: Vec<&mut [f32]> = buf.iter_mut().map(|b| b.as_mut_slice()).collect();
+        program.read(from - pre, &mut planes);
+        for (k, peak) in peaks[w..end].iter_mut().enumerate() {
+            let a = k * WINDOW + pre as usize;
+            let lo = a.saturating_sub(5);
+            let hi = (a + WINDOW + 6).min(len);
+            let slices: Vec<&[f32]> = buf.iter().map(|b| &b[lo..hi]).collect();
+            *peak = peak.max(crate::master::true_peak_4x(&slices));
+        }
+        w = end;
+    }
+    Ok(peaks)
+}
+
+/// Predicts the loudness (LU, ≥ 0) the limiter takes at `gain_db` by simulating it per
+/// window (required gain from the window's peak, the limiter's release between windows)
+/// over the first pass's energy summary, gated roughly like BS.1770.
+fn predict_limiter_loss(
+    m: &MixMeasurement,
+    peaks: &[f32],
+    gain_db: f64,
+    ceiling_dbtp: f64,
+    limiter: &LimiterOptions,
+    rate: NonZeroU32,
+) -> f64 {
+    let g = 10f64.powf(gain_db / 20.0) as f32;
+    let target = 10f64.powf((ceiling_dbtp - SAFETY_MARGIN_DB) / 20.0) as f32;
+    let release_frames = f64::from(limiter.release_ms) * f64::from(rate.get()) / 1000.0;
+    let decay = (-(WINDOW as f64) / release_frames).exp() as f32;
+    // Absolute gate -70 dB after gain; relative gate 10 dB under the mean.
+    let mean =
+        m.windows.iter().map(|w| f64::from(w.1)).sum::<f64>() / m.windows.len().max(1) as f64;
+    let gate = (mean * 0.1).max(1e-7 * WINDOW as f64 / f64::from(g * g));
+    let (mut before, mut after) = (0.0f64, 0.0f64);
+    let mut held = 1.0f32;
+    for (&(_, energy), &peak) in m.windows.iter().zip(peaks) {
+        let need = if peak * g > target { target / (peak * g) } else { 1.0 };
+        held = need.min(1.0 - (1.0 - held) * decay);
+        if f64::from(energy) > gate {
+            before += f64::from(energy);
+            after += f64::from(energy) * f64::from(held * held);
+        }
+    }
+    if before <= 0.0 || after <= 0.0 {
+        return 0.0;
+    }
+    (10.0 * (before / after).log10()).max(0.0)
+}
+
+/// Renders `program` × `gain_db` through the limiter, calling `sink` with each output block.
+#[allow(clippy::too_many_arguments)]
+fn limited_pass(
+    program: &dyn FrameSource,
+    rate: NonZeroU32,
+    gain_db: f64,
+    ceiling_dbtp: f64,
+    limiter: &LimiterOptions,
+    block: usize,
+    cancel: &CancelToken,
+    progress: &mut dyn FnMut(f64),
+    sink: &mut dyn FnMut(&AudioBuffer) -> Result<()>,
+) -> Result<LimiterStats> {
+    let channels = program.channel_count();
+    let mut lim = LimiterStream::new(channels, rate, ceiling_dbtp, limiter)?;
+    let g = 10f64.powf(gain_db / 20.0) as f32;
+    let mut staged = AudioBuffer::silence(rate, channels, 0)?;
+    for_each_block(program, block, cancel, progress, |_, buf, n| {
+        let planes: Vec<Vec<f32>> =
+            buf.iter().map(|p| p[..n].iter().map(|&s| s * g).collect()).collect();
+        staged = AudioBuffer::from_planar(rate, planes)?;
+        lim.push(&staged, sink)
+    })?;
+    let stats = lim.stats();
+    lim.finish(sink)?;
+    Ok(stats)
+}
+
+/// Integrated loudness of `program` × `gain_db` after the limiter (a metering-only pass).
+#[allow(clippy::too_many_arguments)]
+fn measure_limited(
+    program: &dyn FrameSource,
+    rate: NonZeroU32,
+    gain_db: f64,
+    ceiling_dbtp: f64,
+    limiter: &LimiterOptions,
+    block: usize,
+    cancel: &CancelToken,
+    progress: &mut dyn FnMut(f64),
+) -> Result<f64> {
+    let mut meter = LoudnessMeter::new(program.channel_count(), rate.get(), false)?;
+    let mut sink = |b: &AudioBuffer| meter.add(b);
+    limited_pass(
+        program,
+        rate,
+        gain_db,
+        ceiling_dbtp,
+        limiter,
+        block,
+        cancel,
+        progress,
+        &mut sink,
+    )?;
+    Ok(meter.finish()?.integrated_lufs)
+}
+
+/// Plans the master: the gain from the measured loudness to the target, corrected for the
+/// loudness the limiter will take. When the prediction says the limiter costs more than
+/// `limiter_loss_tolerance_lu`, up to `max_correction_passes` metering passes run through
+/// gain and limiter, refining the gain (secant steps) until the result is within the
+/// tolerance of the target.
+///
+/// # Errors
+///
+/// [`Error::InvalidInput`] for invalid options; [`Error::Cancelled`] when cancelled.
+pub fn plan_master(
+    program: &dyn FrameSource,
+    rate: NonZeroU32,
+    measurement: &MixMeasurement,
+    options: &MasterOptions,
+    render: &RenderOptions,
+    cancel: &CancelToken,
+    progress: &mut dyn FnMut(f64),
+) -> Result<MasterPlan> {
+    options.validate()?;
+    let block = render.block()?;
+    let target = options.target_lufs();
+    let ceiling = options.ceiling_dbtp();
+    let input = measurement.loudness.integrated_lufs;
+    let gain0 = options.gain_to_target_db(input);
+    let mut plan = MasterPlan {
+        target_lufs: target,
+        ceiling_dbtp: ceiling,
+        limiter: options.limiter.clone(),
+        input_lufs: input,
+        gain_db: gain0,
+        predicted_limiter_loss_lu: 0.0,
+        correction_passes: 0,
+        corrected_lufs: None,
+    };
+    if !input.is_finite() {
+        progress(1.0);
+        return Ok(plan);
+    }
+    let cap = options.max_gain_db;
+    let peaks = window_peaks(program, measurement, (gain0 + 12.0).min(cap), ceiling, cancel)?;
+    let predict = |gain: f64| {
+        gain - predict_limiter_loss(measurement, &peaks, gain, ceiling, &options.limiter, rate)
+    };
+    let loss = gain0 - predict(gain0);
+    plan.predicted_limiter_loss_lu = loss;
+    let tol = options.limiter_loss_tolerance_lu;
+    let max_passes = options.max_correction_passes;
+    if loss <= tol || max_passes == 0 {
+        progress(1.0);
+        return Ok(plan);
+    }
+    // Solve predicted(gain) = gain0 on the (cheap) model first: the predicted output
+    // loudness rises with gain at a slope in (0, 1].
+    let mut gain = gain0 + loss;
+    for _ in 0..30 {
+        let err = gain0 - predict(gain);
+        if err.abs() < 0.005 {
+            break;
+        }
+        let slope = ((predict(gain + 0.25) - predict(gain - 0.25)) / 0.5).clamp(0.1, 1.0);
+        gain = (gain + err / slope).clamp(-cap, cap);
+    }
+    let model_slope = ((predict(gain + 0.25) - predict(gain - 0.25)) / 0.5).clamp(0.1, 1.0);
+    let mut prev: Option<(f64, f64)> = None; // (gain, measured)
+    let mut best_err = f64::INFINITY;
+    for pass in 0..max_passes {
+        let base = f64::from(pass) / f64::from(max_passes);
+        let mut sub = |f: f64| progress(base + f / f64::from(max_passes));
+        let l = measure_limited(
+            program,
+            rate,
+            gain,
+            ceiling,
+            &options.limiter,
+            block,
+            cancel,
+            &mut sub,
+        )?;
+        plan.correction_passes = pass + 1;
+        if !l.is_finite() {
+            break;
+        }
+        let err = target - l;
+        if err.abs() < best_err {
+            best_err = err.abs();
+            plan.gain_db = gain;
+            plan.corrected_lufs = Some(l);
+        }
+        if err.abs() <= tol {
+            break;
+        }
+        let slope = match prev {
+            Some((g0, l0)) if (gain - g0).abs() > 1e-6 => ((l - l0) / (gain - g0)).clamp(0.1, 1.0),
+            _ => model_slope,
+        };
+        prev = Some((gain, l));
+        let next = (gain + err / slope).clamp(-cap, cap);
+        if (next - gain).abs() < 1e-4 {
+            break; // capped: the target is out of reach
+        }
+        gain = next;
+    }
+    progress(1.0);
+    Ok(plan)
+}
+
+/// Final pass: renders `program` through the plan's gain and the true-peak limiter into
+/// `sink`, block by block. The sink receives exactly `program.frames()` frames in order.
+///
+/// # Errors
+///
+/// [`Error::InvalidInput`] for invalid options; [`Error::Cancelled`] when cancelled; any
+/// error of `sink`.
+pub fn render_final(
+    program: &dyn FrameSource,
+    rate: NonZeroU32,
+    plan: &MasterPlan,
+    render: &RenderOptions,
+    mut sink: impl FnMut(&AudioBuffer) -> Result<()>,
+    cancel: &CancelToken,
+    progress: &mut dyn FnMut(f64),
+) -> Result<RenderOutcome> {
+    let block = render.block()?;
+    let mut meter = if render.measure_output {
+        Some(LoudnessMeter::new(program.channel_count(), rate.get(), true)?)
+    } else {
+        None
+    };
+    let mut frames = 0u64;
+    let mut counting = |b: &AudioBuffer| -> Result<()> {
+        frames += b.frames() as u64;
+        if let Some(m) = meter.as_mut() {
+            m.add(b)?;
+        }
+        sink(b)
+    };
+    let limiter = limited_pass(
+        program,
+        rate,
+        plan.gain_db,
+        plan.ceiling_dbtp,
+        &plan.limiter,
+        block,
+        cancel,
+        progress,
+        &mut counting,
+    )?;
+    if frames != program.frames() {
+        return Err(Error::internal(format!(
+            "render produced {frames} frames for a {}-frame program",
+            program.frames()
+        )));
+    }
+    let output = meter.map(|m| m.finish()).transpose()?;
+    Ok(RenderOutcome { frames, limiter, output })
+}
+
+/// Measures, plans and renders `program` to the master target in one call: the first pass
+/// meters the planned mix, [`plan_master`] derives the gain (correcting for the limiter
+/// when needed), and the final pass renders through gain and the oversampled true-peak
+/// limiter into `sink`. Progress runs 0 → 1 over the whole job (first pass 0–0.45,
+/// corrections 0.45–0.55, final pass 0.55–1).
+///
+/// ```
+/// use std::num::NonZeroU32;
+/// use assembly_core::{analyze::loudness::measure, synth, AudioBuffer, CancelToken};
+/// use assembly_core::master::MasterOptions;
+/// use assembly_core::render::{render_mastered, RenderOptions};
+///
+/// let rate = NonZeroU32::new(48_000).unwrap();
+/// let quiet = synth::multi(rate, synth::speech_like(rate, 7, -38.0, 48_000 * 20), 2);
+/// let mut out = AudioBuffer::silence(rate, 2, 0).unwrap();
+/// let report = render_mastered(&quiet, rate, &MasterOptions::default(),
+///     &RenderOptions::default(), |b| out.append(b), &CancelToken::new(), &mut |_| {}).unwrap();
+/// let l = measure(&out).unwrap();
+/// assert_eq!(out.frames(), quiet.frames());
+/// assert!((l.integrated_lufs + 16.0).abs() < 0.3, "{l:?}");
+/// assert!(l.true_peak_dbtp <= -1.0);
+/// assert!(report.plan.gain_db > 15.0);
+/// ```
+///
+/// # Errors
+///
+/// As [`measure_mix`], [`plan_master`] and [`render_final`].
+pub fn render_mastered(
+    program: &dyn FrameSource,
+    rate: NonZeroU32,
+    master: &MasterOptions,
+    render: &RenderOptions,
+    sink: impl FnMut(&AudioBuffer) -> Result<()>,
+    cancel: &CancelToken,
+    progress: &mut dyn FnMut(f64),
+) -> Result<RenderReport> {
+    master.validate()?;
+    let mut last = 0.0f64;
+    let mut report = |f: f64| {
+        if f > last {
+            last = f;
+            progress(f);
+        }
+    };
+    let m = measure_mix(program, rate, render, cancel, &mut |f| report(0.45 * f))?;
+    let plan =
+        plan_master(program, rate, &m, master, render, cancel, &mut |f| report(0.45 + 0.1 * f))?;
+    let outcome =
+        render_final(program, rate, &plan, render, sink, cancel, &mut |f| report(0.55 + 0.45 * f))?;
+    Ok(RenderReport { input: m.loudness, plan, outcome })
+}
+
+mod finite_or_null {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_finite() { s.serialize_f64(*v) } else { s.serialize_none() }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NEG_INFINITY))
+    }
+}
