@@ -112,12 +112,13 @@ impl AtomicFile {
         file.try_clone().map_err(|e| Error::io("duplicate handle of", &self.temp_path, e))
     }
 
-    /// Flushes, fsyncs, renames the temp file to the final path and (on unix) fsyncs the folder.
+    /// Flushes, fsyncs, renames the temp file to the final path and (on unix) fsyncs the folder
+    /// (best effort: a folder fsync the file system refuses is ignored, the file is in place).
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] naming the path if any step fails; the temp file is then removed and the
-    /// final path is left as it was.
+    /// [`Error::Io`] naming the path if flushing, fsyncing or renaming fails; the temp file is
+    /// then removed and the final path is left as it was.
     pub fn commit(mut self) -> Result<()> {
         let writer = self.writer.take().ok_or_else(|| Error::internal("atomic file reused"))?;
         let file = writer
@@ -129,8 +130,11 @@ impl AtomicFile {
             .map_err(|e| Error::io("rename temporary file to", &self.final_path, e))?;
         // The temp name is gone now: make sure Drop doesn't try to remove it.
         self.temp_path = PathBuf::new();
-        sync_dir(&parent_dir(&self.final_path))
-            .map_err(|e| Error::io("sync folder of", &self.final_path, e))
+        // Best effort: the complete file is already in place, and some file systems (network
+        // mounts) refuse fsync on a folder. Failing here would report an error for a file that
+        // exists, breaking the "error means no output" contract.
+        let _ = sync_dir(&parent_dir(&self.final_path));
+        Ok(())
     }
 
     fn writer_mut(&mut self) -> Result<&mut BufWriter<File>> {
