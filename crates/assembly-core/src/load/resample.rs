@@ -258,8 +258,10 @@ impl Resampler {
             (ResampleMethod::Identity, None, 0, 0)
         } else if a.max(b) <= FFT_MAX_TERM {
             // Blocks of c·a input / c·b output frames, c even: the filter is then centred on
-            // input frame c·a/2, i.e. output frame c·b/2, an exact integer delay.
-            let c = FFT_TARGET_BLOCK.div_ceil(a.max(b)).next_multiple_of(2);
+            // input frame c·a/2, i.e. output frame c·b/2, an exact integer delay. c has no
+            // prime factor over 7, so the FFT lengths factor into cheap radices (8 → 48 kHz
+            // would otherwise get c = 684 = 2²·3²·19).
+            let c = smooth_even_at_least(FFT_TARGET_BLOCK.div_ceil(a.max(b)));
             let fft = Fft::<f32>::new_custom(
                 f as usize,
                 t as usize,
@@ -542,6 +544,23 @@ fn sinc_alignment(a: u64, b: u64) -> (usize, u64) {
     (q as usize, (d_plus_1 - 1) as u64)
 }
 
+/// The smallest even number `≥ n` with no prime factor over 7.
+fn smooth_even_at_least(n: u64) -> u64 {
+    let smooth = |mut x: u64| {
+        for p in [2, 3, 5, 7] {
+            while x % p == 0 {
+                x /= p;
+            }
+        }
+        x == 1
+    };
+    let mut c = n.max(2).next_multiple_of(2);
+    while !smooth(c) {
+        c += 2;
+    }
+    c
+}
+
 fn gcd(mut a: u64, mut b: u64) -> u64 {
     while b != 0 {
         (a, b) = (b, a % b);
@@ -603,6 +622,16 @@ mod tests {
     fn identity_is_a_copy() {
         let buf = synth::multi(hz(48_000), synth::white_noise(3, 0.5, 1234), 2);
         assert_eq!(resample(&buf, hz(48_000), &CancelToken::new()).unwrap(), buf);
+    }
+
+    #[test]
+    fn fft_block_multiplier_is_even_and_7_smooth() {
+        assert_eq!(smooth_even_at_least(26), 28);
+        assert_eq!(smooth_even_at_least(1), 2);
+        assert_eq!(smooth_even_at_least(22), 24);
+        assert_eq!(smooth_even_at_least(683), 686); // 2·7³
+        let r = Resampler::new(hz(44_100), hz(48_000), 1).unwrap();
+        assert_eq!(r.input_block_frames(), 28 * 147);
     }
 
     #[test]
