@@ -80,8 +80,9 @@ pub fn resampled_len(frames: u64, from: NonZeroU32, to: NonZeroU32) -> u64 {
 /// Resamples `buf` to `to_rate`, with exactly [`resampled_len`] output frames.
 ///
 /// The resampler's own delay is compensated: an event at input frame `n` appears at output
-/// frame `round(n × to / from)` (exactly, for the FFT path; within ±0.5 frame for the
-/// async sinc path). The first and last few milliseconds carry the filter's edge transient,
+/// time `n × to / from` (exactly on the FFT path; on the async sinc path within a small
+/// fraction of a frame, at most `1/(2·from/gcd)` for ordinary rates), so its nearest output
+/// frame is `round(n × to / from)`. The first and last few milliseconds carry the filter's edge transient,
 /// as with any band-limited resampler (the signal is treated as silent outside the buffer).
 ///
 /// When the rates are equal, the result is a copy of `buf`. Work runs in chunks of about
@@ -523,14 +524,18 @@ impl Resampler {
 /// `n·b/a + D(q)` with `D(q) = (L/2 + q − 1/F)·b/a − 1`. Dropping `round(D(q))` frames aligns
 /// the output to within the fractional part of `D(q)`. Trying every `q < a` makes
 /// `(L/2 + q)·F·b mod a·F` take every multiple of `F`, so the best one leaves a fraction of at
-/// most `1/(2a)` frame; `q` is capped at [`MAX_PREROLL`] (≈ 3 s of input) all the same.
+/// most `1/(2a)` frame. To bound the work, `q` and its output `q·b/a` are both capped at
+/// [`MAX_PREROLL`] frames (≈ 3 s at 44.1 kHz); only odd pairs far from 1:1 reach the cap
+/// and then get the best `q` below it.
 fn sinc_alignment(a: u64, b: u64) -> (usize, u64) {
     const F: u128 = 256;
     let (a, b) = (u128::from(a), u128::from(b));
     let den = a * F;
     let half = (SINC_LEN / 2) as u128;
     let mut best = (0u128, u128::MAX);
-    for q in 0..a.min(MAX_PREROLL as u128) {
+    let cap = MAX_PREROLL as u128;
+    let q_max = a.min(cap).min(cap * a / b).max(1);
+    for q in 0..q_max {
         let num = ((half + q) * F - 1) * b; // (D(q) + 1)·a·F
         let rem = num % den;
         let dist = rem.min(den - rem);
@@ -608,6 +613,18 @@ mod tests {
         let buf = synth::mono(hz(1), vec![0.0; 4]);
         let e = resample(&buf, hz(u32::MAX), &CancelToken::new()).unwrap_err();
         assert!(e.to_string().contains("to_rate"), "{e}");
+    }
+
+    #[test]
+    fn extreme_odd_ratios_stay_bounded_and_exact() {
+        // Sinc path at almost 64x either way: the pre-roll cap keeps construction cheap.
+        for (f, t) in [(6_007, 384_001), (384_001, 6_007)] {
+            let r = Resampler::new(hz(f), hz(t), 1).unwrap();
+            assert_eq!(r.method(), ResampleMethod::Sinc);
+            let buf = synth::mono(hz(f), synth::white_noise(5, 0.5, 3_000));
+            let out = resample(&buf, hz(t), &CancelToken::new()).unwrap();
+            assert_eq!(out.frames() as u64, resampled_len(3_000, hz(f), hz(t)));
+        }
     }
 
     #[test]
