@@ -123,13 +123,13 @@ pub fn resample(
     let expected = output_capacity(buf.frames() as u64, from, to_rate, channels)?;
     let mut resampler = Resampler::new(from, to_rate, channels)?;
     let mut planes: Vec<Vec<f32>> = (0..channels).map(|_| Vec::with_capacity(expected)).collect();
-    let block = resampler.input_block_frames();
     let frames = buf.frames();
     let mut part: Vec<&[f32]> = Vec::with_capacity(channels);
     let mut start = 0;
     while start < frames {
         cancel.check()?;
-        let end = frames.min(start + block);
+        // Whole chunks (after topping up any staged pre-roll) go straight from `buf`.
+        let end = frames.min(start + resampler.frames_to_fill_chunk());
         part.clear();
         part.extend(buf.planes().iter().map(|p| &p[start..end]));
         resampler.push(&part, &mut planes)?;
@@ -446,6 +446,11 @@ impl Resampler {
             self.process_pending(out, target)?;
         }
         Ok(())
+    }
+
+    /// Input frames that complete the chunk being staged (a whole chunk when none is).
+    fn frames_to_fill_chunk(&self) -> usize {
+        self.chunk_in - self.pending[0].len()
     }
 
     fn check_out(&self, out: &[Vec<f32>]) -> Result<()> {
