@@ -59,7 +59,7 @@ fn measured_hz(y: &[f32], rate: u32) -> f64 {
 // A 1 kHz sine (peak 0.5, 2 s) keeps its frequency to 0.01 Hz and reaches >= 90 dB SNR
 // against the ideal sine at the new rate, zero phase: so the output is also time-aligned to
 // far better than a frame (a 1e-4-frame shift alone would cap the SNR near 80 dB at 48 kHz).
-// Measured here: 44.1→48 122 dB, 48→44.1 117, 48→16 128, 22.05→48 111, 8→44.1 122,
+// Measured here: 44.1→48 112.5 dB, 48→44.1 127, 48→16 114, 22.05→48 111, 8→44.1 122,
 // 192→44.1 118 (FFT path); 44.1→44.101 102, 16→44.101 101.5 (sinc path).
 #[test]
 fn sine_keeps_frequency_and_snr_over_90_db() {

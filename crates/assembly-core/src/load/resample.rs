@@ -80,8 +80,9 @@ pub fn resampled_len(frames: u64, from: NonZeroU32, to: NonZeroU32) -> u64 {
 /// Resamples `buf` to `to_rate`, with exactly [`resampled_len`] output frames.
 ///
 /// The resampler's own delay is compensated: an event at input frame `n` appears at output
-/// frame `round(n × to / from)` (exactly, for the FFT path; within ±0.5 frame for the
-/// async sinc path). The first and last few milliseconds carry the filter's edge transient,
+/// time `n × to / from` (exactly on the FFT path; on the async sinc path within a small
+/// fraction of a frame, at most `1/(2·from/gcd)` for ordinary rates), so its nearest output
+/// frame is `round(n × to / from)`. The first and last few milliseconds carry the filter's edge transient,
 /// as with any band-limited resampler (the signal is treated as silent outside the buffer).
 ///
 /// When the rates are equal, the result is a copy of `buf`. Work runs in chunks of about
@@ -122,13 +123,13 @@ pub fn resample(
     let expected = output_capacity(buf.frames() as u64, from, to_rate, channels)?;
     let mut resampler = Resampler::new(from, to_rate, channels)?;
     let mut planes: Vec<Vec<f32>> = (0..channels).map(|_| Vec::with_capacity(expected)).collect();
-    let block = resampler.input_block_frames();
     let frames = buf.frames();
     let mut part: Vec<&[f32]> = Vec::with_capacity(channels);
     let mut start = 0;
     while start < frames {
         cancel.check()?;
-        let end = frames.min(start + block);
+        // Whole chunks (after topping up any staged pre-roll) go straight from `buf`.
+        let end = frames.min(start + resampler.frames_to_fill_chunk());
         part.clear();
         part.extend(buf.planes().iter().map(|p| &p[start..end]));
         resampler.push(&part, &mut planes)?;
@@ -258,8 +259,10 @@ impl Resampler {
             (ResampleMethod::Identity, None, 0, 0)
         } else if a.max(b) <= FFT_MAX_TERM {
             // Blocks of c·a input / c·b output frames, c even: the filter is then centred on
-            // input frame c·a/2, i.e. output frame c·b/2, an exact integer delay.
-            let c = FFT_TARGET_BLOCK.div_ceil(a.max(b)).next_multiple_of(2);
+            // input frame c·a/2, i.e. output frame c·b/2, an exact integer delay. c has no
+            // prime factor over 7, so the FFT lengths factor into cheap radices (8 → 48 kHz
+            // would otherwise get c = 684 = 2²·3²·19).
+            let c = smooth_even_at_least(FFT_TARGET_BLOCK.div_ceil(a.max(b)));
             let fft = Fft::<f32>::new_custom(
                 f as usize,
                 t as usize,
@@ -445,6 +448,11 @@ impl Resampler {
         Ok(())
     }
 
+    /// Input frames that complete the chunk being staged (a whole chunk when none is).
+    fn frames_to_fill_chunk(&self) -> usize {
+        self.chunk_in - self.pending[0].len()
+    }
+
     fn check_out(&self, out: &[Vec<f32>]) -> Result<()> {
         if out.len() == self.channels {
             Ok(())
@@ -521,14 +529,18 @@ impl Resampler {
 /// `n·b/a + D(q)` with `D(q) = (L/2 + q − 1/F)·b/a − 1`. Dropping `round(D(q))` frames aligns
 /// the output to within the fractional part of `D(q)`. Trying every `q < a` makes
 /// `(L/2 + q)·F·b mod a·F` take every multiple of `F`, so the best one leaves a fraction of at
-/// most `1/(2a)` frame; `q` is capped at [`MAX_PREROLL`] (≈ 3 s of input) all the same.
+/// most `1/(2a)` frame. To bound the work, `q` and its output `q·b/a` are both capped at
+/// [`MAX_PREROLL`] frames (≈ 3 s at 44.1 kHz); only odd pairs far from 1:1 reach the cap
+/// and then get the best `q` below it.
 fn sinc_alignment(a: u64, b: u64) -> (usize, u64) {
     const F: u128 = 256;
     let (a, b) = (u128::from(a), u128::from(b));
     let den = a * F;
     let half = (SINC_LEN / 2) as u128;
     let mut best = (0u128, u128::MAX);
-    for q in 0..a.min(MAX_PREROLL as u128) {
+    let cap = MAX_PREROLL as u128;
+    let q_max = a.min(cap).min(cap * a / b).max(1);
+    for q in 0..q_max {
         let num = ((half + q) * F - 1) * b; // (D(q) + 1)·a·F
         let rem = num % den;
         let dist = rem.min(den - rem);
@@ -540,6 +552,23 @@ fn sinc_alignment(a: u64, b: u64) -> (usize, u64) {
     let num = ((half + q) * F - 1) * b;
     let d_plus_1 = (num + den / 2) / den; // round(D(q) + 1) ≥ 1 since b/a ≥ 1/64
     (q as usize, (d_plus_1 - 1) as u64)
+}
+
+/// The smallest even number `≥ n` with no prime factor over 7.
+fn smooth_even_at_least(n: u64) -> u64 {
+    let smooth = |mut x: u64| {
+        for p in [2, 3, 5, 7] {
+            while x % p == 0 {
+                x /= p;
+            }
+        }
+        x == 1
+    };
+    let mut c = n.max(2).next_multiple_of(2);
+    while !smooth(c) {
+        c += 2;
+    }
+    c
 }
 
 fn gcd(mut a: u64, mut b: u64) -> u64 {
@@ -592,6 +621,18 @@ mod tests {
     }
 
     #[test]
+    fn extreme_odd_ratios_stay_bounded_and_exact() {
+        // Sinc path at almost 64x either way: the pre-roll cap keeps construction cheap.
+        for (f, t) in [(6_007, 384_001), (384_001, 6_007)] {
+            let r = Resampler::new(hz(f), hz(t), 1).unwrap();
+            assert_eq!(r.method(), ResampleMethod::Sinc);
+            let buf = synth::mono(hz(f), synth::white_noise(5, 0.5, 3_000));
+            let out = resample(&buf, hz(t), &CancelToken::new()).unwrap();
+            assert_eq!(out.frames() as u64, resampled_len(3_000, hz(f), hz(t)));
+        }
+    }
+
+    #[test]
     fn cancel_stops_resampling() {
         let buf = synth::mono(hz(44_100), synth::white_noise(1, 0.5, 100_000));
         let token = CancelToken::new();
@@ -603,6 +644,16 @@ mod tests {
     fn identity_is_a_copy() {
         let buf = synth::multi(hz(48_000), synth::white_noise(3, 0.5, 1234), 2);
         assert_eq!(resample(&buf, hz(48_000), &CancelToken::new()).unwrap(), buf);
+    }
+
+    #[test]
+    fn fft_block_multiplier_is_even_and_7_smooth() {
+        assert_eq!(smooth_even_at_least(26), 28);
+        assert_eq!(smooth_even_at_least(1), 2);
+        assert_eq!(smooth_even_at_least(22), 24);
+        assert_eq!(smooth_even_at_least(683), 686); // 2·7³
+        let r = Resampler::new(hz(44_100), hz(48_000), 1).unwrap();
+        assert_eq!(r.input_block_frames(), 28 * 147);
     }
 
     #[test]
