@@ -221,7 +221,8 @@ pub struct SpokenScript {
     pub long_pauses: usize,
 }
 
-/// Deterministic word-timed speech: `duration_s` seconds at about 150 words per minute, each
+/// Deterministic word-timed speech: `duration_s` seconds at about 150 words per minute (with
+/// the pauses), each
 /// word a voiced burst (a harmonic series on a per-word pitch, 10 ms raised-cosine attack and
 /// release, a little noise) at RMS roughly `level_db` dBFS, separated by short gaps, sentence
 /// breaks, `fillers_per_hour` fillers (`"um"`, `"Uh,"`) and `long_pauses_per_hour` long
@@ -231,7 +232,7 @@ pub struct SpokenScript {
 /// ```
 /// use std::num::NonZeroU32;
 /// let s = assembly_core::synth::spoken_words(NonZeroU32::new(16_000).unwrap(), 1, 60.0, -20.0, -60.0, 200.0, 100.0);
-/// assert!(s.words.len() > 120 && s.words.len() < 180);
+/// assert!(s.words.len() > 125 && s.words.len() < 175);
 /// assert_eq!(s.samples.len(), 16_000 * 60);
 /// ```
 pub fn spoken_words(
@@ -284,7 +285,7 @@ pub fn spoken_words(
     let mut in_sentence = 0;
     while t < duration_s {
         let filler = rng.next_f64() < p_filler;
-        let len = if filler { 0.25 + 0.3 * rng.next_f64() } else { 0.15 + 0.3 * rng.next_f64() };
+        let len = if filler { 0.25 + 0.3 * rng.next_f64() } else { 0.12 + 0.24 * rng.next_f64() };
         if t + len > duration_s {
             break;
         }
@@ -326,9 +327,9 @@ pub fn spoken_words(
             1.8 + 2.2 * rng.next_f64()
         } else if end_sentence {
             in_sentence = 0;
-            0.3 + 0.4 * rng.next_f64()
+            0.3 + 0.3 * rng.next_f64()
         } else {
-            0.04 + 0.16 * rng.next_f64()
+            0.04 + 0.1 * rng.next_f64()
         };
         t += gap;
     }

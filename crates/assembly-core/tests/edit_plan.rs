@@ -427,6 +427,17 @@ fn plan_json_has_entries_stats_and_round_trips() {
         *source_start_frame = 44_000;
     }
     assert!(EditedAudio::new(&audio, &bad, &[]).is_err());
+    let mut bad = plan.clone();
+    bad.segments.push(assembly_core::edit::Segment {
+        output_start_frame: plan.output_frames,
+        frames: 1 << 40,
+        source: SegmentSource::Silence,
+        fade_in_frames: 0,
+        fade_out_frames: 0,
+    });
+    bad.output_frames += 1 << 40;
+    let err = EditedAudio::new(&audio, &bad, &[]).unwrap_err();
+    assert!(err.to_string().contains("segment 2 generates"), "{err}");
     let other = synth::mono(r, vec![0.0; 1000]);
     assert!(EditedAudio::new(&other, &plan, &[]).is_err());
 }
@@ -492,7 +503,7 @@ fn backend_options_are_read_from_camel_case() {
         "enhanceAudio": true,
         "maxPauseSecondz": null
     });
-    let (o, w) = CleanupOptions::from_backend_json(&v).unwrap();
+    let (o, w) = CleanupOptions::from_backend_json(&v.to_string()).unwrap();
     assert_eq!(o.filler_words, ["um", "uh", "you know"]);
     assert_eq!((o.filler_lead_trim_ms, o.max_pause_s, o.target_pause_s), (40, 2.0, 0.6));
     assert_eq!((o.pause_compression_ratio, o.max_pause_removal_pct), (0.3, Some(25.0)));
@@ -513,10 +524,12 @@ fn backend_options_are_read_from_camel_case() {
     assert_eq!(w.len(), 1);
     assert_eq!(w[0].code, WarningCode::UnknownOption);
     let bad = json!({"maxPauseSeconds": "1.5"});
-    let e = CleanupOptions::from_backend_json(&bad).unwrap_err();
+    let e = CleanupOptions::from_backend_json(&bad.to_string()).unwrap_err();
     assert!(e.to_string().contains("cleanup.maxPauseSeconds"), "{e}");
     let bad = json!({"targetPauseSeconds": 3.0});
-    let e = CleanupOptions::from_backend_json(&bad).unwrap_err();
+    let e = CleanupOptions::from_backend_json(&bad.to_string()).unwrap_err();
     assert!(e.to_string().contains("cleanup.target_pause_s"), "{e}");
-    assert_eq!(CleanupOptions::from_backend_json(&json!({})).unwrap().0, CleanupOptions::default());
+    assert_eq!(CleanupOptions::from_backend_json("{}").unwrap().0, CleanupOptions::default());
+    assert!(CleanupOptions::from_backend_json("[1]").is_err());
+    assert!(CleanupOptions::from_backend_json("{").is_err());
 }

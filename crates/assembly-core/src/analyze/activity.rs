@@ -140,13 +140,23 @@ fn percentile(values: &mut [f32], q: f64) -> f64 {
     f64::from(*v)
 }
 
-/// Sum of squares over all channels of frames `range`.
+/// Sum of squares over all channels of frames `range` (eight independent lanes, so the loop
+/// vectorizes instead of waiting on one accumulator).
 fn sum_sq(audio: &AudioBuffer, range: Range<usize>) -> f64 {
     let mut acc = 0.0f64;
     for ch in audio.planes() {
-        let mut a = 0.0f32;
-        for &s in &ch[range.clone()] {
-            a += s * s;
+        let x = &ch[range.clone()];
+        let mut lanes = [0.0f32; 8];
+        let chunks = x.chunks_exact(8);
+        let rest = chunks.remainder();
+        for c in chunks {
+            for (l, v) in lanes.iter_mut().zip(c) {
+                *l += v * v;
+            }
+        }
+        let mut a: f32 = lanes.iter().sum();
+        for v in rest {
+            a += v * v;
         }
         acc += f64::from(a);
     }

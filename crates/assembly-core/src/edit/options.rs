@@ -112,9 +112,9 @@ pub enum PauseDetection {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MsRange {
-    /// Start, in ms from the start of the input.
+    /// Start, in ms from the start of the input. Required.
     pub start_ms: u64,
-    /// End (exclusive), in ms.
+    /// End (exclusive), in ms. Required.
     pub end_ms: u64,
 }
 
@@ -202,9 +202,9 @@ impl Default for CensorOptions {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InsertClip {
-    /// Id of the clip (see [`Clip`](super::Clip)).
+    /// Id of the clip (see [`Clip`](super::Clip)). Required.
     pub clip: String,
-    /// Where, in seconds of the input.
+    /// Where, in seconds of the input. Required.
     pub at_s: f64,
     /// Silence before the clip, in ms. Default: `500`.
     #[serde(default = "default_clip_silence_ms")]
@@ -229,9 +229,9 @@ fn default_true() -> bool {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SoundEffect {
-    /// The trigger (matched like fillers).
+    /// The trigger (matched like fillers). Required.
     pub trigger: String,
-    /// Id of the effect clip.
+    /// Id of the effect clip. Required.
     pub clip: String,
 }
 
@@ -403,7 +403,8 @@ impl CleanupOptions {
         self.activity.validate()
     }
 
-    /// Reads the backend's camelCase cleanup options (DESIGN §5) onto the defaults:
+    /// Reads the backend's camelCase cleanup options (DESIGN §5), given as JSON text, onto the
+    /// defaults:
     /// `removeFillers`, `fillerWords`, `fillerLeadTrimMs`, `removePauses`, `maxPauseSeconds`,
     /// `targetPauseSeconds`, `pauseCompressionRatio`, `maxPauseRemovalPct`, `flubberEnabled`,
     /// `flubberKeyword`, `flubber_cuts_ms` (also `flubberCutsMs`; items `{start_ms, end_ms}`,
@@ -415,8 +416,8 @@ impl CleanupOptions {
     ///
     /// ```
     /// use assembly_core::edit::CleanupOptions;
-    /// let v = serde_json::json!({"maxPauseSeconds": 2.0, "fillerWords": ["um", "you know"]});
-    /// let (o, warnings) = CleanupOptions::from_backend_json(&v).unwrap();
+    /// let json = r#"{"maxPauseSeconds": 2.0, "fillerWords": ["um", "you know"]}"#;
+    /// let (o, warnings) = CleanupOptions::from_backend_json(json).unwrap();
     /// assert_eq!(o.max_pause_s, 2.0);
     /// assert_eq!(o.filler_words, ["um", "you know"]);
     /// assert!(warnings.is_empty());
@@ -424,9 +425,11 @@ impl CleanupOptions {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidInput`] naming the backend key when a value has the wrong type, and
-    /// whatever [`CleanupOptions::validate`] finds.
-    pub fn from_backend_json(value: &Value) -> Result<(Self, Vec<Warning>)> {
+    /// [`Error::InvalidInput`] if `json` is not a JSON object, naming the backend key when a
+    /// value has the wrong type, and whatever [`CleanupOptions::validate`] finds.
+    pub fn from_backend_json(json: &str) -> Result<(Self, Vec<Warning>)> {
+        let value: Value = serde_json::from_str(json)
+            .map_err(|e| Error::invalid_input("cleanup", format!("not valid JSON: {e}")))?;
         let obj = value.as_object().ok_or_else(|| {
             Error::invalid_input("cleanup", "expected an object of cleanup options")
         })?;

@@ -81,6 +81,10 @@ impl<'a> EditedAudio<'a> {
             )));
         }
         let n = plan.source_frames;
+        // Generated segments are at most a minute (what the options allow) or, for a
+        // replacement matched to a word, the source's length: a plan cannot ask for unbounded
+        // output.
+        let max_generated = u64::from(plan.sample_rate) * 60 + 1;
         let mut used: Vec<&'a AudioBuffer> = Vec::new();
         let mut used_ids: Vec<&str> = Vec::new();
         let mut segs = Vec::with_capacity(plan.segments.len());
@@ -94,6 +98,14 @@ impl<'a> EditedAudio<'a> {
             }
             if s.fade_in_frames > s.frames || s.fade_out_frames > s.frames {
                 return Err(bad(format!("segment {i} fades are longer than the segment")));
+            }
+            let generated =
+                matches!(s.source, SegmentSource::Silence | SegmentSource::Replaced { .. });
+            if generated && s.frames > max_generated.max(n) {
+                return Err(bad(format!(
+                    "segment {i} generates {} frames, more than allowed",
+                    s.frames
+                )));
             }
             let src = match &s.source {
                 SegmentSource::Source { source_start_frame } => {

@@ -66,21 +66,20 @@ fn quietest(ctx: &Ctx<'_>, lo: u64, hi: u64, orig: u64, window: u64) -> u64 {
         acc += f64::from(p);
         pre.push(acc);
     }
-    let energy = |c: u64| {
-        let w0 = c.saturating_sub(half).max(r0);
-        let w1 = (c + half).min(r1).max(w0 + 1);
-        let (i0, i1) = ((w0 - r0) as usize, ((w1 - r0) as usize).min(len));
-        (pre[i1] - pre[i0]) / (w1 - w0) as f64
-    };
-    let mut min_e = f64::INFINITY;
-    for c in lo..=hi {
-        min_e = min_e.min(energy(c));
-    }
+    let energies: Vec<f64> = (lo..=hi)
+        .map(|c| {
+            let w0 = c.saturating_sub(half).max(r0);
+            let w1 = (c + half).min(r1).max(w0 + 1);
+            let (i0, i1) = ((w0 - r0) as usize, ((w1 - r0) as usize).min(len));
+            (pre[i1] - pre[i0]) / (w1 - w0) as f64
+        })
+        .collect();
+    let min_e = energies.iter().copied().fold(f64::INFINITY, f64::min);
     let tol = min_e * 1.259 + 1e-12;
     let mut best = orig.clamp(lo, hi);
     let mut best_d = u64::MAX;
-    for c in lo..=hi {
-        if energy(c) <= tol && c.abs_diff(orig) < best_d {
+    for (c, e) in (lo..=hi).zip(&energies) {
+        if *e <= tol && c.abs_diff(orig) < best_d {
             best = c;
             best_d = c.abs_diff(orig);
         }
