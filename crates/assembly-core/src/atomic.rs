@@ -220,6 +220,22 @@ pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
     f.commit()
 }
 
+/// Removes temp files an earlier, killed writer of `final_path` left behind
+/// (`.<name>.tmp-*` in its folder). Best effort: errors are ignored.
+pub(crate) fn remove_stale_temps(final_path: &Path) {
+    let (Some(dir), Some(name)) = (final_path.parent(), final_path.file_name()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let prefix = format!(".{}.tmp-", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -74,7 +74,7 @@ impl AudioBuffer {
         if channels == 0 {
             return Err(Error::invalid_input("channels", "channel count must be at least 1"));
         }
-        if samples.len() % channels != 0 {
+        if !samples.len().is_multiple_of(channels) {
             return Err(Error::invalid_input(
                 "samples",
                 format!(

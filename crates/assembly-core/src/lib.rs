@@ -10,9 +10,11 @@
 
 pub mod analyze;
 pub mod arrange;
+mod assembler;
 mod atomic;
 mod buffer;
 mod cancel;
+mod checkpoint;
 pub mod edit;
 pub mod encode;
 mod error;
@@ -20,17 +22,22 @@ mod limits;
 pub mod load;
 pub mod master;
 mod meta;
+mod progress;
 pub mod render;
 mod source;
+mod spec;
 pub mod synth;
 pub mod transcript;
 mod warning;
 
+pub use assembler::{Assembler, OutputReport, Plan, Report};
 pub use atomic::{AtomicFile, write_atomic};
 pub use buffer::{AudioBuffer, frames_to_ms, ms_to_frames, seconds_to_frames};
 pub use cancel::CancelToken;
 pub use error::{BoxError, Error, Result, SpecProblem};
 pub use limits::Limits;
 pub use meta::Chapter;
+pub use progress::{NoProgress, ProgressEvent, ProgressSink, Stage};
 pub use source::FrameSource;
+pub use spec::{CONTENT_ASSET, OutputSpec, SPEC_VERSION, Spec, TagSpec, TranscriptInput};
 pub use warning::{Warning, WarningCode};

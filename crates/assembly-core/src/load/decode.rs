@@ -543,12 +543,10 @@ fn open_source<'s>(
         _ => false,
     };
 
-    if exact {
-        if let Some(n) = header_frames {
-            check_duration(label, n, rate, limits)?;
-            if let Some(ch) = channels {
-                check_decoded_bytes(label, n, ch, limits)?;
-            }
+    if exact && let Some(n) = header_frames {
+        check_duration(label, n, rate, limits)?;
+        if let Some(ch) = channels {
+            check_decoded_bytes(label, n, ch, limits)?;
         }
     }
 

@@ -558,7 +558,7 @@ fn sinc_alignment(a: u64, b: u64) -> (usize, u64) {
 fn smooth_even_at_least(n: u64) -> u64 {
     let smooth = |mut x: u64| {
         for p in [2, 3, 5, 7] {
-            while x % p == 0 {
+            while x.is_multiple_of(p) {
                 x /= p;
             }
         }

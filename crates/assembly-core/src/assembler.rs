@@ -1,0 +1,724 @@
+//! The Assembler: one spec, staged runs with progress, cancellation, checkpoints and a report.
+//!
+//! Stages run in order — Load, Analyze, Edit, Arrange, Master, Render — each calling the
+//! module named after it. With a work folder, the small result of every stage after Load is
+//! checkpointed (see `checkpoint`), so a killed job resumes after its last completed stage;
+//! decoded audio is decoded again, never stored.
+
+use std::collections::BTreeMap;
+use std::num::NonZeroU32;
+use std::ops::Range;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::analyze::loudness::{self, Loudness};
+use crate::arrange::{
+    self, Arrangement, Leveling, Placement, PodcastChapters, Segment, SegmentType, Template,
+};
+use crate::checkpoint::{CheckpointStore, KeyHasher, Loaded};
+use crate::edit::{self, Clip, EditPlan, EditStats, EditedAudio, PlanEntry};
+use crate::encode::{self, CoverArt, Encoder, Tags};
+use crate::error::{Error, Result};
+use crate::load::{self, DecodeOptions, WorkingFormat};
+use crate::master::{EncodeMeasurement, VerifyReport, verify_encoded};
+use crate::progress::{ProgressSink, Reporter, Stage};
+use crate::render::{self, MasterPlan, Mix, RenderOptions, Sources};
+use crate::spec::{CONTENT_ASSET, Spec};
+use crate::transcript::{CueOptions, Transcript, Word};
+use crate::{AudioBuffer, CancelToken, Chapter, FrameSource, frames_to_ms};
+
+/// Runs one assembly job described by a [`Spec`].
+///
+/// `new` validates everything that needs no audio and reports every problem at once;
+/// [`run`](Self::run) then fails only for data-dependent reasons.
+///
+/// # Examples
+///
+/// ```
+/// use std::num::NonZeroU32;
+/// use assembly_core::{Assembler, CancelToken, NoProgress, Spec, encode, synth};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let rate = NonZeroU32::new(44_100).unwrap();
+/// let talk = synth::mono(rate, synth::speech_like(rate, 7, -24.0, 44_100 * 5));
+/// let content = dir.path().join("raw.wav");
+/// encode::write_file(&content, &talk, &encode::OutputFormat::wav16(), &Default::default()).unwrap();
+///
+/// let spec = Spec::from_json(&format!(r#"{{
+///     "version": 1,
+///     "content": {content:?},
+///     "output": {{"path": {out:?}, "encoding": {{"format": "wav"}}}}
+/// }}"#, out = dir.path().join("episode.wav"))).unwrap();
+/// let report = Assembler::new(spec).unwrap().run(&mut NoProgress, &CancelToken::new()).unwrap();
+/// assert!((report.loudness_out.unwrap().integrated_lufs + 16.0).abs() < 0.5);
+/// assert_eq!(report.output.channels, 2);
+/// ```
+#[derive(Debug)]
+pub struct Assembler {
+    spec: Spec,
+    fault: Option<Stage>,
+}
+
+/// The result of [`Assembler::plan`]: what would be done, without rendering.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The content's edit list.
+    pub edit: EditPlan,
+    /// Segments and beds on the episode timeline.
+    pub arrangement: Arrangement,
+    /// Predicted episode duration, ms.
+    pub duration_ms: u64,
+    /// Chapters of the episode.
+    pub chapters: Vec<Chapter>,
+}
+
+/// The written episode.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OutputReport {
+    /// Where it is.
+    pub path: PathBuf,
+    /// Duration, ms.
+    pub duration_ms: u64,
+    /// Length, frames.
+    pub frames: u64,
+    /// Size, bytes.
+    pub size_bytes: u64,
+    /// Sample rate, Hz.
+    pub sample_rate: u32,
+    /// Channels.
+    pub channels: usize,
+}
+
+/// Counts of what the edit did.
+pub type Counts = EditStats;
+
+/// Everything a run did. Serializable to JSON (`output.report` writes it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// The episode file.
+    pub output: OutputReport,
+    /// Loudness of the raw content as decoded.
+    pub loudness_in: Loudness,
+    /// Loudness of the output: measured while rendering (lossless) or decoded back (lossy).
+    pub loudness_out: Option<Loudness>,
+    /// The mastering decision.
+    pub master: MasterPlan,
+    /// The decode-and-measure check of a lossy output.
+    pub verify: Option<VerifyReport>,
+    /// Every edit, with source and output times and its reason.
+    pub edits: Vec<PlanEntry>,
+    /// Counts: fillers, pauses, cuts, inserts, seconds removed.
+    pub counts: Counts,
+    /// Segment placements on the episode timeline.
+    pub placements: Vec<Placement>,
+    /// Transcript words re-timed to the episode.
+    pub words: Vec<Word>,
+    /// Chapters of the episode.
+    pub chapters: Vec<Chapter>,
+    /// Sidecar files written.
+    pub sidecars: Vec<PathBuf>,
+    /// Non-fatal findings.
+    pub warnings: Vec<String>,
+    /// Wall time per stage, ms.
+    pub stage_ms: BTreeMap<Stage, u64>,
+    /// Stages whose checkpoint was reused instead of recomputed.
+    pub stages_resumed: Vec<Stage>,
+}
+
+/// Analysis checkpoint.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Analysis {
+    content_loudness: Loudness,
+    content_frames: u64,
+}
+
+/// Arrange checkpoint.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Arranged {
+    arrangement: Arrangement,
+    leveling: Leveling,
+    speech: Vec<(u64, u64)>,
+    chapters: Vec<Chapter>,
+    content_start_frame: u64,
+}
+
+/// Decoded inputs at the working rate.
+struct Inputs {
+    content: AudioBuffer,
+    assets: BTreeMap<String, AudioBuffer>,
+    transcript: Option<Transcript>,
+}
+
+impl Assembler {
+    /// Validates `spec` (every problem at once, each with its JSON path) and returns an
+    /// assembler ready to run it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSpec`] listing every problem.
+    pub fn new(spec: Spec) -> Result<Self> {
+        let problems = spec.problems();
+        if !problems.is_empty() {
+            return Err(Error::InvalidSpec { problems });
+        }
+        Ok(Self { spec, fault: None })
+    }
+
+    /// Reads a spec file (relative paths are relative to its folder) and validates it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if unreadable; [`Error::InvalidSpec`] listing every problem.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        Self::new(Spec::from_file(path)?)
+    }
+
+    /// The validated spec.
+    pub fn spec(&self) -> &Spec {
+        &self.spec
+    }
+
+    /// Test hook: panic inside `stage` to prove panics become [`Error::Internal`].
+    #[doc(hidden)]
+    pub fn inject_panic(&mut self, stage: Stage) {
+        self.fault = Some(stage);
+    }
+
+    fn fault_point(&self, stage: Stage) {
+        if self.fault == Some(stage) {
+            panic!("injected fault in stage {stage}");
+        }
+    }
+
+    fn working_format(&self) -> Result<WorkingFormat> {
+        let rate = NonZeroU32::new(self.spec.output.sample_rate)
+            .ok_or_else(|| Error::invalid_input("output.sample_rate", "must be > 0"))?;
+        Ok(WorkingFormat { rate, channels: self.spec.output.channels })
+    }
+
+    fn template(&self) -> Template {
+        self.spec.template.clone().unwrap_or_else(|| {
+            Template::new(vec![Segment::new(SegmentType::Content, CONTENT_ASSET)])
+        })
+    }
+
+    /// Plans the job without rendering: decodes, analyzes, edits and arranges, and returns
+    /// the edit list, the placements and the predicted duration.
+    ///
+    /// # Errors
+    ///
+    /// Data errors of the inputs (decode, transcript); [`Error::Cancelled`].
+    pub fn plan(&self, cancel: &CancelToken) -> Result<Plan> {
+        let mut sink = crate::progress::NoProgress;
+        guard(|| {
+            let mut rep = Reporter::new(&mut sink, cancel.clone());
+            let inputs = self.load(&mut rep, cancel)?;
+            let edit = self.edit_plan(&inputs, cancel)?;
+            let arranged = self.arrange(&inputs, &edit, cancel)?;
+            Ok(Plan {
+                duration_ms: arranged.arrangement.total_ms,
+                chapters: arranged.chapters,
+                arrangement: arranged.arrangement,
+                edit,
+            })
+        })
+    }
+
+    /// Runs the job: Load, Analyze, Edit, Arrange, Master, Render. Progress goes to
+    /// `progress` (throttled; a sink returning `Break` cancels `cancel`); `cancel` is checked
+    /// per packet and block. On error or cancellation no output and no temp file is left.
+    ///
+    /// # Errors
+    ///
+    /// Data errors of the inputs; [`Error::Cancelled`]; [`Error::Internal`] for a bug (a
+    /// panic inside a stage never unwinds past `run`).
+    pub fn run(&self, progress: &mut dyn ProgressSink, cancel: &CancelToken) -> Result<Report> {
+        guard(|| self.run_inner(progress, cancel))
+    }
+
+    fn job_key(&self) -> Result<String> {
+        let mut k = KeyHasher::new();
+        let spec = serde_json::to_vec(&self.spec)
+            .map_err(|e| Error::internal(format!("cannot serialize spec: {e}")))?;
+        k.part("spec", &spec);
+        k.file("content", &self.spec.content)?;
+        for (id, p) in &self.spec.assets {
+            k.file(id, p)?;
+        }
+        if let Some(p) = self.spec.transcript.as_ref().and_then(|t| t.path.as_ref()) {
+            k.file("transcript", p)?;
+        }
+        if let Some(p) = &self.spec.output.tags.cover {
+            k.file("cover", p)?;
+        }
+        Ok(k.finish())
+    }
+
+    fn run_inner(&self, progress: &mut dyn ProgressSink, cancel: &CancelToken) -> Result<Report> {
+        let store = match &self.spec.work_dir {
+            Some(dir) => Some(CheckpointStore::open(dir, self.job_key()?)?),
+            None => None,
+        };
+        crate::atomic::remove_stale_temps(&self.spec.output.path);
+        let mut rep = Reporter::new(progress, cancel.clone());
+        let mut stage_ms = BTreeMap::new();
+        let mut resumed = Vec::new();
+        let mut warnings = Vec::new();
+
+        // Loads a stage's checkpoint, or computes and stores it.
+        macro_rules! staged {
+            ($stage:expr, $ty:ty, $compute:expr) => {{
+                let t0 = Instant::now();
+                rep.start($stage, concat!("starting ", stringify!($stage)));
+                self.fault_point($stage);
+                let cached: Option<$ty> = match store.as_ref().map(|s| s.load::<$ty>($stage)) {
+                    Some(Loaded::Hit(v)) => Some(v),
+                    Some(Loaded::Rejected(why)) => {
+                        warnings.push(why);
+                        None
+                    }
+                    _ => None,
+                };
+                let value: $ty = match cached {
+                    Some(v) => {
+                        resumed.push($stage);
+                        v
+                    }
+                    None => {
+                        let v: $ty = $compute?;
+                        cancel.check()?;
+                        if let Some(s) = &store {
+                            s.save($stage, &v)?;
+                        }
+                        v
+                    }
+                };
+                rep.end($stage, concat!("finished ", stringify!($stage)));
+                stage_ms.insert($stage, t0.elapsed().as_millis() as u64);
+                value
+            }};
+        }
+
+        let t0 = Instant::now();
+        rep.start(Stage::Load, "decoding inputs");
+        self.fault_point(Stage::Load);
+        let inputs = self.load(&mut rep, cancel)?;
+        rep.end(Stage::Load, "inputs decoded");
+        stage_ms.insert(Stage::Load, t0.elapsed().as_millis() as u64);
+
+        let analysis = staged!(Stage::Analyze, Analysis, self.analyze(&inputs));
+        let edit_plan = staged!(Stage::Edit, EditPlan, self.edit_plan(&inputs, cancel));
+        if edit_plan.source_frames != analysis.content_frames {
+            return Err(Error::internal("edit checkpoint does not match the decoded content"));
+        }
+        let arranged = staged!(Stage::Arrange, Arranged, self.arrange(&inputs, &edit_plan, cancel));
+
+        let clips = self.clips(&inputs)?;
+        let edited = EditedAudio::new(&inputs.content, &edit_plan, &clips)?;
+        let mut sources = Sources::new();
+        sources.insert(CONTENT_ASSET, &edited);
+        for (id, a) in &inputs.assets {
+            sources.insert(id.as_str(), a as &dyn FrameSource);
+        }
+        let speech: Vec<Range<u64>> = arranged.speech.iter().map(|&(a, b)| a..b).collect();
+        let channels = self.spec.output.channels;
+        let mix =
+            Mix::new(&arranged.arrangement, &sources, channels, &arranged.leveling.gains, &speech)?;
+        let rate = arranged.arrangement.rate;
+        let render_opts = RenderOptions::default();
+
+        let master_plan = staged!(Stage::Master, MasterPlan, {
+            let mut p = |f: f64| rep.update(Stage::Master, f * 0.5, "measuring the mix");
+            let m = render::measure_mix(&mix, rate, &render_opts, cancel, &mut p)?;
+            let mut p = |f: f64| rep.update(Stage::Master, 0.5 + f * 0.5, "planning the master");
+            render::plan_master(&mix, rate, &m, &self.spec.master, &render_opts, cancel, &mut p)
+        });
+
+        let t0 = Instant::now();
+        rep.start(Stage::Render, "rendering");
+        self.fault_point(Stage::Render);
+        let rendered = (|| {
+            let (output, loudness_out, verify) =
+                self.render(&mix, rate, &master_plan, &arranged.chapters, &mut rep, cancel)?;
+            let mut report = Report {
+                output,
+                loudness_in: analysis.content_loudness,
+                loudness_out,
+                master: master_plan.clone(),
+                verify,
+                edits: edit_plan.entries.clone(),
+                counts: edit_plan.stats.clone(),
+                placements: arranged.arrangement.placements.clone(),
+                words: Vec::new(),
+                chapters: arranged.chapters.clone(),
+                sidecars: Vec::new(),
+                warnings: std::mem::take(&mut warnings),
+                stage_ms: BTreeMap::new(),
+                stages_resumed: std::mem::take(&mut resumed),
+            };
+            report.warnings.extend(edit_plan.warnings.iter().map(|w| w.message.clone()));
+            report.warnings.extend(arranged.arrangement.warnings.iter().cloned());
+            self.write_sidecars(&inputs, &edit_plan, &arranged, &clips, &mut report, cancel)?;
+            stage_ms.insert(Stage::Render, t0.elapsed().as_millis() as u64);
+            report.stage_ms = std::mem::take(&mut stage_ms);
+            if let Some(p) = &self.spec.output.report {
+                let json = serde_json::to_vec_pretty(&report)
+                    .map_err(|e| Error::internal(format!("cannot serialize report: {e}")))?;
+                crate::atomic::write_atomic(p, &json)?;
+            }
+            cancel.check()?;
+            Ok(report)
+        })();
+        let report = match rendered {
+            Ok(r) => r,
+            Err(e) => {
+                // A failed or cancelled run leaves no output behind, even if the episode file
+                // was already renamed into place (e.g. cancelled while verifying).
+                self.remove_outputs();
+                return Err(e);
+            }
+        };
+        rep.end(Stage::Render, "done");
+        Ok(report)
+    }
+
+    fn remove_outputs(&self) {
+        let o = &self.spec.output;
+        let paths = [&o.report, &o.words, &o.srt, &o.vtt, &o.chapters_json, &o.cleaned_content];
+        for p in std::iter::once(&o.path).chain(paths.into_iter().flatten()) {
+            let _ = std::fs::remove_file(p);
+            crate::atomic::remove_stale_temps(p);
+        }
+    }
+
+    fn load(&self, rep: &mut Reporter<'_>, cancel: &CancelToken) -> Result<Inputs> {
+        let fmt = self.working_format()?;
+        let opts = DecodeOptions { limits: self.spec.limits.clone(), ..DecodeOptions::default() };
+        let total = 1 + self.spec.assets.len();
+        let decode = |path: &Path, channels: Option<usize>| -> Result<AudioBuffer> {
+            let d = load::decode_file(path, &opts, cancel)?;
+            // Content keeps its channel count (mono speech stays mono until the mix), at most 2.
+            let ch = channels.unwrap_or(d.audio.channel_count().min(2));
+            load::to_working_format(
+                &d.audio,
+                &WorkingFormat { rate: fmt.rate, channels: ch },
+                cancel,
+            )
+        };
+        rep.update(Stage::Load, 0.0, "decoding content");
+        let content = decode(&self.spec.content, None)?;
+        let mut assets = BTreeMap::new();
+        for (i, (id, path)) in self.spec.assets.iter().enumerate() {
+            rep.update(Stage::Load, (i + 1) as f64 / total as f64, "decoding assets");
+            assets.insert(id.clone(), decode(path, None)?);
+        }
+        let transcript = match &self.spec.transcript {
+            None => None,
+            Some(t) => {
+                let text = match (&t.path, &t.inline) {
+                    (Some(p), _) => {
+                        std::fs::read_to_string(p).map_err(|e| Error::io("read", p, e))?
+                    }
+                    (None, Some(serde_json::Value::String(s))) => s.clone(),
+                    (None, Some(v)) => v.to_string(),
+                    (None, None) => return Err(Error::invalid_input("transcript", "no source")),
+                };
+                Some(Transcript::parse(&text, t.format)?.0)
+            }
+        };
+        Ok(Inputs { content, assets, transcript })
+    }
+
+    fn analyze(&self, inputs: &Inputs) -> Result<Analysis> {
+        Ok(Analysis {
+            content_loudness: loudness::measure(&inputs.content)?,
+            content_frames: inputs.content.frames() as u64,
+        })
+    }
+
+    fn clips(&self, inputs: &Inputs) -> Result<Vec<Clip>> {
+        let c = &self.spec.cleanup;
+        let mut ids: Vec<&str> = c.inserts.iter().map(|i| i.clip.as_str()).collect();
+        ids.extend(c.sound_effects.iter().map(|s| s.clip.as_str()));
+        ids.sort_unstable();
+        ids.dedup();
+        ids.into_iter()
+            .map(|id| {
+                let audio =
+                    inputs.assets.get(id).cloned().ok_or_else(|| {
+                        Error::invalid_input("cleanup", format!("no asset {id:?}"))
+                    })?;
+                Ok(Clip { id: id.to_string(), audio })
+            })
+            .collect()
+    }
+
+    fn edit_plan(&self, inputs: &Inputs, cancel: &CancelToken) -> Result<EditPlan> {
+        let clips = self.clips(inputs)?;
+        edit::plan_with(
+            &inputs.content,
+            inputs.transcript.as_ref(),
+            &clips,
+            &self.spec.cleanup,
+            None,
+            cancel,
+        )
+    }
+
+    fn arrange(&self, inputs: &Inputs, plan: &EditPlan, cancel: &CancelToken) -> Result<Arranged> {
+        let template = self.template();
+        let rate = self.working_format()?.rate;
+        let frames = |id: &str| {
+            if id == CONTENT_ASSET {
+                Some(plan.output_frames)
+            } else {
+                inputs.assets.get(id).map(|a| a.frames() as u64)
+            }
+        };
+        let arrangement = arrange::place(&template, rate, frames)?;
+        let content_start_frame = arrangement
+            .placements
+            .iter()
+            .find(|p| p.asset == CONTENT_ASSET)
+            .map_or(0, |p| p.start_frame);
+
+        // Speech on the episode timeline: re-timed words when there is a transcript, else the
+        // content's detected activity mapped through the edit.
+        let map = plan.time_map();
+        let mut speech: Vec<(u64, u64)> = match &inputs.transcript {
+            Some(t) => plan
+                .retime(t)
+                .words()
+                .iter()
+                .map(|w| {
+                    let s = crate::seconds_to_frames(w.start_s, rate);
+                    let e = crate::seconds_to_frames(w.end_s, rate);
+                    (s, e.max(s))
+                })
+                .collect(),
+            None => {
+                let act = crate::analyze::activity::ActivityMap::analyze_cancellable(
+                    &inputs.content,
+                    &self.spec.cleanup.activity,
+                    cancel,
+                )?;
+                act.speech_intervals(u64::from(rate.get()) / 4)
+                    .into_iter()
+                    .filter_map(|r| map.map_span_frames(r.start, r.end))
+                    .collect()
+            }
+        };
+        for s in &mut speech {
+            s.0 += content_start_frame;
+            s.1 += content_start_frame;
+        }
+
+        let clips = self.clips(inputs)?;
+        let edited = EditedAudio::new(&inputs.content, plan, &clips)?;
+        let lookup = |id: &str| -> Option<&dyn FrameSource> {
+            if id == CONTENT_ASSET {
+                Some(&edited)
+            } else {
+                inputs.assets.get(id).map(|a| a as &dyn FrameSource)
+            }
+        };
+        let leveling = arrange::level_segments(
+            &template,
+            &arrangement,
+            lookup,
+            self.spec.output.channels,
+            cancel,
+        )?;
+        let content_segment = arrangement
+            .placements
+            .iter()
+            .find(|p| p.asset == CONTENT_ASSET)
+            .map(|p| p.segment_id.clone());
+        let chapters = arrange::chapters(
+            &template,
+            &arrangement,
+            &self.spec.output.content_chapters,
+            content_segment.as_deref(),
+            |ms| {
+                let f = crate::ms_to_frames(ms, rate);
+                frames_to_ms(map.map_frame(f), rate)
+            },
+        )?;
+        Ok(Arranged { arrangement, leveling, speech, chapters, content_start_frame })
+    }
+
+    fn tags(&self, chapters: &[Chapter]) -> Result<Tags> {
+        let t = &self.spec.output.tags;
+        let cover = match &t.cover {
+            Some(p) => {
+                let data = std::fs::read(p).map_err(|e| Error::io("read", p, e))?;
+                Some(CoverArt::from_bytes(data).map_err(|e| match e {
+                    Error::InvalidInput { detail, .. } => {
+                        Error::invalid_input("output.tags.cover", detail)
+                    }
+                    other => other,
+                })?)
+            }
+            None => None,
+        };
+        Ok(Tags {
+            title: t.title.clone(),
+            artist: t.artist.clone(),
+            album: t.album.clone(),
+            comment: t.comment.clone(),
+            date: t.date.clone(),
+            track: t.track,
+            cover,
+            chapters: chapters.to_vec(),
+        })
+    }
+
+    fn render(
+        &self,
+        mix: &Mix<'_>,
+        rate: NonZeroU32,
+        plan: &MasterPlan,
+        chapters: &[Chapter],
+        rep: &mut Reporter<'_>,
+        cancel: &CancelToken,
+    ) -> Result<(OutputReport, Option<Loudness>, Option<VerifyReport>)> {
+        let out = &self.spec.output;
+        let tags = self.tags(chapters)?;
+        let lossy = matches!(out.encoding, encode::OutputFormat::Mp3 { .. });
+        let opts = RenderOptions { measure_output: !lossy, ..RenderOptions::default() };
+        let mut attempt = 0u32;
+        let mut last: Option<(encode::EncodedInfo, Option<Loudness>)> = None;
+        let mut render_once =
+            |target: f64, ceiling: f64, rep: &mut Reporter<'_>| -> Result<Option<Loudness>> {
+                attempt += 1;
+                let mut p = plan.clone();
+                p.gain_db += target - plan.target_lufs;
+                p.ceiling_dbtp = ceiling;
+                let mut enc = Encoder::create(&out.path, &out.encoding, rate, out.channels, &tags)?;
+                let n = attempt;
+                let mut progress = |f: f64| {
+                    rep.update(Stage::Render, f.min(0.99), &format!("rendering (attempt {n})"))
+                };
+                let outcome = render::render_final(
+                    mix,
+                    rate,
+                    &p,
+                    &opts,
+                    |b| enc.write(b),
+                    cancel,
+                    &mut progress,
+                )?;
+                let info = enc.finish()?;
+                last = Some((info, outcome.output));
+                Ok(outcome.output)
+            };
+        let verify = if lossy {
+            let report =
+                verify_encoded(plan.target_lufs, plan.ceiling_dbtp, &self.spec.verify, |req| {
+                    render_once(req.target_lufs, req.ceiling_dbtp, rep)?;
+                    let d = load::decode_file(&out.path, &DecodeOptions::default(), cancel)?;
+                    Ok(EncodeMeasurement { rendered: None, decoded: loudness::measure(&d.audio)? })
+                })?;
+            Some(report)
+        } else {
+            render_once(plan.target_lufs, plan.ceiling_dbtp, rep)?;
+            None
+        };
+        let (info, measured) = last.ok_or_else(|| Error::internal("render produced no output"))?;
+        let loudness_out = match &verify {
+            Some(v) => v.attempts.last().map(|a| a.measured.decoded),
+            None => measured,
+        };
+        Ok((
+            OutputReport {
+                path: info.path,
+                duration_ms: info.duration_ms,
+                frames: info.frames,
+                size_bytes: info.bytes,
+                sample_rate: rate.get(),
+                channels: out.channels,
+            },
+            loudness_out,
+            verify,
+        ))
+    }
+
+    fn write_sidecars(
+        &self,
+        inputs: &Inputs,
+        plan: &EditPlan,
+        arranged: &Arranged,
+        clips: &[Clip],
+        report: &mut Report,
+        cancel: &CancelToken,
+    ) -> Result<()> {
+        let out = &self.spec.output;
+        let rate = arranged.arrangement.rate;
+        if let Some(t) = &inputs.transcript {
+            let offset_s = arranged.content_start_frame as f64 / f64::from(rate.get());
+            let episode = plan.retime(t).retimed(
+                &|s, e| Some((s + offset_s, e + offset_s)),
+                &|s| s + offset_s,
+                &|_| None,
+            );
+            report.words = episode.words().to_vec();
+            let cues = CueOptions::default();
+            for (path, text) in [
+                (&out.words, out.words.as_ref().map(|_| episode.to_native()).transpose()?),
+                (&out.srt, out.srt.as_ref().map(|_| episode.to_srt(&cues))),
+                (&out.vtt, out.vtt.as_ref().map(|_| episode.to_vtt(&cues))),
+            ] {
+                if let (Some(p), Some(text)) = (path, text) {
+                    crate::atomic::write_atomic(p, text.as_bytes())?;
+                    report.sidecars.push(p.clone());
+                }
+            }
+        }
+        if let Some(p) = &out.chapters_json {
+            let json = PodcastChapters::from_chapters(&arranged.chapters).to_json()?;
+            crate::atomic::write_atomic(p, json.as_bytes())?;
+            report.sidecars.push(p.clone());
+        }
+        if let Some(p) = &out.cleaned_content {
+            let edited = EditedAudio::new(&inputs.content, plan, clips)?;
+            let ch = edited.channel_count();
+            let mut enc = Encoder::create(p, &out.encoding, rate, ch, &Tags::default())?;
+            let block = 65_536usize;
+            let mut bufs = vec![vec![0.0f32; block]; ch];
+            let mut pos = 0u64;
+            while pos < edited.frames() {
+                cancel.check()?;
+                let n = (edited.frames() - pos).min(block as u64) as usize;
+                let mut planes: Vec<&mut [f32]> = bufs.iter_mut().map(|b| &mut b[..n]).collect();
+                edited.read(pos, &mut planes);
+                let planes: Vec<Vec<f32>> = bufs.iter().map(|b| b[..n].to_vec()).collect();
+                enc.write(&AudioBuffer::from_planar(rate, planes)?)?;
+                pos += n as u64;
+            }
+            enc.finish()?;
+            report.sidecars.push(p.clone());
+        }
+        if let Some(p) = &out.report {
+            report.sidecars.push(p.clone());
+        }
+        Ok(())
+    }
+}
+
+/// Runs `f`, turning a panic into [`Error::Internal`].
+fn guard<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(Error::internal(format!("panic: {msg}")))
+        }
+    }
+}

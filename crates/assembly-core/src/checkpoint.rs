@@ -1,0 +1,226 @@
+//! Stage checkpoints in a work folder: atomic, keyed by a hash of the job, verified on load.
+//!
+//! A checkpoint file is one header line of JSON, a newline, then the payload (JSON). The header
+//! names the format, the library version, the job key, the stage, and the payload's length
+//! and SHA-256. Loading checks all of them: a corrupt, truncated or foreign checkpoint is
+//! ignored (and the caller recomputes the stage with a warning); it is never trusted.
+
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::progress::Stage;
+
+const MAGIC: &str = "podcast-assembly-checkpoint";
+const FORMAT: u32 = 1;
+
+/// Hex-encoded SHA-256 of `bytes`.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// Builds a job key: a SHA-256 over labelled parts (library version first).
+pub(crate) struct KeyHasher(Sha256);
+
+impl KeyHasher {
+    pub(crate) fn new() -> Self {
+        let mut h = Sha256::new();
+        h.update(MAGIC.as_bytes());
+        h.update(env!("CARGO_PKG_VERSION").as_bytes());
+        Self(h)
+    }
+
+    /// Adds a labelled part; the length prefix keeps `("ab","c")` and `("a","bc")` apart.
+    pub(crate) fn part(&mut self, label: &str, bytes: &[u8]) {
+        for piece in [label.as_bytes(), bytes] {
+            self.0.update((piece.len() as u64).to_le_bytes());
+            self.0.update(piece);
+        }
+    }
+
+    /// Adds a file's path, length and full content hash.
+    pub(crate) fn file(&mut self, label: &str, path: &Path) -> Result<()> {
+        use std::io::Read;
+        let mut f = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
+        let mut h = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut len = 0u64;
+        loop {
+            let n = f.read(&mut buf).map_err(|e| Error::io("read", path, e))?;
+            if n == 0 {
+                break;
+            }
+            len += n as u64;
+            h.update(&buf[..n]);
+        }
+        self.part(label, path.to_string_lossy().as_bytes());
+        self.part("len", &len.to_le_bytes());
+        self.part("sha256", &h.finalize());
+        Ok(())
+    }
+
+    pub(crate) fn finish(self) -> String {
+        hex(&self.0.finalize())
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    magic: String,
+    format: u32,
+    library_version: String,
+    job_key: String,
+    stage: Stage,
+    payload_len: u64,
+    payload_sha256: String,
+}
+
+/// What loading a checkpoint found.
+#[derive(Debug)]
+pub(crate) enum Loaded<T> {
+    /// A valid checkpoint for this job and stage.
+    Hit(T),
+    /// No checkpoint file.
+    Missing,
+    /// A file was there but unusable; the reason is a warning for the report.
+    Rejected(String),
+}
+
+/// The checkpoints of one job in a work folder.
+pub(crate) struct CheckpointStore {
+    dir: PathBuf,
+    job_key: String,
+}
+
+impl CheckpointStore {
+    /// Opens (creating if needed) `work_dir` for the job with key `job_key`.
+    pub(crate) fn open(work_dir: &Path, job_key: String) -> Result<Self> {
+        std::fs::create_dir_all(work_dir).map_err(|e| Error::io("create", work_dir, e))?;
+        Ok(Self { dir: work_dir.to_path_buf(), job_key })
+    }
+
+    fn path(&self, stage: Stage) -> PathBuf {
+        self.dir.join(format!("{}.checkpoint", stage.name()))
+    }
+
+    /// Stores `value` as `stage`'s result, atomically.
+    pub(crate) fn save<T: Serialize>(&self, stage: Stage, value: &T) -> Result<()> {
+        let payload = serde_json::to_vec(value)
+            .map_err(|e| Error::internal(format!("cannot serialize {stage} checkpoint: {e}")))?;
+        let header = Header {
+            magic: MAGIC.into(),
+            format: FORMAT,
+            library_version: env!("CARGO_PKG_VERSION").into(),
+            job_key: self.job_key.clone(),
+            stage,
+            payload_len: payload.len() as u64,
+            payload_sha256: sha256_hex(&payload),
+        };
+        let mut bytes = serde_json::to_vec(&header)
+            .map_err(|e| Error::internal(format!("cannot serialize checkpoint header: {e}")))?;
+        bytes.push(b'\n');
+        bytes.extend_from_slice(&payload);
+        crate::atomic::write_atomic(self.path(stage), &bytes)
+    }
+
+    /// Loads `stage`'s result if a valid checkpoint for this job exists.
+    pub(crate) fn load<T: DeserializeOwned>(&self, stage: Stage) -> Loaded<T> {
+        let path = self.path(stage);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Loaded::Missing,
+            Err(e) => return Loaded::Rejected(format!("cannot read {}: {e}", path.display())),
+        };
+        let reject = |why: &str| {
+            Loaded::Rejected(format!("checkpoint {} ignored: {why}; recomputing", path.display()))
+        };
+        let Some(nl) = bytes.iter().position(|&b| b == b'\n') else {
+            return reject("no header");
+        };
+        let Ok(h) = serde_json::from_slice::<Header>(&bytes[..nl]) else {
+            return reject("unreadable header");
+        };
+        let payload = &bytes[nl + 1..];
+        if h.magic != MAGIC || h.format != FORMAT {
+            return reject("not a checkpoint of this format");
+        }
+        if h.library_version != env!("CARGO_PKG_VERSION") {
+            return reject("written by another library version");
+        }
+        if h.job_key != self.job_key || h.stage != stage {
+            return reject("belongs to another job or stage");
+        }
+        if h.payload_len != payload.len() as u64 || h.payload_sha256 != sha256_hex(payload) {
+            return reject("corrupt (length or checksum mismatch)");
+        }
+        match serde_json::from_slice(payload) {
+            Ok(v) => Loaded::Hit(v),
+            Err(_) => reject("payload does not match the expected shape"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Plan {
+        cuts: Vec<(u64, u64)>,
+    }
+
+    #[test]
+    fn round_trip_and_rejections() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(dir.path(), "k1".into()).unwrap();
+        assert!(matches!(store.load::<Plan>(Stage::Edit), Loaded::Missing));
+        let plan = Plan { cuts: vec![(1, 2), (10, 20)] };
+        store.save(Stage::Edit, &plan).unwrap();
+        match store.load::<Plan>(Stage::Edit) {
+            Loaded::Hit(p) => assert_eq!(p, plan),
+            other => panic!("{other:?}"),
+        }
+        // Another job's key: rejected.
+        let other = CheckpointStore::open(dir.path(), "k2".into()).unwrap();
+        assert!(matches!(other.load::<Plan>(Stage::Edit), Loaded::Rejected(_)));
+        // Flip one payload byte: rejected by the checksum.
+        let path = store.path(Stage::Edit);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 2;
+        bytes[last] ^= 0x01;
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(matches!(store.load::<Plan>(Stage::Edit), Loaded::Rejected(_)));
+        // Truncated: rejected.
+        std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        assert!(matches!(store.load::<Plan>(Stage::Edit), Loaded::Rejected(_)));
+    }
+
+    #[test]
+    fn key_depends_on_every_part_and_on_file_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("a.bin");
+        std::fs::write(&f, b"hello").unwrap();
+        let key = |label: &str| {
+            let mut k = KeyHasher::new();
+            k.part(label, b"spec");
+            k.file("content", &f).unwrap();
+            k.finish()
+        };
+        let a = key("x");
+        assert_eq!(a, key("x"));
+        assert_ne!(a, key("y"));
+        std::fs::write(&f, b"hellp").unwrap();
+        assert_ne!(a, key("x"));
+    }
+}

@@ -1,0 +1,458 @@
+//! The job spec: everything one assembly needs, as versioned JSON with unknown fields rejected.
+//!
+//! `docs/spec.md` documents every field with its unit and default and ships a complete
+//! example. Validation that needs no audio lives here too ([`Spec::problems`]), so an
+//! [`Assembler`](crate::Assembler) can refuse a bad job before any heavy work, listing
+//! every problem with its JSON path.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::arrange::{SegmentType, Template};
+use crate::edit::CleanupOptions;
+use crate::encode::{Mp3Bitrate, OutputFormat};
+use crate::error::{Error, Result, SpecProblem};
+use crate::master::{MasterOptions, VerifyOptions};
+use crate::transcript::TranscriptFormat;
+use crate::{Chapter, Limits};
+
+/// The spec format version this library reads.
+pub const SPEC_VERSION: u32 = 1;
+
+/// The asset id under which the (edited) content is available to the template.
+pub const CONTENT_ASSET: &str = "content";
+
+/// One assembly job.
+///
+/// ```
+/// use assembly_core::Spec;
+///
+/// let spec = Spec::from_json(r#"{
+///     "version": 1,
+///     "content": "raw.wav",
+///     "output": {"path": "episode.mp3"}
+/// }"#).unwrap();
+/// assert_eq!(spec.output.sample_rate, 44_100);
+/// assert!(Spec::from_json(r#"{"version": 1, "content": "a.wav", "output": {"path": "o.mp3"}, "colour": 1}"#).is_err());
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    /// Spec format version; must be `1`. No default.
+    pub version: u32,
+    /// The raw recording to clean (any supported format). Available to the template as the
+    /// asset `"content"`. No default.
+    pub content: PathBuf,
+    /// Other audio by id: intro, outro, ads, beds, inserted clips, sound effects.
+    /// Default: `{}`.
+    #[serde(default)]
+    pub assets: BTreeMap<String, PathBuf>,
+    /// The content's word-timed transcript. Default: none (audio-only cleaning).
+    #[serde(default)]
+    pub transcript: Option<TranscriptInput>,
+    /// What to clean from the content. Default: see [`CleanupOptions`].
+    #[serde(default)]
+    pub cleanup: CleanupOptions,
+    /// Running order, beds and leveling. Default: none (the content alone).
+    #[serde(default)]
+    pub template: Option<Template>,
+    /// Loudness target and limiter. Default: preset `podcast_stereo` (−16 LUFS, −1 dBTP).
+    #[serde(default)]
+    pub master: MasterOptions,
+    /// Decode-and-measure check of lossy outputs. Default: see [`VerifyOptions`].
+    #[serde(default)]
+    pub verify: VerifyOptions,
+    /// What to write. No default (`output.path` is required).
+    pub output: OutputSpec,
+    /// Caps on every input. Default: see [`Limits`].
+    #[serde(default)]
+    pub limits: Limits,
+    /// Folder for stage checkpoints; a rerun with the same folder resumes after the last
+    /// completed stage. Default: none (no checkpoints).
+    #[serde(default)]
+    pub work_dir: Option<PathBuf>,
+}
+
+/// Where the transcript comes from, and its shape.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TranscriptInput {
+    /// Which provider's shape (this fixes the time unit). No default.
+    pub format: TranscriptFormat,
+    /// A file holding the transcript. Exactly one of `path` and `inline`.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// The transcript itself: JSON, or a string (SRT/WebVTT text). Exactly one of `path` and
+    /// `inline`.
+    #[serde(default)]
+    pub inline: Option<serde_json::Value>,
+}
+
+/// What to write, and the sidecars.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSpec {
+    /// The episode file. Its folder must exist and be writable. No default.
+    pub path: PathBuf,
+    /// Codec and its settings. Default: `{"format": "mp3", "bitrate": {"mode": "cbr",
+    /// "kbps": 128}, "quality": 5}`.
+    #[serde(default = "default_encoding")]
+    pub encoding: OutputFormat,
+    /// Output (and working) sample rate in Hz. Default: `44100`.
+    #[serde(default = "default_rate")]
+    pub sample_rate: u32,
+    /// Output channels, 1 or 2. Default: `2`.
+    #[serde(default = "default_channels")]
+    pub channels: usize,
+    /// Text tags and cover art. Default: none.
+    #[serde(default)]
+    pub tags: TagSpec,
+    /// Chapters: one per segment with a `chapter_title`, plus these content chapters given
+    /// in source-recording ms and re-timed through the edit. Default: `[]`.
+    #[serde(default)]
+    pub content_chapters: Vec<Chapter>,
+    /// Report JSON sidecar. Default: none.
+    #[serde(default)]
+    pub report: Option<PathBuf>,
+    /// Re-timed transcript in the input's own shape. Default: none.
+    #[serde(default)]
+    pub words: Option<PathBuf>,
+    /// Re-timed transcript as SRT. Default: none.
+    #[serde(default)]
+    pub srt: Option<PathBuf>,
+    /// Re-timed transcript as WebVTT. Default: none.
+    #[serde(default)]
+    pub vtt: Option<PathBuf>,
+    /// Podcasting 2.0 JSON chapters. Default: none.
+    #[serde(default)]
+    pub chapters_json: Option<PathBuf>,
+    /// The cleaned content alone (same encoding, not mastered). Default: none.
+    #[serde(default)]
+    pub cleaned_content: Option<PathBuf>,
+}
+
+/// Text tags and cover art for the output.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TagSpec {
+    /// Episode title. Default: none.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Artist / host. Default: none.
+    #[serde(default)]
+    pub artist: Option<String>,
+    /// Album / show. Default: none.
+    #[serde(default)]
+    pub album: Option<String>,
+    /// Comment. Default: none.
+    #[serde(default)]
+    pub comment: Option<String>,
+    /// Date, e.g. `"2026-11-29"`. Default: none.
+    #[serde(default)]
+    pub date: Option<String>,
+    /// Track (episode) number. Default: none.
+    #[serde(default)]
+    pub track: Option<u32>,
+    /// JPEG or PNG cover image. Default: none.
+    #[serde(default)]
+    pub cover: Option<PathBuf>,
+}
+
+fn default_encoding() -> OutputFormat {
+    OutputFormat::Mp3 { bitrate: Mp3Bitrate::Cbr { kbps: 128 }, quality: 5 }
+}
+
+fn default_rate() -> u32 {
+    44_100
+}
+
+fn default_channels() -> usize {
+    2
+}
+
+impl Spec {
+    /// Parses JSON. Unknown fields, wrong types and a wrong `version` are errors naming the
+    /// field's JSON path. Semantic checks (files, ranges, references) are [`Spec::problems`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSpec`] with the path of the first field that does not parse.
+    pub fn from_json(json: &str) -> Result<Self> {
+        let de = &mut serde_json::Deserializer::from_str(json);
+        let spec: Spec = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let path = if path == "." { "$".to_string() } else { path };
+            Error::InvalidSpec { problems: vec![SpecProblem::new(path, e.inner().to_string())] }
+        })?;
+        if spec.version != SPEC_VERSION {
+            return Err(Error::InvalidSpec {
+                problems: vec![SpecProblem::new(
+                    "version",
+                    format!("this library reads version {SPEC_VERSION}, got {}", spec.version),
+                )],
+            });
+        }
+        Ok(spec)
+    }
+
+    /// Reads and parses a spec file; relative paths in it are taken relative to its folder.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the file cannot be read; as [`Spec::from_json`].
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?;
+        let mut spec = Self::from_json(&text)?;
+        spec.resolve_paths(path.parent().unwrap_or(Path::new("")));
+        Ok(spec)
+    }
+
+    /// Makes every relative path in the spec relative to `base` instead.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.content);
+        self.assets.values_mut().for_each(fix);
+        if let Some(p) = self.transcript.as_mut().and_then(|t| t.path.as_mut()) {
+            fix(p);
+        }
+        let o = &mut self.output;
+        fix(&mut o.path);
+        if let Some(p) = o.tags.cover.as_mut() {
+            fix(p);
+        }
+        for p in [
+            &mut o.report,
+            &mut o.words,
+            &mut o.srt,
+            &mut o.vtt,
+            &mut o.chapters_json,
+            &mut o.cleaned_content,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            fix(p);
+        }
+        if let Some(p) = self.work_dir.as_mut() {
+            fix(p);
+        }
+    }
+
+    /// Every problem that can be found without decoding audio: files exist and are
+    /// readable, values are in range, asset references resolve, output folders are
+    /// writable. Empty when the spec is good.
+    pub fn problems(&self) -> Vec<SpecProblem> {
+        let mut out = Vec::new();
+        let mut push = |path: String, msg: String| out.push(SpecProblem::new(path, msg));
+        let mut from_err = |prefix: &str, e: Error| match e {
+            Error::InvalidInput { field, detail } => {
+                let path = if field.starts_with(prefix) || prefix.is_empty() {
+                    field
+                } else {
+                    format!("{prefix}.{field}")
+                };
+                push(path, detail)
+            }
+            other => push(prefix.to_string(), other.to_string()),
+        };
+
+        if let Err(e) = self.cleanup.validate() {
+            from_err("cleanup", e);
+        }
+        if let Some(t) = &self.template
+            && let Err(e) = t.validate()
+        {
+            from_err("template", e);
+        }
+        if let Err(e) = self.master.validate() {
+            from_err("master", e);
+        }
+        let rate = std::num::NonZeroU32::new(self.output.sample_rate);
+        match rate {
+            None => from_err("output", Error::invalid_input("output.sample_rate", "must be > 0")),
+            Some(r) if !(8_000..=192_000).contains(&r.get()) => from_err(
+                "output",
+                Error::invalid_input(
+                    "output.sample_rate",
+                    format!("must be in 8000..=192000 Hz, got {r}"),
+                ),
+            ),
+            Some(r) => {
+                if !(1..=2).contains(&self.output.channels) {
+                    from_err(
+                        "output",
+                        Error::invalid_input(
+                            "output.channels",
+                            format!("must be 1 or 2, got {}", self.output.channels),
+                        ),
+                    );
+                } else if let Err(e) = self.output.encoding.validate(r, self.output.channels) {
+                    from_err("output.encoding", e);
+                }
+            }
+        }
+        let mut problems = out;
+        self.file_problems(&mut problems);
+        self.reference_problems(&mut problems);
+        problems
+    }
+
+    fn file_problems(&self, out: &mut Vec<SpecProblem>) {
+        let readable = |path: &Path| -> Option<String> {
+            match std::fs::metadata(path) {
+                Err(e) => Some(format!("cannot read {}: {e}", path.display())),
+                Ok(m) if !m.is_file() => Some(format!("{} is not a file", path.display())),
+                Ok(m) if m.len() > self.limits.max_file_bytes => Some(format!(
+                    "{} is {} bytes, over limits.max_file_bytes ({})",
+                    path.display(),
+                    m.len(),
+                    self.limits.max_file_bytes
+                )),
+                Ok(_) => std::fs::File::open(path)
+                    .err()
+                    .map(|e| format!("cannot open {}: {e}", path.display())),
+            }
+        };
+        if let Some(m) = readable(&self.content) {
+            out.push(SpecProblem::new("content", m));
+        }
+        for (id, p) in &self.assets {
+            if let Some(m) = readable(p) {
+                out.push(SpecProblem::new(format!("assets.{id}"), m));
+            }
+            if id == CONTENT_ASSET {
+                out.push(SpecProblem::new(
+                    format!("assets.{id}"),
+                    "the id \"content\" is reserved for the content recording",
+                ));
+            }
+        }
+        if let Some(t) = &self.transcript {
+            match (&t.path, &t.inline) {
+                (Some(p), None) => {
+                    if let Some(m) = readable(p) {
+                        out.push(SpecProblem::new("transcript.path", m));
+                    }
+                }
+                (None, Some(_)) => {}
+                _ => out.push(SpecProblem::new(
+                    "transcript",
+                    "give exactly one of \"path\" and \"inline\"",
+                )),
+            }
+        }
+        if let Some(p) = &self.output.tags.cover
+            && let Some(m) = readable(p)
+        {
+            out.push(SpecProblem::new("output.tags.cover", m));
+        }
+        let o = &self.output;
+        let outputs = [
+            ("output.path", Some(&o.path)),
+            ("output.report", o.report.as_ref()),
+            ("output.words", o.words.as_ref()),
+            ("output.srt", o.srt.as_ref()),
+            ("output.vtt", o.vtt.as_ref()),
+            ("output.chapters_json", o.chapters_json.as_ref()),
+            ("output.cleaned_content", o.cleaned_content.as_ref()),
+        ];
+        let mut seen: Vec<&PathBuf> = vec![&self.content];
+        for (field, path) in outputs {
+            let Some(path) = path else { continue };
+            if seen.contains(&path) {
+                out.push(SpecProblem::new(
+                    field,
+                    format!("{} is already used by another input or output", path.display()),
+                ));
+            }
+            seen.push(path);
+            if let Some(m) = writable_folder(path) {
+                out.push(SpecProblem::new(field, m));
+            }
+        }
+        if (o.words.is_some() || o.srt.is_some() || o.vtt.is_some()) && self.transcript.is_none() {
+            out.push(SpecProblem::new(
+                "output.words",
+                "re-timed transcripts need a \"transcript\"",
+            ));
+        }
+    }
+
+    fn reference_problems(&self, out: &mut Vec<SpecProblem>) {
+        let known = |id: &str| id == CONTENT_ASSET || self.assets.contains_key(id);
+        if let Some(t) = &self.template {
+            for (i, s) in t.segments.iter().enumerate() {
+                if !known(&s.asset) {
+                    out.push(SpecProblem::new(
+                        format!("template.segments[{i}].asset"),
+                        format!("no asset {:?} in \"assets\"", s.asset),
+                    ));
+                }
+                if s.asset == CONTENT_ASSET && s.segment_type != SegmentType::Content {
+                    out.push(SpecProblem::new(
+                        format!("template.segments[{i}].segment_type"),
+                        "the content recording can only be a content segment",
+                    ));
+                }
+            }
+            if !t.segments.iter().any(|s| s.asset == CONTENT_ASSET) {
+                out.push(SpecProblem::new(
+                    "template.segments",
+                    "no segment uses the content recording (asset \"content\")",
+                ));
+            }
+            for (i, b) in t.background_music_rules.iter().enumerate() {
+                if !self.assets.contains_key(&b.asset) {
+                    out.push(SpecProblem::new(
+                        format!("template.background_music_rules[{i}].asset"),
+                        format!("no asset {:?} in \"assets\"", b.asset),
+                    ));
+                }
+            }
+        }
+        for (i, c) in self.cleanup.inserts.iter().enumerate() {
+            if !self.assets.contains_key(&c.clip) {
+                out.push(SpecProblem::new(
+                    format!("cleanup.inserts[{i}].clip"),
+                    format!("no asset {:?} in \"assets\"", c.clip),
+                ));
+            }
+        }
+        for (i, c) in self.cleanup.sound_effects.iter().enumerate() {
+            if !self.assets.contains_key(&c.clip) {
+                out.push(SpecProblem::new(
+                    format!("cleanup.sound_effects[{i}].clip"),
+                    format!("no asset {:?} in \"assets\"", c.clip),
+                ));
+            }
+        }
+    }
+}
+
+/// `None` when `path`'s folder exists and a file can be created in it; else why not.
+fn writable_folder(path: &Path) -> Option<String> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if path.file_name().is_none() {
+        return Some(format!("{} names no file", path.display()));
+    }
+    if !dir.is_dir() {
+        return Some(format!("folder {} does not exist", dir.display()));
+    }
+    let probe = dir.join(format!(".podcast-assembly-write-test-{}", std::process::id()));
+    match std::fs::File::create(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            None
+        }
+        Err(e) => Some(format!("cannot write in {}: {e}", dir.display())),
+    }
+}

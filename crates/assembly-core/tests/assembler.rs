@@ -1,0 +1,299 @@
+//! The Assembler end to end: a synthesized episode through every stage, checked by numbers.
+
+use std::num::NonZeroU32;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use assembly_core::encode::{OutputFormat, Tags, write_file};
+use assembly_core::{
+    Assembler, CancelToken, Error, NoProgress, ProgressEvent, Spec, Stage, load, synth,
+};
+
+const RATE: u32 = 22_050;
+
+struct Job {
+    dir: tempfile::TempDir,
+    fillers: usize,
+}
+
+impl Job {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+/// Writes a 40 s word-timed recording (with fillers and long pauses), an intro, an outro and
+/// a bed into a temp folder.
+fn job() -> Job {
+    let dir = tempfile::tempdir().unwrap();
+    let rate = NonZeroU32::new(RATE).unwrap();
+    let script = synth::spoken_words(rate, 11, 40.0, -26.0, -65.0, 2_000.0, 600.0);
+    let words: Vec<serde_json::Value> = script
+        .words
+        .iter()
+        .map(|w| serde_json::json!({"word": w.text, "start": w.start_s, "end": w.end_s, "speaker": "A"}))
+        .collect();
+    std::fs::write(dir.path().join("words.json"), serde_json::to_vec(&words).unwrap()).unwrap();
+    let wav = OutputFormat::wav16();
+    let t = Tags::default();
+    write_file(&dir.path().join("raw.wav"), &synth::mono(rate, script.samples), &wav, &t).unwrap();
+    let r44 = NonZeroU32::new(44_100).unwrap();
+    let sting = synth::chirp(r44, 300.0, 900.0, 0.3, 44_100 * 3);
+    write_file(&dir.path().join("intro.wav"), &synth::multi(r44, sting.clone(), 2), &wav, &t)
+        .unwrap();
+    write_file(&dir.path().join("outro.wav"), &synth::multi(r44, sting, 2), &wav, &t).unwrap();
+    let bed = synth::sine(r44, 220.0, 0.2, 44_100 * 7);
+    write_file(&dir.path().join("bed.wav"), &synth::multi(r44, bed, 2), &wav, &t).unwrap();
+    std::fs::create_dir(dir.path().join("out")).unwrap();
+    Job { dir, fillers: script.fillers }
+}
+
+fn spec_json(encoding: &str, work_dir: bool) -> String {
+    let work = if work_dir { r#", "work_dir": "work""# } else { "" };
+    format!(
+        r#"{{
+        "version": 1,
+        "content": "raw.wav",
+        "assets": {{"intro": "intro.wav", "outro": "outro.wav", "bed": "bed.wav"}},
+        "transcript": {{"format": "words", "path": "words.json"}},
+        "template": {{
+            "segments": [
+                {{"segment_type": "intro", "asset": "intro", "chapter_title": "Intro"}},
+                {{"segment_type": "content", "asset": "content", "chapter_title": "Talk"}},
+                {{"segment_type": "outro", "asset": "outro"}}
+            ],
+            "timing": {{"content_start_offset_s": -0.5, "outro_start_offset_s": -0.5}},
+            "background_music_rules": [{{"asset": "bed", "apply_to_segments": ["content"]}}]
+        }},
+        "output": {{
+            "path": "out/episode.{ext}",
+            "encoding": {encoding},
+            "tags": {{"title": "Test episode"}},
+            "report": "out/report.json",
+            "srt": "out/episode.srt",
+            "words": "out/words.json",
+            "chapters_json": "out/chapters.json"
+        }}{work}
+    }}"#,
+        ext = if encoding.contains("mp3") { "mp3" } else { "wav" },
+    )
+}
+
+fn spec(job: &Job, encoding: &str, work_dir: bool) -> Spec {
+    let mut s = Spec::from_json(&spec_json(encoding, work_dir)).unwrap();
+    s.resolve_paths(job.dir.path());
+    s
+}
+
+const MP3: &str = r#"{"format": "mp3", "bitrate": {"mode": "cbr", "kbps": 128}}"#;
+const WAV: &str = r#"{"format": "wav", "sample_format": "float32"}"#;
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn assembles_a_whole_episode_to_target_with_exact_length() {
+    let job = job();
+    let a = Assembler::new(spec(&job, MP3, false)).unwrap();
+    let plan = a.plan(&CancelToken::new()).unwrap();
+    let report = a.run(&mut NoProgress, &CancelToken::new()).unwrap();
+
+    // Length: exactly the planned timeline, and the decoded MP3 has exactly that many frames.
+    assert_eq!(report.output.frames, plan.arrangement.total_frames);
+    let decoded =
+        load::decode_file(&report.output.path, &Default::default(), &CancelToken::new()).unwrap();
+    assert_eq!(decoded.audio.frames() as u64, plan.arrangement.total_frames);
+    assert_eq!(decoded.audio.channel_count(), 2);
+    // Intro 3 s + edited content + outro 3 s, overlapped by 0.5 s twice.
+    // The content was resampled to the 44.1 kHz working rate before editing.
+    let content_frames = plan.edit.output_frames;
+    assert_eq!(plan.edit.source_frames, 40 * 44_100);
+    assert_eq!(plan.arrangement.total_frames, 132_300 + content_frames + 132_300 - 2 * 22_050);
+
+    // Loudness: the decoded file is on target and under the ceiling.
+    let out = report.loudness_out.unwrap();
+    assert!((out.integrated_lufs + 16.0).abs() <= 0.5, "{out:?}");
+    assert!(out.true_peak_dbtp <= -1.0 + 0.05, "{out:?}");
+    assert!(report.verify.as_ref().unwrap().passed);
+
+    // Cleaning: every filler removed, the long pauses shortened.
+    assert_eq!(report.counts.fillers_removed as usize, job.fillers);
+    assert!(report.counts.pauses_shortened >= 1);
+    assert!(plan.edit.output_frames < plan.edit.source_frames);
+
+    // Re-timed words: monotonic, inside the content's placement, no fillers left.
+    let content = report.placements.iter().find(|p| p.asset == "content").unwrap();
+    let (c0, c1) = (content.start_ms as f64 / 1000.0, content.end_ms as f64 / 1000.0);
+    assert!(report.words.windows(2).all(|w| w[0].end_s <= w[1].start_s + 1e-9));
+    assert!(report.words.iter().all(|w| w.start_s >= c0 - 1e-6 && w.end_s <= c1 + 1e-3));
+    assert!(report.words.iter().all(|w| !w.text.to_lowercase().starts_with("um")));
+
+    // Chapters from the segments' titles, in ms on the episode timeline.
+    assert_eq!(report.chapters.len(), 2);
+    assert_eq!(report.chapters[1].start_ms, content.start_ms);
+
+    // Sidecars exist; nothing else (no temp files) in the output folder.
+    assert_eq!(
+        files_in(&job.path("out")),
+        ["chapters.json", "episode.mp3", "episode.srt", "report.json", "words.json"]
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(job.path("out/report.json")).unwrap()).unwrap();
+    assert_eq!(json["output"]["frames"], plan.arrangement.total_frames);
+}
+
+#[test]
+fn invalid_specs_report_every_problem_with_its_path() {
+    let job = job();
+    let mut s = spec(&job, MP3, false);
+    s.content = job.path("missing.wav");
+    s.output.channels = 3;
+    s.cleanup.max_pause_s = -1.0;
+    s.template.as_mut().unwrap().segments[0].asset = "nope".into();
+    s.output.srt = Some(job.path("no-such-dir/x.srt"));
+    let Err(Error::InvalidSpec { problems }) = Assembler::new(s) else {
+        panic!("expected InvalidSpec")
+    };
+    let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+    for want in ["content", "output.channels", "template.segments[0].asset", "output.srt"] {
+        assert!(paths.contains(&want), "{want} missing from {paths:?}");
+    }
+    assert!(paths.iter().any(|p| p.starts_with("cleanup.")), "{paths:?}");
+
+    let e = Spec::from_json(
+        r#"{"version": 1, "content": "a", "output": {"path": "o.mp3", "bitrate": 1}}"#,
+    )
+    .unwrap_err();
+    let Error::InvalidSpec { problems } = e else { panic!() };
+    assert!(problems[0].path.starts_with("output"), "{problems:?}");
+    let e = Spec::from_json(r#"{"version": 2, "content": "a", "output": {"path": "o.mp3"}}"#)
+        .unwrap_err();
+    assert!(e.to_string().contains("version"));
+}
+
+#[test]
+fn progress_is_monotonic_complete_and_throttled() {
+    let job = job();
+    let a = Assembler::new(spec(&job, WAV, false)).unwrap();
+    let mut events: Vec<ProgressEvent> = Vec::new();
+    let mut sink = |e: &ProgressEvent| {
+        events.push(e.clone());
+        ControlFlow::Continue(())
+    };
+    a.run(&mut sink, &CancelToken::new()).unwrap();
+    assert!(events.windows(2).all(|w| w[1].overall >= w[0].overall));
+    assert_eq!(events.last().unwrap().overall, 1.0);
+    for stage in Stage::ALL {
+        let of_stage: Vec<_> = events.iter().filter(|e| e.stage == stage).collect();
+        assert!(of_stage.first().unwrap().stage_fraction == 0.0, "{stage} has no start");
+        assert!(of_stage.last().unwrap().stage_fraction == 1.0, "{stage} has no end");
+    }
+}
+
+#[test]
+fn a_progress_sink_can_stop_the_run() {
+    let job = job();
+    let a = Assembler::new(spec(&job, WAV, false)).unwrap();
+    let mut sink = |e: &ProgressEvent| {
+        if e.stage == Stage::Master { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+    };
+    let e = a.run(&mut sink, &CancelToken::new()).unwrap_err();
+    assert!(e.is_cancelled(), "{e}");
+    assert!(files_in(&job.path("out")).is_empty());
+}
+
+#[test]
+fn cancelling_at_random_instants_is_prompt_and_leaves_nothing() {
+    let job = job();
+    let a = Arc::new(Assembler::new(spec(&job, MP3, false)).unwrap());
+    // How long a whole run takes here, to spread the cancel instants over every stage.
+    let t0 = Instant::now();
+    a.run(&mut NoProgress, &CancelToken::new()).unwrap();
+    let full = t0.elapsed();
+    for f in std::fs::read_dir(job.path("out")).unwrap() {
+        std::fs::remove_file(f.unwrap().path()).unwrap();
+    }
+    let mut rng = synth::Rng::new(5);
+    let mut latencies = Vec::new();
+    for _ in 0..12 {
+        let token = CancelToken::new();
+        let at = full.mul_f64(rng.next_f64() * 0.9);
+        let cancelled_at = Arc::new(Mutex::new(None));
+        let (t2, c2) = (token.clone(), Arc::clone(&cancelled_at));
+        let killer = std::thread::spawn(move || {
+            std::thread::sleep(at);
+            *c2.lock().unwrap() = Some(Instant::now());
+            t2.cancel();
+        });
+        let r = a.run(&mut NoProgress, &token);
+        let end = Instant::now();
+        killer.join().unwrap();
+        match r {
+            Err(e) => {
+                assert!(e.is_cancelled(), "{e}");
+                let at = cancelled_at.lock().unwrap().unwrap();
+                latencies.push(end.duration_since(at));
+                assert!(files_in(&job.path("out")).is_empty(), "{:?}", files_in(&job.path("out")));
+            }
+            Ok(_) => {
+                // Finished before the cancel landed: clear for the next round.
+                for f in std::fs::read_dir(job.path("out")).unwrap() {
+                    std::fs::remove_file(f.unwrap().path()).unwrap();
+                }
+            }
+        }
+    }
+    assert!(latencies.len() >= 6, "only {} runs were cancelled", latencies.len());
+    latencies.sort();
+    // Generous for a loaded debug build; the per-block checks make it ~10 ms in release.
+    assert!(*latencies.last().unwrap() < Duration::from_secs(2), "{latencies:?}");
+}
+
+#[test]
+fn two_runs_give_identical_bytes_and_a_rerun_resumes_from_checkpoints() {
+    let job = job();
+    let a = Assembler::new(spec(&job, MP3, true)).unwrap();
+    let first = a.run(&mut NoProgress, &CancelToken::new()).unwrap();
+    assert!(first.stages_resumed.is_empty());
+    let bytes1 = std::fs::read(job.path("out/episode.mp3")).unwrap();
+    let second = a.run(&mut NoProgress, &CancelToken::new()).unwrap();
+    assert_eq!(second.stages_resumed, [Stage::Analyze, Stage::Edit, Stage::Arrange, Stage::Master]);
+    assert_eq!(std::fs::read(job.path("out/episode.mp3")).unwrap(), bytes1);
+
+    // A corrupt checkpoint is recomputed with a warning, and the output does not change.
+    let ck = job.path("work/edit.checkpoint");
+    let mut b = std::fs::read(&ck).unwrap();
+    let n = b.len();
+    b[n - 3] ^= 0x20;
+    std::fs::write(&ck, b).unwrap();
+    let third = a.run(&mut NoProgress, &CancelToken::new()).unwrap();
+    assert!(!third.stages_resumed.contains(&Stage::Edit));
+    assert!(third.warnings.iter().any(|w| w.contains("edit.checkpoint")), "{:?}", third.warnings);
+    assert_eq!(std::fs::read(job.path("out/episode.mp3")).unwrap(), bytes1);
+
+    // Without a work folder: the same bytes again (determinism).
+    let b = Assembler::new(spec(&job, MP3, false)).unwrap();
+    b.run(&mut NoProgress, &CancelToken::new()).unwrap();
+    assert_eq!(std::fs::read(job.path("out/episode.mp3")).unwrap(), bytes1);
+}
+
+#[test]
+fn a_panic_in_a_stage_becomes_an_internal_error() {
+    let job = job();
+    for stage in [Stage::Load, Stage::Edit, Stage::Render] {
+        let mut a = Assembler::new(spec(&job, WAV, false)).unwrap();
+        a.inject_panic(stage);
+        let e = a.run(&mut NoProgress, &CancelToken::new()).unwrap_err();
+        assert!(matches!(e, Error::Internal { .. }), "{e}");
+        assert!(e.to_string().contains("injected fault"), "{e}");
+    }
+    assert!(files_in(&job.path("out")).is_empty());
+}
