@@ -232,6 +232,8 @@ impl BedVoice<'_> {
 /// assert_eq!(l, r); // mono sources feed both channels
 /// ```
 pub struct Mix<'a> {
+    /// Reusable scratch buffers (a pool, so concurrent reads each get their own).
+    pool: std::sync::Mutex<Vec<Scratch>>,
     rate: NonZeroU32,
     channels: usize,
     total: u64,
@@ -334,6 +336,7 @@ impl<'a> Mix<'a> {
             });
         }
         Ok(Self {
+            pool: std::sync::Mutex::new(Vec::new()),
             rate: arrangement.rate,
             channels,
             total: arrangement.total_frames,
@@ -430,13 +433,13 @@ impl FrameSource for Mix<'_> {
 
     fn read(&self, start: u64, out: &mut [&mut [f32]]) {
         let len = out.iter().take(self.channels).map(|o| o.len()).min().unwrap_or(0);
-        let cap = len.min(STEP);
-        let mut scratch = Scratch {
-            a: vec![vec![0.0; cap]; self.max_src_channels],
-            b: vec![vec![0.0; cap]; self.max_src_channels],
-            gain: vec![0.0; cap],
-            out: vec![vec![0.0; cap]; self.channels],
-        };
+        let pooled = self.pool.lock().ok().and_then(|mut p| p.pop());
+        let mut scratch = pooled.unwrap_or_else(|| Scratch {
+            a: vec![vec![0.0; STEP]; self.max_src_channels],
+            b: vec![vec![0.0; STEP]; self.max_src_channels],
+            gain: vec![0.0; STEP],
+            out: vec![vec![0.0; STEP]; self.channels],
+        });
         let mut done = 0usize;
         while done < len {
             let n = (len - done).min(STEP);
@@ -447,6 +450,9 @@ impl FrameSource for Mix<'_> {
             }
             scratch.out = tmp;
             done += n;
+        }
+        if let Ok(mut p) = self.pool.lock() {
+            p.push(scratch);
         }
         for o in out.iter_mut().take(self.channels) {
             o[len..].fill(0.0);
