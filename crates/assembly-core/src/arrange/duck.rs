@@ -62,6 +62,19 @@ impl DuckingEnvelope {
                 format!("must be in 0..=96 dB, got {}", opts.depth_db),
             ));
         }
+        for (name, v) in [
+            ("attack_ms", opts.attack_ms),
+            ("release_ms", opts.release_ms),
+            ("lookahead_ms", opts.lookahead_ms),
+            ("hold_ms", opts.hold_ms),
+        ] {
+            if v > 60_000 {
+                return Err(Error::invalid_input(
+                    format!("ducking.{name}"),
+                    format!("must be at most 60000 ms, got {v}"),
+                ));
+            }
+        }
         let ms = |v: u32| crate::ms_to_frames(u64::from(v), rate);
         let mut env = Self {
             runs: Vec::new(),

@@ -219,7 +219,7 @@ impl BedVoice<'_> {
 /// let talk = synth::mono(rate, synth::speech_like(rate, 1, -20.0, 96_000));
 /// let mut sources = Sources::new();
 /// sources.insert("intro", &intro).insert("talk", &talk);
-/// let mut t = Template::new(vec![
+/// let t = Template::new(vec![
 ///     Segment::new(SegmentType::Intro, "intro"),
 ///     Segment { crossfade_s: 0.25, ..Segment::new(SegmentType::Content, "talk") },
 /// ]);
@@ -286,7 +286,15 @@ impl<'a> Mix<'a> {
         };
         let mut max_src = 1;
         let mut voices = Vec::with_capacity(arrangement.placements.len());
-        for p in &arrangement.placements {
+        for (i, p) in arrangement.placements.iter().enumerate() {
+            let len = p.end_frame.saturating_sub(p.start_frame);
+            let worst = p.fade_in_frames.max(p.fade_out_frames).max(p.crossfade_in_frames);
+            if p.end_frame < p.start_frame || worst.max(p.crossfade_out_frames) > len {
+                return Err(Error::invalid_input(
+                    format!("arrangement.placements[{i}]"),
+                    "ends before it starts, or a fade or crossfade is longer than the segment",
+                ));
+            }
             let src = get(&p.asset)?;
             max_src = max_src.max(src.channel_count());
             let level = level_gains
@@ -306,7 +314,15 @@ impl<'a> Mix<'a> {
         }
         let mut envelopes: BTreeMap<usize, Arc<DuckingEnvelope>> = BTreeMap::new();
         let mut beds = Vec::with_capacity(arrangement.beds.len());
-        for b in &arrangement.beds {
+        for (i, b) in arrangement.beds.iter().enumerate() {
+            if b.end_frame < b.start_frame
+                || b.fade_in_frames.saturating_add(b.fade_out_frames) > b.end_frame - b.start_frame
+            {
+                return Err(Error::invalid_input(
+                    format!("arrangement.beds[{i}]"),
+                    "ends before it starts, or its fades are longer than the bed",
+                ));
+            }
             let src = get(&b.asset)?;
             max_src = max_src.max(src.channel_count());
             let duck = if b.ducking.enabled && b.ducking.depth_db > 0.0 && !speech.is_empty() {
