@@ -66,7 +66,7 @@ fn speech(start: u64, end: u64) -> Vec<Range<u64>> {
         let len = 8 * 44_100;
         v.push(t..(t + len).min(end));
         k += 1;
-        t += len + if k % 4 == 0 { 110_250 } else { 26_460 };
+        t += len + if k.is_multiple_of(4) { 110_250 } else { 26_460 };
     }
     v
 }
