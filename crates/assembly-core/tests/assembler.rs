@@ -297,3 +297,54 @@ fn a_panic_in_a_stage_becomes_an_internal_error() {
     }
     assert!(files_in(&job.path("out")).is_empty());
 }
+
+/// Issue 4's acceptance: content at −35, −23 and −10 LUFS, speech-like, music-like, clipped
+/// squares with sharp transients, through the whole job into a 128 kbps MP3: the decoded file
+/// is within ±0.3 LU of −16 LUFS and its 4× true peak at or below −1 dBTP.
+#[test]
+fn decoded_mp3_lands_on_target_from_any_input_level() {
+    let rate = NonZeroU32::new(44_100).unwrap();
+    let n = 44_100 * 12;
+    let square = |amp: f32| -> Vec<f32> {
+        let mut v: Vec<f32> = (0..n).map(|i| if (i / 50) % 2 == 0 { amp } else { -amp }).collect();
+        for i in (0..n).step_by(11_025) {
+            v[i] = 1.5; // a sharp transient every 250 ms
+        }
+        v
+    };
+    let cases: Vec<(&str, Vec<f32>)> = vec![
+        ("speech -35", synth::speech_like(rate, 1, -35.0, n)),
+        ("speech -23", synth::speech_like(rate, 2, -23.0, n)),
+        ("speech -10", synth::speech_like(rate, 3, -10.0, n)),
+        ("music -35", synth::music_like(rate, 4, -35.0, n)),
+        ("music -10", synth::music_like(rate, 5, -10.0, n)),
+        ("clipped squares", square(1.0)),
+    ];
+    for (name, samples) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let content = dir.path().join("in.wav");
+        let f32wav =
+            OutputFormat::Wav { sample_format: assembly_core::encode::WavSampleFormat::Float32 };
+        write_file(&content, &synth::mono(rate, samples), &f32wav, &Tags::default()).unwrap();
+        let mut spec = Spec::from_json(
+            r#"{"version": 1, "content": "in.wav",
+                "cleanup": {"remove_fillers": false, "remove_pauses": false},
+                "verify": {"loudness_tolerance_lu": 0.3},
+                "output": {"path": "out.mp3"}}"#,
+        )
+        .unwrap();
+        spec.resolve_paths(dir.path());
+        let report =
+            Assembler::new(spec).unwrap().run(&mut NoProgress, &CancelToken::new()).unwrap();
+        let decoded = load::decode_file(
+            &dir.path().join("out.mp3"),
+            &Default::default(),
+            &CancelToken::new(),
+        )
+        .unwrap();
+        let l = assembly_core::analyze::loudness::measure(&decoded.audio).unwrap();
+        assert!((l.integrated_lufs + 16.0).abs() <= 0.3, "{name}: {l:?}");
+        assert!(l.true_peak_dbtp <= -1.0, "{name}: {l:?}");
+        assert_eq!(report.loudness_out.unwrap().integrated_lufs, l.integrated_lufs, "{name}");
+    }
+}
