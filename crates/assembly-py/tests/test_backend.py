@@ -80,13 +80,21 @@ def test_vector_pause_shortened_and_ms_words(tmp_path):
                "end_ms": int(w["end"] * 1000)} for w in _tail(2.3)]
     content = _content(tmp_path, words, duration_s=4.5)
     (tmp_path / "words.json").write_text(json.dumps(words))
+    # A pause L > max keeps max(target, ratio * L): ratio 0.2 -> 0.5 s kept, B at 0.6 s.
     report = pa.assemble_episode(
         str(content), output_path=str(tmp_path / "ep.mp3"), words=str(tmp_path / "words.json"),
-        cleanup_options={**EXACT, "maxPauseSeconds": 1.5, "targetPauseSeconds": 0.5},
+        cleanup_options={**EXACT, "maxPauseSeconds": 1.5, "targetPauseSeconds": 0.5,
+                         "pauseCompressionRatio": 0.2},
         bitrate_kbps=192)
     b = next(w for w in report.words if w["word"] == "B")
     assert (b["start"], b["end"]) == (pytest.approx(0.6, abs=0.001), pytest.approx(0.7, abs=0.001))
     assert report.duration_ms == 4500 - 1400
+    # The backend's default ratio 0.4 keeps 0.4 * 1.9 = 0.76 s: B at 0.86 s.
+    default = pa.assemble_episode(
+        content, output_path=tmp_path / "ep2.wav", words=words, output_format="wav",
+        cleanup_options={**EXACT, "maxPauseSeconds": 1.5, "targetPauseSeconds": 0.5})
+    b = next(w for w in default.words if w["word"] == "B")
+    assert b["start"] == pytest.approx(0.86, abs=0.001)
     # 192 kbps CBR: the size is the bitrate times the duration (plus tag/padding).
     expected = 192_000 / 8 * report.duration_ms / 1000
     assert expected * 0.95 < report.size_bytes < expected * 1.15

@@ -1,9 +1,27 @@
 """Hand-written stubs of the native module (checked with ``python -m mypy.stubtest``)."""
 
 import os
-from typing import Any, Awaitable, Callable, Dict, Generator, List, Optional, Tuple, Union, final
+from typing import Any, Callable, Dict, Generator, List, Optional, Tuple, Union, final
 
 __version__: str
+__all__ = [
+    "Assembler",
+    "AssemblyError",
+    "CancelToken",
+    "CancelledError",
+    "DecodeError",
+    "EncodeError",
+    "InternalError",
+    "InvalidSpecError",
+    "Job",
+    "LimitExceededError",
+    "ProgressEvent",
+    "Report",
+    "UnsupportedFormatError",
+    "__version__",
+    "_panic_for_test",
+    "cleanup_from_backend",
+]
 
 class AssemblyError(Exception): ...
 class DecodeError(AssemblyError): ...
@@ -67,8 +85,6 @@ class Report:
     def warnings(self) -> List[str]: ...
     def to_dict(self) -> Dict[str, Any]: ...
 
-ProgressCallback = Callable[[ProgressEvent], object]
-
 @final
 class Job:
     @property
@@ -83,18 +99,18 @@ class Job:
 
 @final
 class Assembler:
-    def __init__(self, spec: Union[Dict[str, Any], str, "os.PathLike[str]"]) -> None: ...
+    def __new__(cls, spec: Union[Dict[str, Any], str, "os.PathLike[str]"]) -> Assembler: ...
     @property
     def spec(self) -> Dict[str, Any]: ...
     def plan(self, cancel: Optional[CancelToken] = None) -> Dict[str, Any]: ...
     def run(
         self,
-        progress: Optional[ProgressCallback] = None,
+        progress: Optional[Callable[[ProgressEvent], object]] = None,
         cancel: Optional[CancelToken] = None,
     ) -> Report: ...
     def submit(
         self,
-        progress: Optional[ProgressCallback] = None,
+        progress: Optional[Callable[[ProgressEvent], object]] = None,
         cancel: Optional[CancelToken] = None,
     ) -> Job: ...
     def _with_injected_panic(self, stage: str) -> Assembler: ...
