@@ -17,3 +17,6 @@ if [ "$passed" -lt 1 ]; then
   echo "error: no Rust tests ran" >&2
   exit 1
 fi
+
+echo "== Python package (scripts/test-python.sh)"
+bash scripts/test-python.sh
