@@ -302,6 +302,26 @@ impl Report {
                 })
                 .collect();
             obj.insert("words".into(), serde_json::Value::Array(words));
+            // The same words on the cleaned content's own timeline: those inside the first
+            // content placement, shifted to its start.
+            let content_words: Vec<serde_json::Value> = r
+                .placements
+                .iter()
+                .find(|p| p.asset == core::CONTENT_ASSET)
+                .map(|p| {
+                    let rate = f64::from(o.sample_rate.max(1));
+                    let (start, end) = (p.start_frame as f64 / rate, p.end_frame as f64 / rate);
+                    r.words
+                        .iter()
+                        .filter(|w| w.start_s >= start - 1e-9 && w.end_s <= end + 1e-9)
+                        .map(|w| {
+                            json!({"word": w.text, "start": w.start_s - start,
+                                   "end": w.end_s - start, "speaker": w.speaker})
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            obj.insert("content_words".into(), serde_json::Value::Array(content_words));
             let mut stats = serde_json::to_value(&r.counts)
                 .map_err(|e| InternalError::new_err(format!("internal error: {e}")))?;
             if let Some(s) = stats.as_object_mut() {
@@ -372,6 +392,11 @@ impl Report {
     #[getter]
     fn words<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         self.field(py, "words")
+    }
+    /// Words on the cleaned content's own timeline (the content placement's start is 0).
+    #[getter]
+    fn content_words<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.field(py, "content_words")
     }
     /// Every edit with source and output times and its reason.
     #[getter]

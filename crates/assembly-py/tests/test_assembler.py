@@ -47,6 +47,13 @@ def test_full_run_numbers(episode):
     assert len(texts) == sum(1 for w in episode.words if w[0] != "um")
     assert all(set(w) == {"word", "start", "end", "speaker"} for w in report.words)
     assert report.words[0]["start"] >= 1.5 - 1e-6  # after the intro (2 s - 0.5 s overlap)
+    # The same words on the cleaned content's timeline: shifted by the content's start.
+    content = next(p for p in report.placements if p["segment_type"] == "content")
+    offset = content["start_ms"] / 1000
+    assert len(report.content_words) == len(report.words)
+    for cw, w in zip(report.content_words, report.words):
+        assert cw["word"] == w["word"]
+        assert cw["start"] == pytest.approx(w["start"] - offset, abs=0.001)
     fillers = sum(1 for w in episode.words if w[0] == "um")
     assert sum(1 for e in report.edits if "filler" in json.dumps(e)) >= fillers
     types = [p["segment_type"] for p in report.placements]

@@ -65,6 +65,7 @@ def test_vector_fillers_exact_span(tmp_path):
                                  cleanup_options=EXACT, output_format="wav")
     by = {w["word"]: w for w in report.words}
     assert "um" not in by and "uh" not in by
+    assert report.content_words == report.words  # no template: the episode is the content
     assert by["world"]["start"] == pytest.approx(0.10, abs=0.001)
     assert by["world"]["end"] == pytest.approx(0.30, abs=0.001)
     frames, rate, _ = read_wav(tmp_path / "ep.wav")
