@@ -3,7 +3,7 @@
 //! This crate only converts values, handles the GIL and maps errors; every piece of audio
 //! work is `assembly-core`'s. Python arguments are converted to Rust values first, then the
 //! whole run happens inside [`Python::detach`] (the GIL released); the GIL is re-taken only
-//! to call the progress callback. Every entry point is wrapped in [`guarded`], so a Rust
+//! to call the progress callback. Every entry point is wrapped in `guarded`, so a Rust
 //! panic reaches Python as `InternalError` (an `AssemblyError`), never as `PanicException`.
 
 use std::ops::ControlFlow;
