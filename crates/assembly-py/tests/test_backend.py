@@ -1,0 +1,177 @@
+"""assemble_episode: the backend's words, template and cleanup options as they are (DESIGN §5)."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import warnings
+from pathlib import Path
+
+import pytest
+
+import podcast_assembly as pa
+from conftest import RATE, read_wav, speech, tone, write_wav
+
+EXACT = {"fillerLeadTrimMs": 0, "fillerTailTrimMs": 0}
+
+
+def test_signature_is_exactly_the_backends():
+    params = inspect.signature(pa.assemble_episode).parameters
+    got = [(n, p.kind.name, p.default) for n, p in params.items()]
+    empty = inspect.Parameter.empty
+    assert got == [
+        ("content_path", "POSITIONAL_OR_KEYWORD", empty),
+        ("output_path", "KEYWORD_ONLY", empty),
+        ("words", "KEYWORD_ONLY", None),
+        ("template", "KEYWORD_ONLY", None),
+        ("assets", "KEYWORD_ONLY", None),
+        ("cleanup_options", "KEYWORD_ONLY", None),
+        ("output_format", "KEYWORD_ONLY", "mp3"),
+        ("bitrate_kbps", "KEYWORD_ONLY", 128),
+        ("target_lufs", "KEYWORD_ONLY", -16.0),
+        ("true_peak_dbtp", "KEYWORD_ONLY", -1.0),
+        ("cleaned_output_path", "KEYWORD_ONLY", None),
+        ("work_dir", "KEYWORD_ONLY", None),
+        ("progress", "KEYWORD_ONLY", None),
+        ("cancel", "KEYWORD_ONLY", None),
+    ]
+
+
+def _content(tmp_path: Path, words, duration_s=3.0) -> Path:
+    spans = [(w.get("word") or w.get("text"), w.get("start", w.get("start_ms", 0) / 1000),
+              w.get("end", w.get("end_ms", 0) / 1000)) for w in words]
+    return write_wav(tmp_path / "raw.wav", speech(spans, duration_s))
+
+
+def _tail(t0: float):
+    """Padding words after the vector so the clip is long enough to measure loudness."""
+    out, t = [], t0
+    for i in range(6):
+        out.append({"word": f"pad{i}", "start": round(t, 3), "end": round(t + 0.25, 3),
+                    "speaker": "A"})
+        t += 0.35
+    return out
+
+
+def test_vector_fillers_exact_span(tmp_path):
+    words = [
+        {"word": "Hello", "start": 0.0, "end": 0.1, "speaker": "A"},
+        {"word": "um", "start": 0.1, "end": 0.2, "speaker": "A"},
+        {"word": "uh", "start": 0.2, "end": 0.3, "speaker": "A"},
+        {"word": "world", "start": 0.3, "end": 0.5, "speaker": "A"},
+    ] + _tail(0.6)
+    content = _content(tmp_path, words)
+    report = pa.assemble_episode(content, output_path=tmp_path / "ep.wav", words=words,
+                                 cleanup_options=EXACT, output_format="wav")
+    by = {w["word"]: w for w in report.words}
+    assert "um" not in by and "uh" not in by
+    assert report.content_words == report.words  # no template: the episode is the content
+    assert by["world"]["start"] == pytest.approx(0.10, abs=0.001)
+    assert by["world"]["end"] == pytest.approx(0.30, abs=0.001)
+    frames, rate, _ = read_wav(tmp_path / "ep.wav")
+    # 3.0 s minus the 0.2 s removed, to the ms.
+    assert frames * 1000 // rate == pytest.approx(2800, abs=1) and report.duration_ms == 2800
+
+
+def test_vector_pause_shortened_and_ms_words(tmp_path):
+    # AssemblyAI style: text and milliseconds.
+    words = [{"text": "A", "start_ms": 0, "end_ms": 100, "speaker": "A"},
+             {"text": "B", "start_ms": 2000, "end_ms": 2100, "speaker": "A"}]
+    words += [{"text": w["word"], "start_ms": int(w["start"] * 1000),
+               "end_ms": int(w["end"] * 1000)} for w in _tail(2.3)]
+    content = _content(tmp_path, words, duration_s=4.5)
+    (tmp_path / "words.json").write_text(json.dumps(words))
+    # A pause L > max keeps max(target, ratio * L): ratio 0.2 -> 0.5 s kept, B at 0.6 s.
+    report = pa.assemble_episode(
+        str(content), output_path=str(tmp_path / "ep.mp3"), words=str(tmp_path / "words.json"),
+        cleanup_options={**EXACT, "maxPauseSeconds": 1.5, "targetPauseSeconds": 0.5,
+                         "pauseCompressionRatio": 0.2},
+        bitrate_kbps=192)
+    b = next(w for w in report.words if w["word"] == "B")
+    assert (b["start"], b["end"]) == (pytest.approx(0.6, abs=0.001), pytest.approx(0.7, abs=0.001))
+    assert report.duration_ms == 4500 - 1400
+    # The backend's default ratio 0.4 keeps 0.4 * 1.9 = 0.76 s: B at 0.86 s.
+    default = pa.assemble_episode(
+        content, output_path=tmp_path / "ep2.wav", words=words, output_format="wav",
+        cleanup_options={**EXACT, "maxPauseSeconds": 1.5, "targetPauseSeconds": 0.5})
+    b = next(w for w in default.words if w["word"] == "B")
+    assert b["start"] == pytest.approx(0.86, abs=0.001)
+    # 192 kbps CBR: the size is the bitrate times the duration (plus tag/padding).
+    expected = 192_000 / 8 * report.duration_ms / 1000
+    assert expected * 0.95 < report.size_bytes < expected * 1.15
+
+
+def test_vector_filler_phrases_match_case_and_punctuation(tmp_path):
+    words = [{"word": "Uh,", "start": 0.0, "end": 0.2}, {"word": "I", "start": 0.2, "end": 0.3},
+             {"word": "mean—", "start": 0.3, "end": 0.5}, {"word": "yes", "start": 0.5, "end": 0.8}]
+    words += _tail(0.9)
+    content = _content(tmp_path, words)
+    report = pa.assemble_episode(content, output_path=tmp_path / "ep.wav", words=words,
+                                 output_format="wav",
+                                 cleanup_options={**EXACT, "fillerWords": ["uh", "i mean"]})
+    texts = [w["word"] for w in report.words]
+    assert texts[0] == "yes" and "I" not in texts and "Uh," not in texts
+    assert report.words[0]["start"] == pytest.approx(0.0, abs=0.001)
+    assert report.duration_ms == 3000 - 500
+
+
+def test_backend_template_assets_and_cleaned_output(episode, tmp_path):
+    template = {
+        "segments": [
+            {"id": "s1", "segment_type": "intro",
+             "source": {"source_type": "static", "filename": "intro_music.wav"}},
+            {"id": "s2", "segment_type": "commercial",
+             "source": {"source_type": "tts", "filename": None}},
+            {"id": "s3", "segment_type": "content", "source": {"source_type": "content"}},
+            {"id": "s4", "segment_type": "outro",
+             "source": {"source_type": "static", "filename": "outro_music.wav"}},
+        ],
+        "background_music_rules": [{"music_asset_id": "bed-17", "apply_to_segments": ["content"],
+                                    "volume_db": -18.0, "fade_in_s": 1.0, "fade_out_s": 1.0}],
+        "timing": {"content_start_offset_s": -0.5, "outro_start_offset_s": 0.0},
+    }
+    ad = write_wav(tmp_path / "ad.wav", tone(500.0, 1.5, 0.3))
+    assets = {"intro_music.wav": episode.assets["intro"], "outro_music.wav": episode.assets["outro"],
+              "bed-17": episode.assets["bed"], "s2": ad}
+    events = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = pa.assemble_episode(
+            episode.content, output_path=episode.dir / "out" / "final.mp3",
+            words=episode.backend_words(), template=template, assets=assets,
+            cleanup_options={"removeFillers": True, "someNewOption": 1},
+            cleaned_output_path=episode.dir / "out" / "cleaned.mp3", progress=events.append,
+            target_lufs=-19.0, true_peak_dbtp=-2.0)
+    assert any("someNewOption" in str(w.message) for w in caught)
+    ids = [(p["segment_type"]) for p in report.placements]
+    assert ids == ["intro", "commercial", "content", "outro"]
+    assert (episode.dir / "out" / "cleaned.mp3").stat().st_size > 1000
+    assert abs(report.loudness["integrated_lufs"] + 19.0) <= 1.0
+    assert report.loudness["true_peak_dbtp"] <= -2.0 + 0.3
+    assert events and events[-1].overall == pytest.approx(1.0)
+    # intro 2 + ad 1.5 - 0.5 overlap + content + outro 2 = content + 5 s
+    content_ms = next(p for p in report.placements if p["segment_type"] == "content")
+    assert report.duration_ms > 5000
+
+
+def test_unknown_template_asset_and_bad_options(episode, tmp_path):
+    template = {"segments": [
+        {"id": "x", "segment_type": "intro", "source": {"source_type": "static",
+                                                        "filename": "nowhere.wav"}},
+        {"id": "c", "segment_type": "content", "source": {"source_type": "content"}}]}
+    with pytest.raises(pa.InvalidSpecError) as info:
+        pa.assemble_episode(episode.content, output_path=tmp_path / "o.mp3", template=template)
+    assert info.value.errors[0]["path"] == "template.segments[0].source"
+    with pytest.raises(pa.InvalidSpecError) as info:
+        pa.assemble_episode(episode.content, output_path=tmp_path / "o.mp3",
+                            cleanup_options={"maxPauseSeconds": "long"})
+    assert info.value.errors[0]["path"] == "cleanup.maxPauseSeconds"
+    with pytest.raises(pa.InvalidSpecError):
+        pa.assemble_episode(episode.content, output_path=tmp_path / "o.ogg", output_format="ogg")
+    with pytest.raises(FileNotFoundError):
+        pa.assemble_episode(tmp_path / "nope.wav", output_path=tmp_path / "o.mp3")
+    token = pa.CancelToken()
+    token.cancel()
+    with pytest.raises(pa.CancelledError):
+        pa.assemble_episode(episode.content, output_path=tmp_path / "o.mp3", cancel=token)
+    assert not (tmp_path / "o.mp3").exists()
