@@ -4,6 +4,7 @@
 //! library, and prints either a readable summary or JSON. Errors go to stderr as one line per
 //! cause with a non-zero exit status, never a backtrace.
 
+mod assemble;
 mod commands;
 
 use std::path::PathBuf;
@@ -21,6 +22,28 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Assemble the episode a spec describes (a progress bar per stage; Ctrl-C cancels).
+    Run {
+        /// The spec file (relative paths inside it are relative to its folder).
+        spec: PathBuf,
+        /// Print the report as JSON instead of a summary (and no progress bars).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what a spec would cut and why, and where segments go, without rendering.
+    Plan {
+        /// The spec file.
+        spec: PathBuf,
+        /// Print the plan as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Assemble the bundled example episode into DIR (default `demo-out`).
+    Demo {
+        /// Where to put the demo material and its outputs.
+        #[arg(default_value = "demo-out")]
+        dir: PathBuf,
+    },
     /// Show what a file holds: container, codec, rate, channels, exact length, tags, chapters.
     Probe {
         /// The audio file.
@@ -61,6 +84,9 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run { spec, json } => assemble::run(&spec, json),
+        Command::Plan { spec, json } => assemble::plan(&spec, json),
+        Command::Demo { dir } => assemble::demo(&dir),
         Command::Probe { file, json } => commands::probe(&file, json),
         Command::Loudness { file, json } => commands::loudness(&file, json),
         Command::Convert { input, output, rate, channels, bitrate, quality } => {
@@ -76,6 +102,10 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is_cancelled() => {
+            eprintln!("podcast-assemble: cancelled; no output was written");
+            ExitCode::from(130)
+        }
         Err(e) => {
             let mut shown = e.to_string();
             eprintln!("podcast-assemble: error: {shown}");

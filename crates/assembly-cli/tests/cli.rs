@@ -95,3 +95,51 @@ fn errors_are_one_clear_line_without_backtrace() {
     assert!(!o.status.success());
     assert!(!dir.path().join("o.mp3").exists());
 }
+
+#[test]
+fn demo_assembles_the_bundled_episode_and_plan_matches_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(bin().arg("demo").arg(dir.path()));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = dir.path().join("input/out");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let plan = json(&run(bin().args(["plan", "--json"]).arg(dir.path().join("input/spec.json"))));
+    // The dry run predicts the rendered length exactly.
+    assert_eq!(report["output"]["duration_ms"], plan["duration_ms"]);
+    let probe = json(&run(bin().args(["probe", "--json"]).arg(out.join("episode.mp3"))));
+    assert_eq!(probe["frames"], report["output"]["frames"]);
+    assert_eq!(probe["chapters"].as_array().unwrap().len(), 3);
+    // Mastered: -16 LUFS within the verify tolerance, true peak under -1 dBTP.
+    let lufs = report["loudness_out"]["integrated_lufs"].as_f64().unwrap();
+    assert!((lufs + 16.0).abs() <= 0.5, "{lufs}");
+    assert!(report["loudness_out"]["true_peak_dbtp"].as_f64().unwrap() <= -1.0);
+    // The demo's fillers, the retake and the censored word are all in the edit list.
+    let reasons: Vec<&str> =
+        report["edits"].as_array().unwrap().iter().map(|e| e["reason"].as_str().unwrap()).collect();
+    for r in ["filler", "pause", "flubber", "censor"] {
+        assert!(reasons.contains(&r), "{r} missing from {reasons:?}");
+    }
+    // A rerun resumes from the checkpoints in the work folder and writes the same bytes.
+    let first = std::fs::read(out.join("episode.mp3")).unwrap();
+    let again = json(&run(bin().args(["run", "--json"]).arg(dir.path().join("input/spec.json"))));
+    assert_eq!(again["stages_resumed"].as_array().unwrap().len(), 4);
+    assert_eq!(std::fs::read(out.join("episode.mp3")).unwrap(), first);
+}
+
+#[test]
+fn run_reports_every_spec_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("spec.json");
+    std::fs::write(
+        &spec,
+        r#"{"version": 1, "content": "missing.wav", "output": {"path": "nodir/o.mp3", "channels": 5}}"#,
+    )
+    .unwrap();
+    let o = run(bin().arg("run").arg(&spec));
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    for path in ["content:", "output.path:", "output.channels:"] {
+        assert!(err.contains(path), "{path} not in {err}");
+    }
+}

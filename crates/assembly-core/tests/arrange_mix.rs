@@ -266,3 +266,28 @@ fn legacy_leveling_matches_mean_level_with_a_cap() {
     assert!((rms(&spans[0].0) + 18.0).abs() < 0.01, "{}", rms(&spans[0].0));
     assert!(rms(&spans[2].0) < -18.5);
 }
+
+#[test]
+fn inconsistent_plans_are_errors_not_panics() {
+    let a_sig = synth::mono(R, synth::white_noise(1, 0.5, 48_000));
+    let mut sources = Sources::new();
+    sources.insert("a", &a_sig);
+    let t = Template::new(vec![Segment::new(SegmentType::Content, "a")]);
+    let good = place(&t, R, |id| sources.frames(id)).unwrap();
+    // A plan edited (or deserialized) into nonsense is rejected with the field named.
+    let mut bad = good.clone();
+    bad.placements[0].fade_out_frames = 1 << 40;
+    let e = Mix::new(&bad, &sources, 2, &[], &[]).unwrap_err().to_string();
+    assert!(e.contains("arrangement.placements[0]"), "{e}");
+    let mut bad = good.clone();
+    bad.placements[0].end_frame = 0;
+    bad.placements[0].start_frame = 10;
+    assert!(Mix::new(&bad, &sources, 2, &[], &[]).is_err());
+    // Zero or absurd channel counts, missing sources.
+    assert!(Mix::new(&good, &sources, 0, &[], &[]).is_err());
+    assert!(Mix::new(&good, &Sources::new(), 2, &[], &[]).is_err());
+    // Ducking times far out of range are refused before any table is built.
+    let huge = DuckingOptions { attack_ms: u32::MAX, ..DuckingOptions::default() };
+    let e = assembly_core::arrange::DuckingEnvelope::new(&huge, R, &[0..10, 20..30]).unwrap_err();
+    assert!(e.to_string().contains("ducking.attack_ms"), "{e}");
+}

@@ -41,6 +41,10 @@ pub struct DuckingEnvelope {
     attack: u64,
     release: u64,
     lookahead: u64,
+    /// Linear gain at each frame of the downward ramp.
+    attack_gain: Vec<f32>,
+    /// Linear gain at each frame of the recovery ramp.
+    release_gain: Vec<f32>,
 }
 
 impl DuckingEnvelope {
@@ -58,6 +62,19 @@ impl DuckingEnvelope {
                 format!("must be in 0..=96 dB, got {}", opts.depth_db),
             ));
         }
+        for (name, v) in [
+            ("attack_ms", opts.attack_ms),
+            ("release_ms", opts.release_ms),
+            ("lookahead_ms", opts.lookahead_ms),
+            ("hold_ms", opts.hold_ms),
+        ] {
+            if v > 60_000 {
+                return Err(Error::invalid_input(
+                    format!("ducking.{name}"),
+                    format!("must be at most 60000 ms, got {v}"),
+                ));
+            }
+        }
         let ms = |v: u32| crate::ms_to_frames(u64::from(v), rate);
         let mut env = Self {
             runs: Vec::new(),
@@ -66,6 +83,8 @@ impl DuckingEnvelope {
             attack: ms(opts.attack_ms),
             release: ms(opts.release_ms),
             lookahead: ms(opts.lookahead_ms),
+            attack_gain: Vec::new(),
+            release_gain: Vec::new(),
         };
         if let Some((i, r)) = speech.iter().enumerate().find(|(_, r)| r.end < r.start) {
             return Err(Error::invalid_input(
@@ -76,6 +95,13 @@ impl DuckingEnvelope {
         if !opts.enabled || opts.depth_db == 0.0 {
             return Ok(env);
         }
+        let depth = opts.depth_db;
+        let lin = |amount: f64| 10f64.powf(-depth * amount / 20.0) as f32;
+        env.attack_gain =
+            (0..env.attack).map(|i| lin(raised_cosine(i as f64 / env.attack as f64))).collect();
+        env.release_gain = (0..env.release)
+            .map(|i| lin(1.0 - raised_cosine(i as f64 / env.release as f64)))
+            .collect();
         let hold = ms(opts.hold_ms);
         let mut sorted: Vec<Range<u64>> =
             speech.iter().filter(|r| r.end > r.start).cloned().collect();
@@ -142,23 +168,25 @@ impl DuckingEnvelope {
         }
         let end = start + out.len() as u64;
         let lead = self.lookahead + self.attack;
+        let mut apply = |from: u64, to: u64, gain: &dyn Fn(u64) -> f32| {
+            for t in from.max(start)..to.min(end) {
+                let o = &mut out[(t - start) as usize];
+                *o = o.min(gain(t));
+            }
+        };
         for run in &self.runs[self.first_run_from(start)..] {
-            let influence_start = run.start.saturating_sub(lead);
-            if influence_start >= end {
+            if run.start.saturating_sub(lead) >= end {
                 break;
             }
-            let influence_end = run.end.saturating_add(self.release).min(end);
-            let full_start = run.start.saturating_sub(self.lookahead).max(start);
-            let full_end = run.end.min(end);
-            for t in influence_start.max(start)..influence_end {
-                let o = &mut out[(t - start) as usize];
-                if t >= full_start && t < full_end {
-                    *o = o.min(self.depth_lin);
-                } else {
-                    let g = 10f64.powf(-self.depth_db * self.amount(run, t) / 20.0) as f32;
-                    *o = o.min(g);
-                }
-            }
+            // Downward ramp: ramp frame i is at run.start - lead + i (may begin before 0).
+            let ramp0 = run.start as i128 - lead as i128;
+            let down_end = run.start.saturating_sub(self.lookahead);
+            apply(ramp0.max(0) as u64, down_end, &|t| {
+                self.attack_gain[(t as i128 - ramp0) as usize]
+            });
+            apply(down_end, run.end, &|_| self.depth_lin);
+            let rel_end = run.end.saturating_add(self.release);
+            apply(run.end, rel_end, &|t| self.release_gain[(t - run.end) as usize]);
         }
     }
 }

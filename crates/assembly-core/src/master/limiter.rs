@@ -363,7 +363,8 @@ impl TruePeakLimiter {
             mx = b[tap0..tap0 + span].iter().fold(mx, |m, &s| m.max(s.abs()));
         }
         let quiet = mx * self.bound <= self.target;
-        if quiet && self.idle() {
+        let idle = self.idle();
+        if quiet && idle {
             // Nothing to detect and nothing pending: unity gain, output = delayed input.
             let out0 = (self.n_in - n as i64 - self.latency as i64 - self.base) as usize;
             for (b, p) in self.buf.iter().zip(planes.iter_mut()) {
@@ -394,6 +395,14 @@ impl TruePeakLimiter {
                 for (p, &s) in peaks.iter_mut().zip(&x[AHEAD - 1..AHEAD - 1 + n]) {
                     *p = p.max(s.abs());
                 }
+            }
+            if idle && peaks.iter().all(|&p| p <= self.target) {
+                // Nothing reaches the ceiling and nothing is pending: unity gain.
+                let out0 = (self.n_in - n as i64 - self.latency as i64 - self.base) as usize;
+                for (b, p) in self.buf.iter().zip(planes.iter_mut()) {
+                    p[at..at + n].copy_from_slice(&b[out0..out0 + n]);
+                }
+                return;
             }
         }
         // Gain pipeline, one frame at a time.
@@ -469,6 +478,8 @@ pub struct LimiterStream {
     /// Leading output frames still to drop (the latency).
     skip: usize,
     scratch: Vec<Vec<f32>>,
+    /// Output planes, reused between blocks.
+    out: Vec<Vec<f32>>,
 }
 
 impl LimiterStream {
@@ -485,7 +496,13 @@ impl LimiterStream {
     ) -> Result<Self> {
         let limiter = TruePeakLimiter::new(channels, rate, ceiling_dbtp, options)?;
         let skip = limiter.latency_frames();
-        Ok(Self { limiter, rate, skip, scratch: vec![Vec::new(); channels] })
+        Ok(Self {
+            limiter,
+            rate,
+            skip,
+            scratch: vec![Vec::new(); channels],
+            out: vec![Vec::new(); channels],
+        })
     }
 
     /// What the limiter did so far.
@@ -521,9 +538,36 @@ impl LimiterStream {
                 ),
             ));
         }
-        for (s, p) in self.scratch.iter_mut().zip(block.planes()) {
+        let planes: Vec<&[f32]> = block.planes().iter().map(Vec::as_slice).collect();
+        self.push_scaled(&planes, 1.0, sink)
+    }
+
+    /// Like [`push`](Self::push) for planar slices (one per channel, equal lengths), each
+    /// sample multiplied by `gain` on the way in.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] if the number of planes differs from the channel count or the
+    /// planes differ in length; any error of `sink`.
+    pub fn push_scaled(
+        &mut self,
+        planes: &[&[f32]],
+        gain: f32,
+        sink: &mut dyn FnMut(&AudioBuffer) -> Result<()>,
+    ) -> Result<()> {
+        if planes.len() != self.limiter.channel_count() {
+            return Err(Error::invalid_input(
+                "block",
+                format!(
+                    "limiter has {} channels, block has {}",
+                    self.limiter.channel_count(),
+                    planes.len()
+                ),
+            ));
+        }
+        for (s, p) in self.scratch.iter_mut().zip(planes) {
             s.clear();
-            s.extend_from_slice(p);
+            s.extend(p.iter().map(|&x| x * gain));
         }
         self.run(sink)
     }
@@ -538,8 +582,15 @@ impl LimiterStream {
         if drop == frames {
             return Ok(());
         }
-        let out: Vec<Vec<f32>> = self.scratch.iter().map(|v| v[drop..].to_vec()).collect();
-        sink(&AudioBuffer::from_planar(self.rate, out)?)
+        let mut out = std::mem::take(&mut self.out);
+        for (o, s) in out.iter_mut().zip(&self.scratch) {
+            o.clear();
+            o.extend_from_slice(&s[drop..]);
+        }
+        let buffer = AudioBuffer::from_planar(self.rate, out)?;
+        let result = sink(&buffer);
+        self.out = buffer.into_planes();
+        result
     }
 
     /// Flushes the frames still inside the limiter to `sink`.

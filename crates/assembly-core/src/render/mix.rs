@@ -219,7 +219,7 @@ impl BedVoice<'_> {
 /// let talk = synth::mono(rate, synth::speech_like(rate, 1, -20.0, 96_000));
 /// let mut sources = Sources::new();
 /// sources.insert("intro", &intro).insert("talk", &talk);
-/// let mut t = Template::new(vec![
+/// let t = Template::new(vec![
 ///     Segment::new(SegmentType::Intro, "intro"),
 ///     Segment { crossfade_s: 0.25, ..Segment::new(SegmentType::Content, "talk") },
 /// ]);
@@ -232,6 +232,8 @@ impl BedVoice<'_> {
 /// assert_eq!(l, r); // mono sources feed both channels
 /// ```
 pub struct Mix<'a> {
+    /// Reusable scratch buffers (a pool, so concurrent reads each get their own).
+    pool: std::sync::Mutex<Vec<Scratch>>,
     rate: NonZeroU32,
     channels: usize,
     total: u64,
@@ -284,7 +286,15 @@ impl<'a> Mix<'a> {
         };
         let mut max_src = 1;
         let mut voices = Vec::with_capacity(arrangement.placements.len());
-        for p in &arrangement.placements {
+        for (i, p) in arrangement.placements.iter().enumerate() {
+            let len = p.end_frame.saturating_sub(p.start_frame);
+            let worst = p.fade_in_frames.max(p.fade_out_frames).max(p.crossfade_in_frames);
+            if p.end_frame < p.start_frame || worst.max(p.crossfade_out_frames) > len {
+                return Err(Error::invalid_input(
+                    format!("arrangement.placements[{i}]"),
+                    "ends before it starts, or a fade or crossfade is longer than the segment",
+                ));
+            }
             let src = get(&p.asset)?;
             max_src = max_src.max(src.channel_count());
             let level = level_gains
@@ -304,7 +314,15 @@ impl<'a> Mix<'a> {
         }
         let mut envelopes: BTreeMap<usize, Arc<DuckingEnvelope>> = BTreeMap::new();
         let mut beds = Vec::with_capacity(arrangement.beds.len());
-        for b in &arrangement.beds {
+        for (i, b) in arrangement.beds.iter().enumerate() {
+            if b.end_frame < b.start_frame
+                || b.fade_in_frames.saturating_add(b.fade_out_frames) > b.end_frame - b.start_frame
+            {
+                return Err(Error::invalid_input(
+                    format!("arrangement.beds[{i}]"),
+                    "ends before it starts, or its fades are longer than the bed",
+                ));
+            }
             let src = get(&b.asset)?;
             max_src = max_src.max(src.channel_count());
             let duck = if b.ducking.enabled && b.ducking.depth_db > 0.0 && !speech.is_empty() {
@@ -334,6 +352,7 @@ impl<'a> Mix<'a> {
             });
         }
         Ok(Self {
+            pool: std::sync::Mutex::new(Vec::new()),
             rate: arrangement.rate,
             channels,
             total: arrangement.total_frames,
@@ -430,13 +449,13 @@ impl FrameSource for Mix<'_> {
 
     fn read(&self, start: u64, out: &mut [&mut [f32]]) {
         let len = out.iter().take(self.channels).map(|o| o.len()).min().unwrap_or(0);
-        let cap = len.min(STEP);
-        let mut scratch = Scratch {
-            a: vec![vec![0.0; cap]; self.max_src_channels],
-            b: vec![vec![0.0; cap]; self.max_src_channels],
-            gain: vec![0.0; cap],
-            out: vec![vec![0.0; cap]; self.channels],
-        };
+        let pooled = self.pool.lock().ok().and_then(|mut p| p.pop());
+        let mut scratch = pooled.unwrap_or_else(|| Scratch {
+            a: vec![vec![0.0; STEP]; self.max_src_channels],
+            b: vec![vec![0.0; STEP]; self.max_src_channels],
+            gain: vec![0.0; STEP],
+            out: vec![vec![0.0; STEP]; self.channels],
+        });
         let mut done = 0usize;
         while done < len {
             let n = (len - done).min(STEP);
@@ -447,6 +466,9 @@ impl FrameSource for Mix<'_> {
             }
             scratch.out = tmp;
             done += n;
+        }
+        if let Ok(mut p) = self.pool.lock() {
+            p.push(scratch);
         }
         for o in out.iter_mut().take(self.channels) {
             o[len..].fill(0.0);

@@ -6,6 +6,7 @@ use std::num::NonZeroU32;
 
 use serde::{Deserialize, Serialize};
 
+use super::meter::{FastMeter, integrated_from_subs};
 use crate::analyze::loudness::{Loudness, LoudnessMeter};
 use crate::error::{Error, Result};
 use crate::master::{LimiterOptions, LimiterStats, LimiterStream, MasterOptions, SAFETY_MARGIN_DB};
@@ -52,8 +53,12 @@ pub struct MixMeasurement {
     pub loudness: Loudness,
     /// Frames measured.
     pub frames: u64,
-    /// Per `WINDOW` frames: largest magnitude and sum of squares over all channels.
+    /// Per `WINDOW` frames: largest magnitude over all channels and K-weighted energy.
     windows: Vec<(f32, f32)>,
+    /// K-weighted energy of each 100 ms sub-block (BS.1770 gating input).
+    subs: Vec<f64>,
+    /// Frames per sub-block.
+    sub_len: usize,
 }
 
 /// The mastering decision for one mix: small, serializable (a checkpoint of the master
@@ -150,28 +155,21 @@ pub fn measure_mix(
     cancel: &CancelToken,
     progress: &mut dyn FnMut(f64),
 ) -> Result<MixMeasurement> {
-    let block = options.block()?.next_multiple_of(WINDOW);
-    let mut meter = LoudnessMeter::new(program.channel_count(), rate.get(), false)?;
-    let mut windows = Vec::with_capacity(program.frames().div_ceil(WINDOW as u64) as usize);
+    let block = options.block()?;
+    let mut meter = FastMeter::new(program.channel_count(), rate).with_windows(WINDOW);
     for_each_block(program, block, cancel, progress, |_, buf, n| {
         let planes: Vec<&[f32]> = buf.iter().map(|p| &p[..n]).collect();
-        meter.add_planar(&planes)?;
-        let mut start = 0;
-        while start < n {
-            let end = (start + WINDOW).min(n);
-            let (mut peak, mut energy) = (0.0f32, 0.0f32);
-            for p in &planes {
-                for &s in &p[start..end] {
-                    peak = peak.max(s.abs());
-                    energy += s * s;
-                }
-            }
-            windows.push((peak, energy));
-            start = end;
-        }
+        meter.add(&planes);
         Ok(())
     })?;
-    Ok(MixMeasurement { loudness: meter.finish()?, frames: program.frames(), windows })
+    let windows = meter.take_windows();
+    Ok(MixMeasurement {
+        loudness: meter.loudness(),
+        frames: program.frames(),
+        windows,
+        subs: meter.sub_blocks().to_vec(),
+        sub_len: (rate.get() as usize + 5) / 10,
+    })
 }
 
 /// Per-window peaks for limiter prediction: the sample peak, or, for windows whose sample
@@ -224,10 +222,11 @@ fn window_peaks(
     Ok(peaks)
 }
 
-/// Predicts the loudness (LU, ≥ 0) the limiter takes at `gain_db` by simulating it per
-/// window (required gain from the window's peak, the limiter's release between windows)
-/// over the first pass's energy summary, gated roughly like BS.1770.
-fn predict_limiter_loss(
+/// Predicts the integrated loudness (LUFS) after `gain_db` and the limiter by simulating
+/// the limiter per window (required gain from the window's peak, the limiter's release
+/// between windows), scaling each 100 ms sub-block's K-weighted energy by the fraction of
+/// its (unweighted) energy the simulation keeps, and gating as BS.1770 does.
+fn predict_output_lufs(
     m: &MixMeasurement,
     peaks: &[f32],
     gain_db: f64,
@@ -236,27 +235,31 @@ fn predict_limiter_loss(
     rate: NonZeroU32,
 ) -> f64 {
     let g = 10f64.powf(gain_db / 20.0) as f32;
+    let g2 = f64::from(g) * f64::from(g);
     let target = 10f64.powf((ceiling_dbtp - SAFETY_MARGIN_DB) / 20.0) as f32;
     let release_frames = f64::from(limiter.release_ms) * f64::from(rate.get()) / 1000.0;
     let decay = (-(WINDOW as f64) / release_frames).exp() as f32;
-    // Absolute gate -70 dB after gain; relative gate 10 dB under the mean.
-    let mean =
-        m.windows.iter().map(|w| f64::from(w.1)).sum::<f64>() / m.windows.len().max(1) as f64;
-    let gate = (mean * 0.1).max(1e-7 * WINDOW as f64 / f64::from(g * g));
-    let (mut before, mut after) = (0.0f64, 0.0f64);
+    // Per sub-block: (energy before, energy kept) of the windows starting in it.
+    let mut kept = vec![(0.0f64, 0.0f64); m.subs.len()];
     let mut held = 1.0f32;
-    for (&(_, energy), &peak) in m.windows.iter().zip(peaks) {
+    for (w, (&(_, energy), &peak)) in m.windows.iter().zip(peaks).enumerate() {
         let need = if peak * g > target { target / (peak * g) } else { 1.0 };
         held = need.min(1.0 - (1.0 - held) * decay);
-        if f64::from(energy) > gate {
-            before += f64::from(energy);
-            after += f64::from(energy) * f64::from(held * held);
+        if let Some(k) = kept.get_mut(w * WINDOW / m.sub_len) {
+            k.0 += f64::from(energy);
+            k.1 += f64::from(energy) * f64::from(held) * f64::from(held);
         }
     }
-    if before <= 0.0 || after <= 0.0 {
-        return 0.0;
-    }
-    (10.0 * (before / after).log10()).max(0.0)
+    let subs: Vec<f64> = m
+        .subs
+        .iter()
+        .zip(&kept)
+        .map(|(&e, &(before, after))| {
+            let frac = if before > 0.0 { after / before } else { 1.0 };
+            e * g2 * frac
+        })
+        .collect();
+    integrated_from_subs(&subs)
 }
 
 /// Renders `program` × `gain_db` through the limiter, calling `sink` with each output block.
@@ -275,12 +278,9 @@ fn limited_pass(
     let channels = program.channel_count();
     let mut lim = LimiterStream::new(channels, rate, ceiling_dbtp, limiter)?;
     let g = 10f64.powf(gain_db / 20.0) as f32;
-    let mut staged = AudioBuffer::silence(rate, channels, 0)?;
     for_each_block(program, block, cancel, progress, |_, buf, n| {
-        let planes: Vec<Vec<f32>> =
-            buf.iter().map(|p| p[..n].iter().map(|&s| s * g).collect()).collect();
-        staged = AudioBuffer::from_planar(rate, planes)?;
-        lim.push(&staged, sink)
+        let planes: Vec<&[f32]> = buf.iter().map(|p| &p[..n]).collect();
+        lim.push_scaled(&planes, g, sink)
     })?;
     let stats = lim.stats();
     lim.finish(sink)?;
@@ -354,11 +354,15 @@ pub fn plan_master(
         return Ok(plan);
     }
     let cap = options.max_gain_db;
-    let peaks = window_peaks(program, measurement, (gain0 + 12.0).min(cap), ceiling, cancel)?;
+    let peaks = window_peaks(program, measurement, (gain0 + 1.0).min(cap), ceiling, cancel)?;
+    // Predicted output loudness, relative to the measured input: gain minus the loss.
+    let unlimited = integrated_from_subs(
+        &measurement.subs.iter().map(|e| e * 10f64.powf(gain0 / 10.0)).collect::<Vec<_>>(),
+    ) - gain0;
     let predict = |gain: f64| {
-        gain - predict_limiter_loss(measurement, &peaks, gain, ceiling, &options.limiter, rate)
+        predict_output_lufs(measurement, &peaks, gain, ceiling, &options.limiter, rate) - unlimited
     };
-    let loss = gain0 - predict(gain0);
+    let loss = (gain0 - predict(gain0)).max(0.0);
     plan.predicted_limiter_loss_lu = loss;
     let tol = options.limiter_loss_tolerance_lu;
     let max_passes = options.max_correction_passes;

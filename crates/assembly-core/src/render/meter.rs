@@ -1,0 +1,403 @@
+//! A fast BS.1770 integrated-loudness meter for the render passes.
+//!
+//! Same maths as `ebur128` in its default (queue) mode — K-weighting with libebur128's
+//! filter design, 100 ms sub-blocks, 400 ms gating blocks every 100 ms with the −70 LUFS
+//! absolute and −10 LU relative gates, loudness range from 3 s blocks every second with the
+//! −20 LU gate and the 10th/95th percentiles — but with a tighter inner loop (about 4× faster
+//! on stereo), and it keeps the 100 ms sub-block energies, which the master planner uses to
+//! predict what the limiter will cost. Tested against [`crate::analyze::loudness`].
+
+use std::num::NonZeroU32;
+
+use crate::analyze::loudness::Loudness;
+
+/// Energy of a −70 LUFS block: blocks below are dropped (absolute gate).
+fn abs_gate() -> f64 {
+    10f64.powf((-70.0 + 0.691) / 10.0)
+}
+
+fn energy_to_lufs(e: f64) -> f64 {
+    10.0 * e.log10() - 0.691
+}
+
+/// Biquad coefficients `[b0, b1, b2, a1, a2]`.
+type Biquad = [f64; 5];
+
+/// The two K-weighting stages (high shelf, then high pass) at `rate`, as libebur128 designs
+/// them.
+fn k_weighting(rate: f64) -> (Biquad, Biquad) {
+    let f0 = 1_681.974_450_955_533;
+    let g = 3.999_843_853_973_347;
+    let q = 0.707_175_236_955_419_6;
+    let k = (std::f64::consts::PI * f0 / rate).tan();
+    let vh = 10f64.powf(g / 20.0);
+    let vb = vh.powf(0.499_666_774_154_541_6);
+    let a0 = 1.0 + k / q + k * k;
+    let shelf = [
+        (vh + vb * k / q + k * k) / a0,
+        2.0 * (k * k - vh) / a0,
+        (vh - vb * k / q + k * k) / a0,
+        2.0 * (k * k - 1.0) / a0,
+        (1.0 - k / q + k * k) / a0,
+    ];
+    let f0 = 38.135_470_876_024_44;
+    let q = 0.500_327_037_323_877_3;
+    let k = (std::f64::consts::PI * f0 / rate).tan();
+    let a0 = 1.0 + k / q + k * k;
+    let high_pass = [1.0, -2.0, 1.0, 2.0 * (k * k - 1.0) / a0, (1.0 - k / q + k * k) / a0];
+    (shelf, high_pass)
+}
+
+/// BS.1770 channel weights for the default channel layouts (as `ebur128` assumes them).
+fn channel_weights(channels: usize) -> Vec<f64> {
+    match channels {
+        4 => vec![1.0, 1.0, 1.41, 1.41],
+        5 => vec![1.0, 1.0, 1.0, 1.41, 1.41],
+        n => (0..n)
+            .map(|c| match c {
+                0..=2 => 1.0,
+                3 => 0.0, // LFE
+                4 | 5 => 1.41,
+                _ => 0.0,
+            })
+            .collect(),
+    }
+}
+
+/// Streaming K-weighted meter keeping 100 ms sub-block energies.
+#[derive(Debug, Clone)]
+pub(crate) struct FastMeter {
+    block: BlockFilter,
+    shelf: Biquad,
+    high_pass: Biquad,
+    weights: Vec<f64>,
+    /// Per channel: shelf state (2) then high-pass state (2), transposed direct form II.
+    state: Vec<[f64; 4]>,
+    sub_len: usize,
+    sub_fill: usize,
+    sub_acc: f64,
+    subs: Vec<f64>,
+    peak: f32,
+    /// Optional per-window summary: window length (0 = off), fill, peak, energy, results.
+    window: usize,
+    win_fill: usize,
+    win_peak: f32,
+    win_energy: f64,
+    windows: Vec<(f32, f32)>,
+}
+
+/// Largest magnitude in `x` (lane-parallel so it vectorizes).
+fn max_abs(x: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let chunks = x.chunks_exact(8);
+    let rest = chunks.remainder().iter().fold(0.0f32, |m, s| m.max(s.abs()));
+    for c in chunks {
+        for (l, s) in lanes.iter_mut().zip(c) {
+            *l = l.max(s.abs());
+        }
+    }
+    lanes.iter().fold(rest, |m, &l| m.max(l))
+}
+
+#[inline(always)]
+fn filter(x: f64, s: &mut [f64; 4], sh: &Biquad, hp: &Biquad) -> f64 {
+    let y1 = sh[0] * x + s[0];
+    s[0] = sh[1] * x - sh[3] * y1 + s[1];
+    s[1] = sh[2] * x - sh[4] * y1;
+    let y2 = y1 + s[2];
+    s[2] = -2.0 * y1 - hp[3] * y2 + s[3];
+    s[3] = y1 - hp[4] * y2;
+    y2
+}
+
+/// Frames per step of the block form of the filter.
+const K: usize = 4;
+
+/// The K-weighting cascade in block (state-space) form: four outputs and the state after
+/// four frames are each a dot product of the state and the four inputs, so the frames of a
+/// step are independent instead of one long dependency chain. Same linear system as
+/// [`filter`], derived from it exactly.
+#[derive(Debug, Clone)]
+struct BlockFilter {
+    /// `y[k] = out_s[k]·s + out_x[k]·x`.
+    out_s: [[f64; 4]; K],
+    out_x: [[f64; K]; K],
+    /// `s'[i] = next_s[i]·s + next_x[i]·x`.
+    next_s: [[f64; 4]; 4],
+    next_x: [[f64; K]; 4],
+}
+
+impl BlockFilter {
+    // Matrix entries are filled by (row, column) index; iterators would obscure that.
+    #[allow(clippy::needless_range_loop)]
+    fn new(sh: &Biquad, hp: &Biquad) -> Self {
+        let run = |mut s: [f64; 4], x: [f64; K]| {
+            let mut y = [0.0; K];
+            for (yk, &xk) in y.iter_mut().zip(&x) {
+                *yk = filter(xk, &mut s, sh, hp);
+            }
+            (y, s)
+        };
+        let mut f = Self {
+            out_s: [[0.0; 4]; K],
+            out_x: [[0.0; K]; K],
+            next_s: [[0.0; 4]; 4],
+            next_x: [[0.0; K]; 4],
+        };
+        for i in 0..4 {
+            let mut basis = [0.0; 4];
+            basis[i] = 1.0;
+            let (y, s) = run(basis, [0.0; K]);
+            for k in 0..K {
+                f.out_s[k][i] = y[k];
+            }
+            for r in 0..4 {
+                f.next_s[r][i] = s[r];
+            }
+        }
+        for j in 0..K {
+            let mut x = [0.0; K];
+            x[j] = 1.0;
+            let (y, s) = run([0.0; 4], x);
+            for k in 0..K {
+                f.out_x[k][j] = y[k];
+            }
+            for r in 0..4 {
+                f.next_x[r][j] = s[r];
+            }
+        }
+        f
+    }
+
+    /// Filters `x` from state `s` (updated) and returns the sum of squared outputs.
+    #[allow(clippy::needless_range_loop)]
+    fn energy(&self, s: &mut [f64; 4], x: &[f32], sh: &Biquad, hp: &Biquad) -> f64 {
+        let dot4 =
+            |a: &[f64; 4], b: &[f64; 4]| a[0] * b[0] + a[1] * b[1] + a[2] * b[2] + a[3] * b[3];
+        let mut acc = [0.0f64; K];
+        let chunks = x.chunks_exact(K);
+        let rest = chunks.remainder();
+        for c in chunks {
+            let xv = [f64::from(c[0]), f64::from(c[1]), f64::from(c[2]), f64::from(c[3])];
+            for k in 0..K {
+                let y = dot4(&self.out_s[k], s) + dot4(&self.out_x[k], &xv);
+                acc[k] += y * y;
+            }
+            let st = *s;
+            for r in 0..4 {
+                s[r] = dot4(&self.next_s[r], &st) + dot4(&self.next_x[r], &xv);
+            }
+        }
+        let mut e = acc.iter().sum::<f64>();
+        for &v in rest {
+            let y = filter(f64::from(v), s, sh, hp);
+            e += y * y;
+        }
+        e
+    }
+}
+
+impl FastMeter {
+    pub(crate) fn new(channels: usize, rate: NonZeroU32) -> Self {
+        let (shelf, high_pass) = k_weighting(f64::from(rate.get()));
+        Self {
+            block: BlockFilter::new(&shelf, &high_pass),
+            shelf,
+            high_pass,
+            weights: channel_weights(channels),
+            state: vec![[0.0; 4]; channels],
+            sub_len: (rate.get() as usize + 5) / 10,
+            sub_fill: 0,
+            sub_acc: 0.0,
+            subs: Vec::new(),
+            peak: 0.0,
+            window: 0,
+            win_fill: 0,
+            win_peak: 0.0,
+            win_energy: 0.0,
+            windows: Vec::new(),
+        }
+    }
+
+    /// Also keeps, per `window` frames, the peak magnitude and the K-weighted energy.
+    pub(crate) fn with_windows(mut self, window: usize) -> Self {
+        self.window = window.max(1);
+        self
+    }
+
+    /// Closes the last, partial window and returns the per-window summary.
+    pub(crate) fn take_windows(&mut self) -> Vec<(f32, f32)> {
+        if self.win_fill > 0 {
+            self.windows.push((self.win_peak, self.win_energy as f32));
+            self.win_fill = 0;
+            self.win_peak = 0.0;
+            self.win_energy = 0.0;
+        }
+        std::mem::take(&mut self.windows)
+    }
+
+    /// Feeds planar samples (one slice per channel, equal lengths).
+    pub(crate) fn add(&mut self, planes: &[&[f32]]) {
+        let n = planes.first().map_or(0, |p| p.len());
+        let (sh, hp) = (self.shelf, self.high_pass);
+        let mut i = 0;
+        while i < n {
+            let mut m = (n - i).min(self.sub_len - self.sub_fill);
+            if self.window > 0 {
+                m = m.min(self.window - self.win_fill);
+            }
+            let mut seg = 0.0f64;
+            let mut peak = 0.0f32;
+            for ((p, s), &w) in planes.iter().zip(self.state.iter_mut()).zip(&self.weights) {
+                let x = &p[i..i + m];
+                if w != 0.0 {
+                    seg += w * self.block.energy(s, x, &sh, &hp);
+                }
+                peak = peak.max(max_abs(x));
+            }
+            self.peak = self.peak.max(peak);
+            self.sub_acc += seg;
+            self.sub_fill += m;
+            i += m;
+            if self.sub_fill == self.sub_len {
+                self.subs.push(self.sub_acc / self.sub_len as f64);
+                self.sub_acc = 0.0;
+                self.sub_fill = 0;
+            }
+            if self.window > 0 {
+                self.win_peak = self.win_peak.max(peak);
+                self.win_energy += seg;
+                self.win_fill += m;
+                if self.win_fill == self.window {
+                    self.windows.push((self.win_peak, self.win_energy as f32));
+                    self.win_fill = 0;
+                    self.win_peak = 0.0;
+                    self.win_energy = 0.0;
+                }
+            }
+        }
+    }
+
+    /// Energies of the completed 100 ms sub-blocks.
+    pub(crate) fn sub_blocks(&self) -> &[f64] {
+        &self.subs
+    }
+
+    /// The measurement so far (true peak = sample peak: this meter does not oversample).
+    pub(crate) fn loudness(&self) -> Loudness {
+        let sp =
+            if self.peak > 0.0 { 20.0 * f64::from(self.peak).log10() } else { f64::NEG_INFINITY };
+        Loudness {
+            integrated_lufs: integrated_from_subs(&self.subs),
+            range_lu: range_from_subs(&self.subs),
+            true_peak_dbtp: sp,
+            sample_peak_dbfs: sp,
+        }
+    }
+}
+
+/// Integrated loudness (LUFS, `-inf` when nothing passes the gates) from 100 ms sub-block
+/// energies: 400 ms blocks every 100 ms, absolute and relative gates.
+pub(crate) fn integrated_from_subs(subs: &[f64]) -> f64 {
+    let blocks: Vec<f64> = subs
+        .windows(4)
+        .map(|w| (w[0] + w[1] + w[2] + w[3]) / 4.0)
+        .filter(|&e| e >= abs_gate())
+        .collect();
+    if blocks.is_empty() {
+        return f64::NEG_INFINITY;
+    }
+    let rel = blocks.iter().sum::<f64>() / blocks.len() as f64 * 0.1;
+    let (sum, count) =
+        blocks.iter().filter(|&&e| e >= rel).fold((0.0, 0usize), |(s, c), &e| (s + e, c + 1));
+    if count == 0 {
+        return f64::NEG_INFINITY;
+    }
+    energy_to_lufs(sum / count as f64)
+}
+
+/// Loudness range (LU) from 100 ms sub-block energies: 3 s blocks every second.
+pub(crate) fn range_from_subs(subs: &[f64]) -> f64 {
+    let mut st: Vec<f64> = Vec::new();
+    let mut end = 30;
+    while end <= subs.len() {
+        let e = subs[end - 30..end].iter().sum::<f64>() / 30.0;
+        if e >= abs_gate() {
+            st.push(e);
+        }
+        end += 10;
+    }
+    if st.is_empty() {
+        return 0.0;
+    }
+    st.sort_by(f64::total_cmp);
+    let integrated = st.iter().sum::<f64>() / st.len() as f64 * 0.01;
+    let gated = st.iter().take_while(|&&v| v < integrated).count();
+    let size = st.len() - gated;
+    if size == 0 {
+        return 0.0;
+    }
+    let last = (size - 1) as f64;
+    let hi = st[gated + (last * 0.95 + 0.5) as usize];
+    let lo = st[gated + (last * 0.1 + 0.5) as usize];
+    energy_to_lufs(hi) - energy_to_lufs(lo)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyze::loudness::measure;
+    use crate::{AudioBuffer, synth};
+
+    fn fast(buf: &AudioBuffer, block: usize) -> Loudness {
+        let mut m = FastMeter::new(buf.channel_count(), buf.sample_rate());
+        let mut i = 0;
+        while i < buf.frames() {
+            let e = (i + block).min(buf.frames());
+            let planes: Vec<&[f32]> = buf.planes().iter().map(|p| &p[i..e]).collect();
+            m.add(&planes);
+            i = e;
+        }
+        m.loudness()
+    }
+
+    #[test]
+    fn agrees_with_ebur128() {
+        let r48 = NonZeroU32::new(48_000).unwrap();
+        let r44 = NonZeroU32::new(44_100).unwrap();
+        let r22 = NonZeroU32::new(22_050).unwrap();
+        let mut cases: Vec<AudioBuffer> = Vec::new();
+        for r in [r48, r44, r22] {
+            let n = r.get() as usize * 25;
+            let mut speech = synth::speech_like(r, 3, -30.0, n);
+            speech[n / 3..n / 2].fill(0.0); // a silent stretch for the gates
+            cases.push(synth::mono(r, speech.clone()));
+            cases.push(
+                AudioBuffer::from_planar(r, vec![speech, synth::music_like(r, 4, -24.0, n)])
+                    .unwrap(),
+            );
+            cases.push(synth::multi(r, synth::music_like(r, 5, -12.0, n), 5));
+            cases.push(synth::multi(r, synth::white_noise(6, 0.1, n), 6));
+        }
+        cases.push(AudioBuffer::silence(r48, 2, 48_000 * 5).unwrap());
+        for (k, b) in cases.iter().enumerate() {
+            let want = measure(b).unwrap();
+            for block in [1000, 4096, 48_000] {
+                let got = fast(b, block);
+                if want.integrated_lufs.is_finite() {
+                    assert!(
+                        (got.integrated_lufs - want.integrated_lufs).abs() < 0.001,
+                        "case {k}: {got:?} vs {want:?}"
+                    );
+                } else {
+                    assert_eq!(got.integrated_lufs, f64::NEG_INFINITY);
+                }
+                assert!(
+                    (got.range_lu - want.range_lu).abs() < 0.05,
+                    "case {k}: {got:?} vs {want:?}"
+                );
+                assert_eq!(got.sample_peak_dbfs, want.sample_peak_dbfs, "case {k}");
+            }
+        }
+    }
+}
