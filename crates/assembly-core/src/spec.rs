@@ -440,7 +440,8 @@ impl Spec {
     }
 }
 
-/// `a.b[2].c`; `$` for the document itself. Segments serde could not name (a syntax error
+/// `a.b[2].c` (a key that is empty or not a plain word in brackets: `a[""]`, `a["x.y"]`);
+/// `$` for the document itself. Segments serde could not name (a syntax error
 /// inside an object, before its key was read) are left out, so the path is the innermost
 /// known field.
 fn json_path(path: &serde_path_to_error::Path) -> String {
@@ -450,6 +451,13 @@ fn json_path(path: &serde_path_to_error::Path) -> String {
         match seg {
             Segment::Seq { index } => out.push_str(&format!("[{index}]")),
             Segment::Map { key } | Segment::Enum { variant: key } => {
+                let plain = !key.is_empty()
+                    && key.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-');
+                if !plain {
+                    // `[""]`, `["a.b"]`: a key that would be empty or ambiguous bare.
+                    out.push_str(&format!("[{key:?}]"));
+                    continue;
+                }
                 if !out.is_empty() {
                     out.push('.');
                 }

@@ -146,7 +146,8 @@ fn check_spec_error(e: &Error, text: &str) -> std::result::Result<(), TestCaseEr
         prop_assert!(
             p.path == "$"
                 || SPEC_FIELDS.contains(&root)
-                || (p.path == root && p.message.starts_with(&format!("unknown field `{root}`"))),
+                || (p.path == root && p.message.starts_with(&format!("unknown field `{root}`")))
+                || (p.path.starts_with("[\"") && p.message.starts_with("unknown field")),
             "problem path {:?} is not rooted at a spec field ({})\n{}",
             p.path,
             p.message,
@@ -627,6 +628,9 @@ fn syntax_errors_and_positional_specs_are_reported_where_they_are() {
     // A syntax error inside an object names the innermost field read so far, never `?`.
     assert_eq!(problems("{")[0].path, "$");
     assert_eq!(problems(r#"{"version": 1, "output": {"path": "o.mp3", "#)[0].path, "output");
+    // An unknown key that is empty or not a plain word is quoted, never an empty path.
+    assert_eq!(problems(r#"{"": 1}"#)[0].path, r#"[""]"#);
+    assert_eq!(problems(r#"{"output": {"a.b": 1}}"#)[0].path, r#"output["a.b"]"#);
     assert_eq!(
         problems(r#"{"version": 1, "template": {"segments": [{"asset": 7}]}}"#)[0].path,
         "template.segments[0].asset"
