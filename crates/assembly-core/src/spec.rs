@@ -180,10 +180,15 @@ impl Spec {
     ///
     /// [`Error::InvalidSpec`] with the path of the first field that does not parse.
     pub fn from_json(json: &str) -> Result<Self> {
+        // serde also reads a struct from a JSON array, by field position; a spec is an object.
+        if json.trim_start().starts_with('[') {
+            return Err(Error::InvalidSpec {
+                problems: vec![SpecProblem::new("$", "a spec is a JSON object, not an array")],
+            });
+        }
         let de = &mut serde_json::Deserializer::from_str(json);
         let spec: Spec = serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            let path = if path == "." { "$".to_string() } else { path };
+            let path = json_path(e.path());
             Error::InvalidSpec { problems: vec![SpecProblem::new(path, e.inner().to_string())] }
         })?;
         if spec.version != SPEC_VERSION {
@@ -433,6 +438,35 @@ impl Spec {
             }
         }
     }
+}
+
+/// `a.b[2].c` (a key that is empty or not a plain word in brackets: `a[""]`, `a["x.y"]`);
+/// `$` for the document itself. Segments serde could not name (a syntax error
+/// inside an object, before its key was read) are left out, so the path is the innermost
+/// known field.
+fn json_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for seg in path.iter() {
+        match seg {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                let plain = !key.is_empty()
+                    && key.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-');
+                if !plain {
+                    // `[""]`, `["a.b"]`: a key that would be empty or ambiguous bare.
+                    out.push_str(&format!("[{key:?}]"));
+                    continue;
+                }
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            Segment::Unknown => {}
+        }
+    }
+    if out.is_empty() { "$".to_string() } else { out }
 }
 
 /// `None` when `path`'s folder exists and a file can be created in it; else why not.
