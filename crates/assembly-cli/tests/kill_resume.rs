@@ -12,7 +12,7 @@ use assembly_core::encode::{OutputFormat, Tags, write_file};
 use assembly_core::synth;
 
 /// Content length, s. Long enough that every stage of a debug-build run takes a while.
-const CONTENT_S: f64 = 60.0;
+const CONTENT_S: f64 = 30.0;
 /// Kill points, spread evenly (with jitter) over the measured run time.
 const KILLS: usize = 20;
 /// Checkpointed stages in run order, with their checkpoint file names.

@@ -262,7 +262,10 @@ impl Assembler {
             Some(dir) => Some(CheckpointStore::open(dir, self.job_key()?)?),
             None => None,
         };
-        crate::atomic::remove_stale_temps(&self.spec.output.path);
+        // Temp files of a killed earlier run of this job (episode and sidecars).
+        for p in self.output_paths() {
+            crate::atomic::remove_stale_temps(p);
+        }
         let mut rep = Reporter::new(progress, cancel.clone());
         let mut stage_ms = BTreeMap::new();
         let mut resumed = Vec::new();
@@ -385,10 +388,15 @@ impl Assembler {
         Ok(report)
     }
 
-    fn remove_outputs(&self) {
+    /// Every file the spec asks to write: the episode and its sidecars.
+    fn output_paths(&self) -> impl Iterator<Item = &PathBuf> {
         let o = &self.spec.output;
-        let paths = [&o.report, &o.words, &o.srt, &o.vtt, &o.chapters_json, &o.cleaned_content];
-        for p in std::iter::once(&o.path).chain(paths.into_iter().flatten()) {
+        let sidecars = [&o.report, &o.words, &o.srt, &o.vtt, &o.chapters_json, &o.cleaned_content];
+        std::iter::once(&o.path).chain(sidecars.into_iter().flatten())
+    }
+
+    fn remove_outputs(&self) {
+        for p in self.output_paths() {
             let _ = std::fs::remove_file(p);
             crate::atomic::remove_stale_temps(p);
         }
