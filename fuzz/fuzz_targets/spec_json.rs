@@ -44,32 +44,7 @@ fn confine(p: &mut PathBuf) {
 }
 
 fn confine_all(spec: &mut Spec) {
-    confine(&mut spec.content);
-    spec.assets.values_mut().for_each(confine);
-    if let Some(p) = spec.transcript.as_mut().and_then(|t| t.path.as_mut()) {
-        confine(p);
-    }
-    let o = &mut spec.output;
-    confine(&mut o.path);
-    if let Some(p) = o.tags.cover.as_mut() {
-        confine(p);
-    }
-    for p in [
-        &mut o.report,
-        &mut o.words,
-        &mut o.srt,
-        &mut o.vtt,
-        &mut o.chapters_json,
-        &mut o.cleaned_content,
-    ]
-    .into_iter()
-    .flatten()
-    {
-        confine(p);
-    }
-    if let Some(p) = spec.work_dir.as_mut() {
-        confine(p);
-    }
+    spec.for_each_path_mut(confine);
 }
 
 fn check_problems(e: &Error) {

@@ -216,36 +216,37 @@ impl Spec {
 
     /// Makes every relative path in the spec relative to `base` instead.
     pub fn resolve_paths(&mut self, base: &Path) {
-        let fix = |p: &mut PathBuf| {
+        self.for_each_path_mut(|p| {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
-        };
-        fix(&mut self.content);
-        self.assets.values_mut().for_each(fix);
+        });
+    }
+
+    /// Calls `f` on every path in the spec: inputs, assets, transcript, cover, every output
+    /// and sidecar, and the work folder.
+    pub fn for_each_path_mut(&mut self, mut f: impl FnMut(&mut PathBuf)) {
+        f(&mut self.content);
+        self.assets.values_mut().for_each(&mut f);
         if let Some(p) = self.transcript.as_mut().and_then(|t| t.path.as_mut()) {
-            fix(p);
+            f(p);
         }
         let o = &mut self.output;
-        fix(&mut o.path);
+        f(&mut o.path);
         if let Some(p) = o.tags.cover.as_mut() {
-            fix(p);
+            f(p);
         }
-        for p in [
+        let sidecars = [
             &mut o.report,
             &mut o.words,
             &mut o.srt,
             &mut o.vtt,
             &mut o.chapters_json,
             &mut o.cleaned_content,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            fix(p);
-        }
+        ];
+        sidecars.into_iter().flatten().for_each(&mut f);
         if let Some(p) = self.work_dir.as_mut() {
-            fix(p);
+            f(p);
         }
     }
 

@@ -104,33 +104,7 @@ fn confine(dir: &Path, p: &mut PathBuf) {
 }
 
 fn confine_all(dir: &Path, spec: &mut Spec) {
-    let mut fix = |p: &mut PathBuf| confine(dir, p);
-    fix(&mut spec.content);
-    spec.assets.values_mut().for_each(&mut fix);
-    if let Some(p) = spec.transcript.as_mut().and_then(|t| t.path.as_mut()) {
-        fix(p);
-    }
-    let o = &mut spec.output;
-    fix(&mut o.path);
-    if let Some(p) = o.tags.cover.as_mut() {
-        fix(p);
-    }
-    for p in [
-        &mut o.report,
-        &mut o.words,
-        &mut o.srt,
-        &mut o.vtt,
-        &mut o.chapters_json,
-        &mut o.cleaned_content,
-    ]
-    .into_iter()
-    .flatten()
-    {
-        fix(p);
-    }
-    if let Some(p) = spec.work_dir.as_mut() {
-        fix(p);
-    }
+    spec.for_each_path_mut(|p| confine(dir, p));
 }
 
 /// Checks an error from `Spec::from_json` or `Assembler::new`: every problem is at `$`, under
