@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use assembly_core::{Assembler, CancelToken, Error, ProgressEvent, Report, Result, Stage};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
+use crate::commands::{clock, to_json};
+
 /// The bundled demo episode (see `examples/demo/`): file name and bytes.
 const DEMO_FILES: [(&str, &[u8]); 6] = [
     ("spec.json", include_bytes!("../../../examples/demo/spec.json")),
@@ -149,14 +151,6 @@ pub fn demo(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
-    serde_json::to_string_pretty(value).map_err(|e| Error::internal(format!("json: {e}")))
-}
-
 fn span(a: u64, b: u64) -> String {
     format!("{}-{}", clock(a), clock(b))
-}
-
-fn clock(ms: u64) -> String {
-    format!("{}:{:02}.{:03}", ms / 60_000, ms / 1000 % 60, ms % 1000)
 }

@@ -122,7 +122,8 @@ fn output_format(args: &ConvertArgs) -> Result<OutputFormat> {
     }
 }
 
-fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
+/// Pretty JSON for `--json` output.
+pub fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
     serde_json::to_string_pretty(value).map_err(|e| Error::internal(format!("json: {e}")))
 }
 
@@ -130,6 +131,7 @@ fn db(v: f64) -> String {
     if v.is_finite() { format!("{v:.2}") } else { "-inf".into() }
 }
 
-fn clock(ms: u64) -> String {
+/// `m:ss.mmm` for a time in ms.
+pub fn clock(ms: u64) -> String {
     format!("{}:{:02}.{:03}", ms / 60_000, ms / 1000 % 60, ms % 1000)
 }

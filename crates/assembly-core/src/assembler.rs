@@ -5,6 +5,7 @@
 //! checkpointed (see `checkpoint`), so a killed job resumes after its last completed stage;
 //! decoded audio is decoded again, never stored.
 
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::num::NonZeroU32;
 use std::ops::Range;
@@ -14,6 +15,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use crate::analyze::activity::{ActivityMap, ActivityOptions};
 use crate::analyze::loudness::{self, Loudness};
 use crate::arrange::{
     self, Arrangement, Leveling, Placement, PodcastChapters, Segment, SegmentType, Template,
@@ -149,7 +151,22 @@ struct Arranged {
 struct Inputs {
     content: AudioBuffer,
     assets: BTreeMap<String, AudioBuffer>,
+    /// The assets the cleanup inserts (clips, sound effects), copied once.
+    clips: Vec<Clip>,
     transcript: Option<Transcript>,
+    /// The content's speech activity, analyzed at most once per run (edit and arrange both
+    /// may need it).
+    activity: OnceCell<ActivityMap>,
+}
+
+impl Inputs {
+    fn activity(&self, options: &ActivityOptions, cancel: &CancelToken) -> Result<&ActivityMap> {
+        if let Some(a) = self.activity.get() {
+            return Ok(a);
+        }
+        let a = ActivityMap::analyze_cancellable(&self.content, options, cancel)?;
+        Ok(self.activity.get_or_init(|| a))
+    }
 }
 
 impl Assembler {
@@ -319,8 +336,7 @@ impl Assembler {
         }
         let arranged = staged!(Stage::Arrange, Arranged, self.arrange(&inputs, &edit_plan, cancel));
 
-        let clips = self.clips(&inputs)?;
-        let edited = EditedAudio::new(&inputs.content, &edit_plan, &clips)?;
+        let edited = EditedAudio::new(&inputs.content, &edit_plan, &inputs.clips)?;
         let mut sources = Sources::new();
         sources.insert(CONTENT_ASSET, &edited);
         for (id, a) in &inputs.assets {
@@ -364,7 +380,7 @@ impl Assembler {
             };
             report.warnings.extend(edit_plan.warnings.iter().map(|w| w.message.clone()));
             report.warnings.extend(arranged.arrangement.warnings.iter().cloned());
-            self.write_sidecars(&inputs, &edit_plan, &arranged, &clips, &mut report, cancel)?;
+            self.write_sidecars(&inputs, &edit_plan, &arranged, &mut report, cancel)?;
             stage_ms.insert(Stage::Render, t0.elapsed().as_millis() as u64);
             report.stage_ms = std::mem::take(&mut stage_ms);
             if let Some(p) = &self.spec.output.report {
@@ -437,7 +453,8 @@ impl Assembler {
                 Some(Transcript::parse(&text, t.format)?.0)
             }
         };
-        Ok(Inputs { content, assets, transcript })
+        let clips = self.clips(&assets)?;
+        Ok(Inputs { content, assets, clips, transcript, activity: OnceCell::new() })
     }
 
     fn analyze(&self, inputs: &Inputs) -> Result<Analysis> {
@@ -447,7 +464,7 @@ impl Assembler {
         })
     }
 
-    fn clips(&self, inputs: &Inputs) -> Result<Vec<Clip>> {
+    fn clips(&self, assets: &BTreeMap<String, AudioBuffer>) -> Result<Vec<Clip>> {
         let c = &self.spec.cleanup;
         let mut ids: Vec<&str> = c.inserts.iter().map(|i| i.clip.as_str()).collect();
         ids.extend(c.sound_effects.iter().map(|s| s.clip.as_str()));
@@ -455,23 +472,26 @@ impl Assembler {
         ids.dedup();
         ids.into_iter()
             .map(|id| {
-                let audio =
-                    inputs.assets.get(id).cloned().ok_or_else(|| {
-                        Error::invalid_input("cleanup", format!("no asset {id:?}"))
-                    })?;
+                let audio = assets
+                    .get(id)
+                    .cloned()
+                    .ok_or_else(|| Error::invalid_input("cleanup", format!("no asset {id:?}")))?;
                 Ok(Clip { id: id.to_string(), audio })
             })
             .collect()
     }
 
     fn edit_plan(&self, inputs: &Inputs, cancel: &CancelToken) -> Result<EditPlan> {
-        let clips = self.clips(inputs)?;
+        let c = &self.spec.cleanup;
+        // Only pause removal reads the activity map; `plan_with` would analyze it itself.
+        let activity =
+            if c.remove_pauses { Some(inputs.activity(&c.activity, cancel)?) } else { None };
         edit::plan_with(
             &inputs.content,
             inputs.transcript.as_ref(),
-            &clips,
-            &self.spec.cleanup,
-            None,
+            &inputs.clips,
+            c,
+            activity,
             cancel,
         )
     }
@@ -508,11 +528,7 @@ impl Assembler {
                 })
                 .collect(),
             None => {
-                let act = crate::analyze::activity::ActivityMap::analyze_cancellable(
-                    &inputs.content,
-                    &self.spec.cleanup.activity,
-                    cancel,
-                )?;
+                let act = inputs.activity(&self.spec.cleanup.activity, cancel)?;
                 act.speech_intervals(u64::from(rate.get()) / 4)
                     .into_iter()
                     .filter_map(|r| map.map_span_frames(r.start, r.end))
@@ -524,8 +540,7 @@ impl Assembler {
             s.1 += content_start_frame;
         }
 
-        let clips = self.clips(inputs)?;
-        let edited = EditedAudio::new(&inputs.content, plan, &clips)?;
+        let edited = EditedAudio::new(&inputs.content, plan, &inputs.clips)?;
         let lookup = |id: &str| -> Option<&dyn FrameSource> {
             if id == CONTENT_ASSET {
                 Some(&edited)
@@ -659,7 +674,6 @@ impl Assembler {
         inputs: &Inputs,
         plan: &EditPlan,
         arranged: &Arranged,
-        clips: &[Clip],
         report: &mut Report,
         cancel: &CancelToken,
     ) -> Result<()> {
@@ -691,19 +705,21 @@ impl Assembler {
             report.sidecars.push(p.clone());
         }
         if let Some(p) = &out.cleaned_content {
-            let edited = EditedAudio::new(&inputs.content, plan, clips)?;
+            let edited = EditedAudio::new(&inputs.content, plan, &inputs.clips)?;
             let ch = edited.channel_count();
             let mut enc = Encoder::create(p, &out.encoding, rate, ch, &Tags::default())?;
-            let block = 65_536usize;
-            let mut bufs = vec![vec![0.0f32; block]; ch];
+            let block = 65_536u64;
+            // One block buffer, reused; only the last (shorter) block shrinks it.
+            let mut buf = AudioBuffer::silence(rate, ch, block as usize)?;
             let mut pos = 0u64;
             while pos < edited.frames() {
                 cancel.check()?;
-                let n = (edited.frames() - pos).min(block as u64) as usize;
-                let mut planes: Vec<&mut [f32]> = bufs.iter_mut().map(|b| &mut b[..n]).collect();
+                let n = (edited.frames() - pos).min(block) as usize;
+                buf.truncate(n);
+                let mut planes: Vec<&mut [f32]> =
+                    buf.planes_mut().iter_mut().map(Vec::as_mut_slice).collect();
                 edited.read(pos, &mut planes);
-                let planes: Vec<Vec<f32>> = bufs.iter().map(|b| b[..n].to_vec()).collect();
-                enc.write(&AudioBuffer::from_planar(rate, planes)?)?;
+                enc.write(&buf)?;
                 pos += n as u64;
             }
             enc.finish()?;

@@ -528,16 +528,7 @@ impl LimiterStream {
                 format!("limiter runs at {} Hz, block is {} Hz", self.rate, block.sample_rate()),
             ));
         }
-        if block.channel_count() != self.limiter.channel_count() {
-            return Err(Error::invalid_input(
-                "block",
-                format!(
-                    "limiter has {} channels, block has {}",
-                    self.limiter.channel_count(),
-                    block.channel_count()
-                ),
-            ));
-        }
+        // `push_scaled` checks the channel count.
         let planes: Vec<&[f32]> = block.planes().iter().map(Vec::as_slice).collect();
         self.push_scaled(&planes, 1.0, sink)
     }
