@@ -1,22 +1,45 @@
 //! End-to-end benchmark: a synthetic episode through the whole Assembler.
 //!
-//! `cargo run --release -p benches --bin e2e -- --minutes 60 [--keep DIR]`
+//! ```text
+//! cargo run --release -p benches --bin e2e -- --minutes 60 [--runs 3] [--dir DIR] [--compare-ffmpeg]
+//! ```
 //!
 //! Synthesizes a reproducible episode (word-timed speech-like content with fillers and long
 //! pauses at uneven levels, intro, outro, a bed), writes the content as a 128 kbps mono MP3,
 //! then times the full job — MP3 in, cleaning, template, ducked bed, mastering, 128 kbps stereo
 //! MP3 out — and prints per-stage wall times, x-realtime, CPU time and peak RSS.
+//!
+//! The inputs are kept in `DIR` (default: `<tmp>/podcast-assembly-e2e-<minutes>min`) and reused
+//! by later runs with the same `--minutes`. Every timed run is a fresh child process
+//! (`e2e --job DIR`), so its peak RSS is the job's alone; the medians over `--runs` are printed.
+//! With `--compare-ffmpeg` an equivalent ffmpeg filter graph (the same cuts, intro/outro, a
+//! looped bed ducked under the content, loudness normalization, a true-peak limiter and a
+//! 128 kbps LAME encode at the same quality) runs on the same inputs, and the ratio is printed.
 
 use std::num::NonZeroU32;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Instant;
 
+use assembly_core::edit::SegmentSource;
 use assembly_core::encode::{Mp3Bitrate, OutputFormat, Tags, write_file};
 use assembly_core::{Assembler, CancelToken, NoProgress, Spec, synth};
+
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// Bump when the synthesized material changes, so stale inputs are rebuilt.
+const INPUTS_VERSION: u32 = 2;
+
+/// Length of the music bed, frames (20 s).
+const BED_FRAMES: usize = 44_100 * 20;
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+}
+
+fn flag(name: &str) -> bool {
+    std::env::args().any(|a| a == name)
 }
 
 /// (user + system CPU seconds, peak RSS in MiB) of this process, from /proc.
@@ -36,29 +59,63 @@ fn cpu_and_peak_rss() -> (f64, f64) {
     (cpu, hwm / 1024.0)
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let minutes: f64 = arg("--minutes").map_or(Ok(60.0), |m| m.parse())?;
-    let keep = arg("--keep").map(PathBuf::from);
-    let tmp = tempfile::tempdir()?;
-    let dir = keep.clone().unwrap_or_else(|| tmp.path().to_path_buf());
-    std::fs::create_dir_all(dir.join("out"))?;
+/// The job's spec, paths relative to the inputs folder.
+const SPEC: &str = r#"{
+    "version": 1,
+    "content": "content.mp3",
+    "assets": {"intro": "intro.wav", "outro": "outro.wav", "bed": "bed.wav"},
+    "transcript": {"format": "words", "path": "words.json"},
+    "template": {
+        "segments": [
+            {"segment_type": "intro", "asset": "intro"},
+            {"segment_type": "content", "asset": "content"},
+            {"segment_type": "outro", "asset": "outro"}
+        ],
+        "timing": {"content_start_offset_s": -1.0, "outro_start_offset_s": -1.0},
+        "background_music_rules": [{"asset": "bed", "apply_to_segments": ["content"]}]
+    },
+    "verify": {"max_attempts": 1},
+    "output": {"path": "out/episode.mp3"}
+}"#;
 
+fn spec_in(dir: &Path) -> Res<Spec> {
+    let mut spec = Spec::from_json(SPEC)?;
+    spec.resolve_paths(dir);
+    Ok(spec)
+}
+
+/// Writes the inputs into `dir` unless a previous run left them there for the same length.
+fn synthesize(dir: &Path, minutes: f64) -> Res<()> {
+    let stamp = dir.join("inputs.stamp");
+    let want = format!("v{INPUTS_VERSION} minutes={minutes}");
+    if std::fs::read_to_string(&stamp).is_ok_and(|s| s == want) {
+        eprintln!("reusing the inputs in {}", dir.display());
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir.join("out"))?;
+    let _ = std::fs::remove_file(&stamp);
     let t = Instant::now();
     let rate = NonZeroU32::new(44_100).ok_or("rate")?;
     let secs = minutes * 60.0;
     // ~9,000 words, ~200 fillers and ~100 long pauses per hour.
     let script = synth::spoken_words(rate, 42, secs, -24.0, -62.0, 200.0, 100.0);
     let mut samples = script.samples;
-    // Uneven levels: every other minute 6 dB quieter (a second speaker further from the mic).
+    // Uneven levels: speakers take turns by the minute, at 0, -6 and -3 dB.
     for (i, s) in samples.iter_mut().enumerate() {
-        if (i / (44_100 * 60)) % 2 == 1 {
-            *s *= 0.5;
-        }
+        *s *= [1.0, 0.5, 0.708][(i / (44_100 * 60)) % 3];
     }
     let words: Vec<_> = script
         .words
         .iter()
-        .map(|w| format!(r#"{{"word":{:?},"start":{},"end":{}}}"#, w.text, w.start_s, w.end_s))
+        .map(|w| {
+            format!(
+                r#"{{"word":{:?},"start":{},"end":{},"speaker":"S{}"}}"#,
+                w.text,
+                w.start_s,
+                w.end_s,
+                (w.start_s / 60.0) as usize % 3
+            )
+        })
         .collect();
     std::fs::write(dir.join("words.json"), format!("[{}]", words.join(",")))?;
     let mono_mp3 = OutputFormat::Mp3 { bitrate: Mp3Bitrate::Cbr { kbps: 128 }, quality: 5 };
@@ -68,8 +125,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let wav = OutputFormat::wav16();
     write_file(&dir.join("intro.wav"), &synth::multi(rate, sting.clone(), 2), &wav, &tags)?;
     write_file(&dir.join("outro.wav"), &synth::multi(rate, sting, 2), &wav, &tags)?;
-    let bed = synth::music_like(rate, 3, -20.0, 44_100 * 20);
+    let bed = synth::music_like(rate, 3, -20.0, BED_FRAMES);
     write_file(&dir.join("bed.wav"), &synth::multi(rate, bed, 2), &wav, &tags)?;
+    std::fs::write(&stamp, want)?;
     eprintln!(
         "synthesized {minutes} min: {} words, {} fillers, {} long pauses ({:.1} s)",
         script.words.len(),
@@ -77,42 +135,225 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         script.long_pauses,
         t.elapsed().as_secs_f64()
     );
+    Ok(())
+}
 
-    let mut spec = Spec::from_json(
-        r#"{
-        "version": 1,
-        "content": "content.mp3",
-        "assets": {"intro": "intro.wav", "outro": "outro.wav", "bed": "bed.wav"},
-        "transcript": {"format": "words", "path": "words.json"},
-        "template": {
-            "segments": [
-                {"segment_type": "intro", "asset": "intro"},
-                {"segment_type": "content", "asset": "content"},
-                {"segment_type": "outro", "asset": "outro"}
-            ],
-            "timing": {"content_start_offset_s": -1.0, "outro_start_offset_s": -1.0},
-            "background_music_rules": [{"asset": "bed", "apply_to_segments": ["content"]}]
-        },
-        "verify": {"max_attempts": 1},
-        "output": {"path": "out/episode.mp3"}
-    }"#,
-    )?;
-    spec.resolve_paths(&dir);
+/// One timed job (the child process): prints `key value` lines for the parent.
+fn job(dir: &Path) -> Res<()> {
+    let spec = spec_in(dir)?;
     let (cpu0, _) = cpu_and_peak_rss();
     let t = Instant::now();
     let report = Assembler::new(spec)?.run(&mut NoProgress, &CancelToken::new())?;
     let wall = t.elapsed().as_secs_f64();
     let (cpu1, rss) = cpu_and_peak_rss();
-    let audio_s = report.output.duration_ms as f64 / 1000.0;
-    println!("episode: {:.1} min out ({:.1} min in)", audio_s / 60.0, minutes);
     for (stage, ms) in &report.stage_ms {
-        println!("  {:<8} {:>8.2} s", stage.name(), *ms as f64 / 1000.0);
+        println!("stage_{} {}", stage.name(), *ms as f64 / 1000.0);
     }
-    println!("wall:     {wall:.2} s  ({:.0}x realtime)", audio_s / wall);
-    println!("cpu:      {:.2} s", cpu1 - cpu0);
-    println!("peak rss: {rss:.0} MiB (whole process, synthesis included)");
+    println!("wall {wall}");
+    println!("cpu {}", cpu1 - cpu0);
+    println!("rss {rss}");
+    println!("audio {}", report.output.duration_ms as f64 / 1000.0);
     if let Some(l) = report.loudness_out {
-        println!("output:   {:.2} LUFS, {:.2} dBTP", l.integrated_lufs, l.true_peak_dbtp);
+        println!("lufs {}", l.integrated_lufs);
+        println!("dbtp {}", l.true_peak_dbtp);
+    }
+    Ok(())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// Runs `e2e --job dir` `runs` times; returns each run's `key value` lines.
+fn timed_runs(dir: &Path, runs: usize) -> Res<Vec<Vec<(String, f64)>>> {
+    let exe = std::env::current_exe()?;
+    let mut all = Vec::new();
+    for i in 0..runs {
+        let out = Command::new(&exe).arg("--job").arg(dir).output()?;
+        if !out.status.success() {
+            return Err(format!("run {i} failed: {}", String::from_utf8_lossy(&out.stderr)).into());
+        }
+        let kv: Vec<(String, f64)> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let (k, v) = l.split_once(' ')?;
+                Some((k.to_string(), v.parse().ok()?))
+            })
+            .collect();
+        let get = |k: &str| kv.iter().find(|(n, _)| n == k).map_or(f64::NAN, |p| p.1);
+        eprintln!(
+            "  run {}: {:.2} s wall, {:.2} s cpu, {:.0} MiB peak",
+            i + 1,
+            get("wall"),
+            get("cpu"),
+            get("rss")
+        );
+        all.push(kv);
+    }
+    Ok(all)
+}
+
+/// The same job done by ffmpeg: a cut graph (decode, `asegment`, `concat`) to a float WAV, then
+/// loudnorm's two passes over the mixing graph, the second encoding with LAME; returns the
+/// wall time of all three in seconds. (One graph doing the cut and the mix stalls in ffmpeg
+/// 5.1: `asegment` and `concat` feeding `amix` produce no output.)
+fn ffmpeg_run(dir: &Path) -> Res<f64> {
+    // The same cuts as the Assembler's edit list: keep the source spans it keeps.
+    let plan = Assembler::new(spec_in(dir)?)?.plan(&CancelToken::new())?;
+    let rate = f64::from(plan.edit.sample_rate);
+    let mut bounds = Vec::new();
+    let mut keep = Vec::new();
+    let mut pos = 0u64;
+    for seg in &plan.edit.segments {
+        if let SegmentSource::Source { source_start_frame } = seg.source {
+            if source_start_frame > pos {
+                bounds.push(source_start_frame);
+                keep.push(false);
+            }
+            bounds.push(source_start_frame + seg.frames);
+            keep.push(true);
+            pos = source_start_frame + seg.frames;
+        }
+    }
+    keep.push(false); // the tail after the last kept span
+    let content_s = plan.edit.output_frames as f64 / rate;
+    let mut g = String::new();
+    let splits: Vec<String> = bounds.iter().map(|b| b.to_string()).collect();
+    g += &format!("[0:a]asegment=samples={}", splits.join("|"));
+    for i in 0..keep.len() {
+        g += &format!("[s{i}]");
+    }
+    g += ";\n";
+    let mut kept = 0;
+    for (i, k) in keep.iter().enumerate() {
+        if !*k {
+            g += &format!("[s{i}]anullsink;\n");
+        }
+    }
+    for (i, k) in keep.iter().enumerate() {
+        if *k {
+            g += &format!("[s{i}]");
+            kept += 1;
+        }
+    }
+    g += &format!("concat=n={kept}:v=0:a=1[out]\n");
+    let cut_graph = dir.join("ffmpeg-cut.txt");
+    std::fs::write(&cut_graph, g)?;
+    let cut = dir.join("out/ffmpeg-cut.wav");
+    // Mixing: intro/outro crossfaded, the bed looped and ducked under the content by a
+    // sidechain compressor; then BS.1770 normalization (loudnorm) with its true-peak limit.
+    let mix = format!(
+        "[0:a]aformat=channel_layouts=stereo,asplit=2[c1][c2];\
+         [3:a]aloop=loop=-1:size={BED_FRAMES},atrim=duration={content_s},volume=-6dB[bed];\
+         [bed][c2]sidechaincompress=threshold=0.02:ratio=8:attack=50:release=400[duck];\
+         [c1][duck]amix=inputs=2:normalize=0:duration=first[cm];\
+         [1:a][cm]acrossfade=d=1[ic];[ic][2:a]acrossfade=d=1[ep];[ep]"
+    );
+    let ffmpeg = |args: &[std::ffi::OsString]| -> Res<String> {
+        let out =
+            Command::new("ffmpeg").args(["-hide_banner", "-nostats", "-y"]).args(args).output()?;
+        if !out.status.success() {
+            return Err(format!("ffmpeg failed: {}", String::from_utf8_lossy(&out.stderr)).into());
+        }
+        Ok(String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let os = |s: &str| std::ffi::OsString::from(s);
+    let path = |p: &str| dir.join(p).into_os_string();
+    let inputs = [os("-i"), cut.clone().into_os_string(), os("-i"), path("intro.wav")];
+    let inputs = [&inputs[..], &[os("-i"), path("outro.wav"), os("-i"), path("bed.wav")]].concat();
+    let t = Instant::now();
+    // 1. Decode and cut.
+    let a =
+        [os("-i"), path("content.mp3"), os("-filter_complex_script"), cut_graph.into_os_string()];
+    let b = [os("-map"), os("[out]"), os("-c:a"), os("pcm_f32le"), cut.clone().into_os_string()];
+    ffmpeg(&([&a[..], &b[..]].concat()))?;
+    // 2. Mix and measure (loudnorm's first pass).
+    let measure = format!("{mix}loudnorm=I=-16:TP=-1:LRA=11:print_format=json");
+    let tail = [os("-filter_complex"), os(&measure), os("-f"), os("null"), os("-")];
+    let log = ffmpeg(&([&inputs[..], &tail[..]].concat()))?;
+    let field = |k: &str| -> Res<String> {
+        let i = log.find(&format!("\"{k}\" : \"")).ok_or_else(|| format!("no {k}: {log}"))?;
+        let rest = &log[i + k.len() + 6..];
+        Ok(rest[..rest.find('"').unwrap_or(0)].to_string())
+    };
+    // 3. Mix again, normalize linearly with the measured values, limit, encode.
+    let apply = format!(
+        "{mix}loudnorm=I=-16:TP=-1:LRA=11:measured_I={}:measured_TP={}:measured_LRA={}:\
+         measured_thresh={}:offset={}:linear=true,aresample=44100[out]",
+        field("input_i")?,
+        field("input_tp")?,
+        field("input_lra")?,
+        field("input_thresh")?,
+        field("target_offset")?
+    );
+    let tail = [
+        os("-filter_complex"),
+        os(&apply),
+        os("-map"),
+        os("[out]"),
+        os("-c:a"),
+        os("libmp3lame"),
+        os("-b:a"),
+        os("128k"),
+        os("-compression_level"),
+        os("5"),
+        path("out/ffmpeg.mp3"),
+    ];
+    ffmpeg(&([&inputs[..], &tail[..]].concat()))?;
+    let wall = t.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(&cut);
+    Ok(wall)
+}
+
+fn main() -> Res<()> {
+    if let Some(dir) = arg("--job") {
+        return job(Path::new(&dir));
+    }
+    let minutes: f64 = arg("--minutes").map_or(Ok(60.0), |m| m.parse())?;
+    let runs: usize = arg("--runs").map_or(Ok(3), |m| m.parse())?;
+    let dir = arg("--dir")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("podcast-assembly-e2e-{minutes}min")));
+    synthesize(&dir, minutes)?;
+    eprintln!("timing {runs} runs of the whole job, each in a fresh process");
+    let all = timed_runs(&dir, runs.max(1))?;
+    let med = |k: &str| {
+        median(all.iter().filter_map(|kv| kv.iter().find(|(n, _)| n == k).map(|p| p.1)).collect())
+    };
+    let audio_s = med("audio");
+    let wall = med("wall");
+    println!("episode: {:.1} min out ({minutes} min in), medians of {runs} runs", audio_s / 60.0);
+    let mut non_encode = 0.0;
+    for (k, _) in &all[0] {
+        if let Some(stage) = k.strip_prefix("stage_") {
+            let s = med(k);
+            if stage != "render" {
+                non_encode += s;
+            }
+            println!("  {stage:<8} {s:>8.2} s");
+        }
+    }
+    println!("  (all stages before render: {non_encode:.2} s)");
+    println!("wall:     {wall:.2} s  ({:.0}x realtime)", audio_s / wall);
+    println!("cpu:      {:.2} s", med("cpu"));
+    println!("peak rss: {:.0} MiB", med("rss"));
+    println!("output:   {:.2} LUFS, {:.2} dBTP", med("lufs"), med("dbtp"));
+    if flag("--compare-ffmpeg") {
+        if Command::new("ffmpeg").arg("-version").output().is_err() {
+            println!("ffmpeg:   not installed, comparison skipped");
+        } else {
+            let f = ffmpeg_run(&dir)?;
+            println!(
+                "ffmpeg:   {f:.2} s ({:.0}x realtime); podcast-assembly is {:.1}x faster",
+                audio_s / f,
+                f / wall
+            );
+        }
     }
     Ok(())
 }
