@@ -16,7 +16,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::analyze::activity::{ActivityMap, ActivityOptions};
-use crate::analyze::loudness::{self, Loudness};
+use crate::analyze::loudness::{self, Loudness, LoudnessMeter};
 use crate::arrange::{
     self, Arrangement, Leveling, Placement, PodcastChapters, Segment, SegmentType, Template,
 };
@@ -642,8 +642,8 @@ impl Assembler {
             let report =
                 verify_encoded(plan.target_lufs, plan.ceiling_dbtp, &self.spec.verify, |req| {
                     render_once(req.target_lufs, req.ceiling_dbtp, rep)?;
-                    let d = load::decode_file(&out.path, &DecodeOptions::default(), cancel)?;
-                    Ok(EncodeMeasurement { rendered: None, decoded: loudness::measure(&d.audio)? })
+                    let decoded = measure_file(&out.path, cancel)?;
+                    Ok(EncodeMeasurement { rendered: None, decoded })
                 })?;
             Some(report)
         } else {
@@ -733,6 +733,23 @@ impl Assembler {
 }
 
 /// Runs `f`, turning a panic into [`Error::Internal`].
+/// Decodes the file at `path` block by block into a loudness meter (true peak included),
+/// holding no more than one block of its audio.
+fn measure_file(path: &Path, cancel: &CancelToken) -> Result<Loudness> {
+    let mut meter: Option<LoudnessMeter> = None;
+    let d =
+        load::decode_file_streaming(path, &DecodeOptions::default(), cancel, &mut |rate, b| {
+            if meter.is_none() {
+                meter = Some(LoudnessMeter::new(b.len(), rate, true)?);
+            }
+            meter.as_mut().map_or(Ok(()), |m| m.add_planar(b))
+        })?;
+    match meter {
+        Some(m) => m.finish(),
+        None => LoudnessMeter::new(1, d.info.sample_rate, true)?.finish(),
+    }
+}
+
 fn guard<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r,

@@ -2,3 +2,4 @@
 
 pub mod activity;
 pub mod loudness;
+pub(crate) mod meter;

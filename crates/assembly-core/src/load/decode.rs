@@ -102,7 +102,46 @@ const MAX_FRAMES_PER_BYTE: u64 = 256;
 /// - [`Error::InvalidInput`] for nonsensical limits; [`Error::Cancelled`] if cancelled.
 pub fn decode_file(path: &Path, opts: &DecodeOptions, cancel: &CancelToken) -> Result<Decoded> {
     let (file, len) = open_file(path, &opts.limits)?;
-    run_file(path, file, len, opts, Mode::Store, cancel)
+    run_file(path, file, len, opts, Mode::Store, None, cancel)
+}
+
+/// Decodes the audio file at `path` like [`decode_file`], but hands the audio to `sink` block
+/// by block (its sample rate in Hz and planar slices of equal length, one per channel) instead
+/// of keeping it: memory stays bounded whatever the file's length. The returned
+/// [`Decoded::audio`] is empty; its `info` has the exact decoded length.
+///
+/// ```
+/// use assembly_core::{CancelToken, encode::{write_file, OutputFormat, Tags}, synth};
+/// use assembly_core::load::{decode_file_streaming, DecodeOptions};
+/// use std::num::NonZeroU32;
+///
+/// let rate = NonZeroU32::new(44_100).unwrap();
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("tone.wav");
+/// let tone = synth::mono(rate, synth::sine(rate, 440.0, 0.5, 100_000));
+/// write_file(&path, &tone, &OutputFormat::wav16(), &Tags::default()).unwrap();
+/// let mut frames = 0;
+/// let d = decode_file_streaming(&path, &DecodeOptions::default(), &CancelToken::new(), &mut |rate, b| {
+///     assert_eq!(rate, 44_100);
+///     frames += b[0].len();
+///     Ok(())
+/// })
+/// .unwrap();
+/// assert_eq!((frames, d.info.frames), (100_000, 100_000));
+/// assert_eq!(d.audio.frames(), 0);
+/// ```
+///
+/// # Errors
+///
+/// As [`decode_file`], and any error `sink` returns (which stops the decode).
+pub fn decode_file_streaming(
+    path: &Path,
+    opts: &DecodeOptions,
+    cancel: &CancelToken,
+    sink: &mut dyn FnMut(u32, &[&[f32]]) -> Result<()>,
+) -> Result<Decoded> {
+    let (file, len) = open_file(path, &opts.limits)?;
+    run_file(path, file, len, opts, Mode::Stream, Some(sink), cancel)
 }
 
 /// Decodes an audio file held in memory; the same as [`decode_file`] without the file.
@@ -166,7 +205,7 @@ pub fn decode_bytes(bytes: &[u8], opts: &DecodeOptions, cancel: &CancelToken) ->
 pub fn probe_file(path: &Path, limits: &Limits) -> Result<ProbeInfo> {
     let opts = DecodeOptions { limits: limits.clone(), gapless: true };
     let (file, len) = open_file(path, limits)?;
-    run_file(path, file, len, &opts, Mode::Probe, &CancelToken::new()).map(|d| d.info)
+    run_file(path, file, len, &opts, Mode::Probe, None, &CancelToken::new()).map(|d| d.info)
 }
 
 /// Probes an audio file held in memory; the same as [`probe_file`].
@@ -186,7 +225,13 @@ enum Mode {
     Store,
     /// Return header facts if exact; else count frames by decoding without storing.
     Probe,
+    /// Hand each decoded block to a sink; keep nothing.
+    Stream,
 }
+
+/// Where [`Mode::Stream`] sends decoded blocks: the sample rate and planar slices of equal
+/// length.
+type BlockSink<'s> = &'s mut dyn FnMut(u32, &[&[f32]]) -> Result<()>;
 
 fn open_file(path: &Path, limits: &Limits) -> Result<(File, u64)> {
     validate_limits(limits)?;
@@ -205,6 +250,7 @@ fn run_file(
     len: u64,
     opts: &DecodeOptions,
     mode: Mode,
+    sink: Option<BlockSink<'_>>,
     cancel: &CancelToken,
 ) -> Result<Decoded> {
     let mut head = [0u8; 16];
@@ -219,7 +265,7 @@ fn run_file(
         Ok(if seekable { Box::new(f) } else { Box::new(ReadOnlySource::new(f)) })
     };
     let input = Input { label: path, head, len, mp4 };
-    guarded(path, || decode_source(&mut sources, &input, opts, mode, cancel))
+    guarded(path, || decode_source(&mut sources, &input, opts, mode, sink, cancel))
 }
 
 fn run_bytes(
@@ -243,7 +289,7 @@ fn run_bytes(
         Ok(if seekable { Box::new(cursor) } else { Box::new(ReadOnlySource::new(cursor)) })
     };
     let input = Input { label, head, len, mp4 };
-    guarded(label, || decode_source(&mut sources, &input, opts, mode, cancel))
+    guarded(label, || decode_source(&mut sources, &input, opts, mode, None, cancel))
 }
 
 /// Reads up to `buf.len()` bytes from the start (fewer only at end of file).
@@ -639,6 +685,7 @@ fn decode_source<'s>(
     input: &Input<'_>,
     opts: &DecodeOptions,
     mode: Mode,
+    sink: Option<BlockSink<'_>>,
     cancel: &CancelToken,
 ) -> Result<Decoded> {
     let label = input.label;
@@ -671,6 +718,8 @@ fn decode_source<'s>(
         priming_left: opened.priming,
         header_frames: opened.header_frames,
         input_len: input.len,
+        sink,
+        scratch: Vec::new(),
     };
 
     loop {
@@ -838,7 +887,7 @@ fn packet_frames(dur: u64, time_base: Option<(u32, u32)>, rate: u32) -> u64 {
 }
 
 /// Collects decoded frames: skips the priming, enforces the frame cap, stores or only counts.
-struct Acc<'a> {
+struct Acc<'a, 's> {
     label: &'a Path,
     limits: &'a Limits,
     rate: u32,
@@ -850,9 +899,13 @@ struct Acc<'a> {
     priming_left: u64,
     header_frames: Option<u64>,
     input_len: u64,
+    /// Where decoded blocks go in [`Mode::Stream`].
+    sink: Option<BlockSink<'s>>,
+    /// The block handed to the sink, reused.
+    scratch: Vec<Vec<f32>>,
 }
 
-impl Acc<'_> {
+impl Acc<'_, '_> {
     /// Most frames the limits allow once the channel count is known.
     fn cap(&self, channels: usize) -> u64 {
         duration_cap(self.rate, self.limits).min(bytes_cap(channels, self.limits))
@@ -918,6 +971,22 @@ impl Acc<'_> {
                 .collect();
             buf.slice(skip..).copy_to_slice_planar(&mut dst);
         }
+        if let Some(sink) = &mut self.sink
+            && take > 0
+        {
+            self.scratch.resize_with(buf.num_planes(), Vec::new);
+            let mut dst: Vec<&mut [f32]> = self
+                .scratch
+                .iter_mut()
+                .map(|p| {
+                    p.resize(take, 0.0);
+                    &mut p[..]
+                })
+                .collect();
+            buf.slice(skip..).copy_to_slice_planar(&mut dst);
+            let planes: Vec<&[f32]> = self.scratch.iter().map(|p| &p[..take]).collect();
+            sink(self.rate, &planes)?;
+        }
         Ok(())
     }
 
@@ -927,6 +996,16 @@ impl Acc<'_> {
         let Some(channels) = self.channels else { return Ok(0) };
         let n = usize::try_from(n).unwrap_or(usize::MAX);
         let (_, take) = self.admit(n, channels)?;
+        if let Some(sink) = &mut self.sink {
+            let zeros = vec![0.0f32; take.min(1 << 16)];
+            let mut left = take;
+            while left > 0 {
+                let k = left.min(zeros.len());
+                let planes = vec![&zeros[..k]; channels];
+                sink(self.rate, &planes)?;
+                left -= k;
+            }
+        }
         Ok(take)
     }
 }

@@ -13,7 +13,10 @@ mod remix;
 mod resample;
 mod working;
 
-pub use decode::{DecodeOptions, Decoded, decode_bytes, decode_file, probe_bytes, probe_file};
+pub use decode::{
+    DecodeOptions, Decoded, decode_bytes, decode_file, decode_file_streaming, probe_bytes,
+    probe_file,
+};
 pub use probe::{ProbeInfo, TagEntry};
 pub use remix::{ChannelLayout, MAX_UPMIX_CHANNELS, remix, remix_layout};
 pub use resample::{MAX_RATE_RATIO, ResampleMethod, Resampler, resample, resampled_len};

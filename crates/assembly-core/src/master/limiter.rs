@@ -152,6 +152,81 @@ pub(crate) fn true_peak_4x(planes: &[&[f32]]) -> f32 {
     peak
 }
 
+/// A streaming 4× true-peak detector with the limiter's (and `ebur128`'s) interpolator.
+///
+/// Each channel keeps the last `TAPS - 1` samples, so a stream fed in blocks of any size reads
+/// exactly as one buffer would (zeros before the first sample, as `ebur128` does). Blocks of
+/// 256 points whose inputs cannot reach the peak found so far (their largest magnitude times
+/// the interpolator's gain bound) are skipped: the result is exact, not an estimate.
+#[derive(Debug, Clone)]
+pub(crate) struct TruePeakScanner {
+    coef: [[f32; TAPS]; 3],
+    bound: f32,
+    history: Vec<Vec<f32>>,
+    scratch: Vec<f32>,
+    acc: Vec<f32>,
+    peak: f32,
+}
+
+impl TruePeakScanner {
+    /// Points interpolated (or skipped) together.
+    const SPAN: usize = 256;
+
+    pub(crate) fn new(channels: usize) -> Self {
+        Self {
+            coef: interpolator(),
+            bound: interpolator_bound() * 1.0001,
+            history: vec![vec![0.0; TAPS - 1]; channels],
+            scratch: Vec::new(),
+            acc: vec![0.0; Self::SPAN],
+            peak: 0.0,
+        }
+    }
+
+    /// Largest sample or interpolated magnitude seen so far (linear).
+    pub(crate) fn peak(&self) -> f32 {
+        self.peak
+    }
+
+    /// Feeds planar slices of equal length, one per channel.
+    pub(crate) fn add(&mut self, planes: &[&[f32]]) {
+        for (x, hist) in planes.iter().zip(self.history.iter_mut()) {
+            if x.is_empty() {
+                continue;
+            }
+            self.scratch.clear();
+            self.scratch.extend_from_slice(hist);
+            self.scratch.extend_from_slice(x);
+            let buf = &self.scratch;
+            // Phase 0 (the samples themselves) first: it raises the bar for the skipping.
+            self.peak = x.iter().fold(self.peak, |m, s| m.max(s.abs()));
+            let n = buf.len() + 1 - TAPS;
+            let mut start = 0;
+            while start < n {
+                let len = (n - start).min(Self::SPAN);
+                let taps = &buf[start..start + len + TAPS - 1];
+                let reach = taps.iter().fold(0.0f32, |m, s| m.max(s.abs())) * self.bound;
+                if reach > self.peak {
+                    let acc = &mut self.acc[..len];
+                    for phase in &self.coef {
+                        acc.fill(0.0);
+                        for (t, &c) in phase.iter().enumerate() {
+                            for (a, &s) in acc.iter_mut().zip(&taps[t..t + len]) {
+                                *a += c * s;
+                            }
+                        }
+                        self.peak = acc.iter().fold(self.peak, |m, a| m.max(a.abs()));
+                    }
+                }
+                start += len;
+            }
+            let keep = buf.len() - (TAPS - 1);
+            hist.clear();
+            hist.extend_from_slice(&buf[keep..]);
+        }
+    }
+}
+
 /// A fixed-size ring of `f32` with a running sum, for a moving average.
 #[derive(Debug)]
 struct BoxAverage {

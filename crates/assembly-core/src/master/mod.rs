@@ -7,10 +7,10 @@ mod limiter;
 mod preset;
 mod verify;
 
-pub(crate) use limiter::true_peak_4x;
 pub use limiter::{
     LimiterOptions, LimiterStats, LimiterStream, SAFETY_MARGIN_DB, TruePeakLimiter, limit,
 };
+pub(crate) use limiter::{TruePeakScanner, true_peak_4x};
 pub use preset::{MasterOptions, Preset, gain_to_target_db};
 pub use verify::{
     EncodeMeasurement, EncodeRequest, VerifyAttempt, VerifyOptions, VerifyReport, verify_encoded,

@@ -2,7 +2,6 @@
 //! through loudness normalisation and the true-peak limiter into a sink
 //! ([`render_mastered`], or its parts [`measure_mix`], [`plan_master`], [`render_final`]).
 
-mod meter;
 mod mix;
 mod pass;
 

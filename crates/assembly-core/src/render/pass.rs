@@ -6,8 +6,8 @@ use std::num::NonZeroU32;
 
 use serde::{Deserialize, Serialize};
 
-use super::meter::{FastMeter, integrated_from_subs};
 use crate::analyze::loudness::{Loudness, LoudnessMeter};
+use crate::analyze::meter::{FastMeter, integrated_from_subs};
 use crate::error::{Error, Result};
 use crate::master::{LimiterOptions, LimiterStats, LimiterStream, MasterOptions, SAFETY_MARGIN_DB};
 use crate::{AudioBuffer, CancelToken, FrameSource};
