@@ -138,7 +138,7 @@ pub fn decode_file_streaming(
     path: &Path,
     opts: &DecodeOptions,
     cancel: &CancelToken,
-    sink: &mut dyn FnMut(u32, &[&[f32]]) -> Result<()>,
+    sink: BlockSink<'_>,
 ) -> Result<Decoded> {
     let (file, len) = open_file(path, &opts.limits)?;
     run_file(path, file, len, opts, Mode::Stream, Some(sink), cancel)
