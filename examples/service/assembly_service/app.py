@@ -32,10 +32,6 @@ AUTH_HEADER = "X-Tasks-Auth"
 INTERNAL_PREFIX = "/api/"
 
 
-class _BodyTooLarge(Exception):
-    pass
-
-
 class GuardMiddleware:
     """For ``/api/`` routes: the shared secret first (401), then the body size (413), before
     any handler runs or the body is parsed. Constant-time comparison of the secret."""
@@ -68,28 +64,30 @@ class GuardMiddleware:
                 await _send_json(send, 413, _too_large(self.limit))
                 return
         seen = 0
-        started = False
+        refused = False  # we answered 413 ourselves; the app's own answer is dropped
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise _BodyTooLarge()
+                    refused = True
+                    await _send_json(send, 413, _too_large(self.limit))
+                    return {"type": "http.disconnect"}
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
+        async def guarded_send(message: Message) -> None:
+            if not refused:
+                await send(message)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _BodyTooLarge:
-            if not started:
-                await _send_json(send, 413, _too_large(self.limit))
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not refused:
+                raise
 
 
 def _too_large(limit: int) -> Dict[str, Any]:

@@ -63,23 +63,25 @@ def _request_field(spec_path: str) -> str:
     return spec_path or "body"
 
 
-def staged_outputs(payload: Dict[str, Any], work_dir: Path) -> List[Tuple[Path, str]]:
+def staged_outputs(payload: Dict[str, Any], work_dir: Path,
+                   staging: Optional[Path] = None) -> List[Tuple[Path, str]]:
     """(staged path in the work folder, final path) for each output of the job.
 
     The staged names are fixed per job, so every attempt builds the same spec and the
     checkpoints of an earlier attempt match."""
-    staging = work_dir / "staging"
+    staging = work_dir / "staging" if staging is None else staging
     out = [(staging / f"episode.{payload['output_format']}", payload["output_path"])]
     cleaned = payload.get("cleaned_output_path")
-    if cleaned:
-        ext = os.path.splitext(cleaned)[1] or ".wav"
-        out.append((staging / f"cleaned{ext}", cleaned))
+    if cleaned:  # the cleaned content uses the episode's encoding
+        out.append((staging / f"cleaned.{payload['output_format']}", cleaned))
     return out
 
 
-def build_spec(payload: Dict[str, Any], work_dir: Path) -> Dict[str, Any]:
-    """The ``podcast_assembly`` spec of a job (paths in its work folder)."""
-    staged = staged_outputs(payload, work_dir)
+def build_spec(payload: Dict[str, Any], work_dir: Path,
+               staging: Optional[Path] = None) -> Dict[str, Any]:
+    """The ``podcast_assembly`` spec of a job (paths in its work folder; ``staging``
+    overrides the folder of the staged outputs)."""
+    staged = staged_outputs(payload, work_dir, staging)
     return pa.episode_spec(
         payload["content_path"],
         output_path=staged[0][0],
@@ -103,11 +105,14 @@ def validate_payload(payload: Dict[str, Any], settings: Settings) -> None:
     """
     import warnings
 
+    # The spec names outputs in an existing folder (the work root, made at startup) and a
+    # work folder that is never created: constructing an Assembler validates, it writes nothing.
     probe_dir = settings.work_root / f"validate-{uuid.uuid4().hex}"
+    settings.work_root.mkdir(parents=True, exist_ok=True)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # unknown cleanup keys are the backend's business
-            pa.Assembler(build_spec(payload, probe_dir))
+            pa.Assembler(build_spec(payload, probe_dir, staging=settings.work_root))
     except pa.InvalidSpecError as e:
         problems = getattr(e, "errors", None) or [{"path": "", "message": str(e)}]
         raise SpecRejected([{"field": _request_field(p.get("path", "")),
@@ -360,6 +365,7 @@ def run_leased_job(store: JobStore, lease: Lease, settings: Settings, *,
             "channels": report.channels,
             "loudness": report.loudness,
             "sha256": _sha256(main_staged),
+            "counts": rd.get("counts"),
             "stage_ms": rd.get("stage_ms"),
             "stages_resumed": resumed,
             "warnings": list(report.warnings),

@@ -12,13 +12,42 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import Any, Dict, List, Literal, Optional
+from typing import Any, Dict, List, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .config import Settings
 
 EPISODE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+
+
+class Word(BaseModel):
+    """One timed word, in the backend's shapes: ``word`` or ``text``; ``start``/``end`` in
+    seconds or ``start_ms``/``end_ms``. Other keys (confidence, punctuation...) pass through."""
+
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+
+    word: Optional[str] = None
+    text: Optional[str] = None
+    start: Optional[float] = Field(None, ge=0.0)
+    end: Optional[float] = Field(None, ge=0.0)
+    start_ms: Optional[int] = Field(None, ge=0)
+    end_ms: Optional[int] = Field(None, ge=0)
+    speaker: Optional[Union[str, int]] = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> "Word":
+        if self.word is None and self.text is None:
+            raise ValueError("needs 'word' or 'text'")
+        if self.start is not None and self.end is not None:
+            if self.end < self.start:
+                raise ValueError("'end' is before 'start'")
+        elif self.start_ms is not None and self.end_ms is not None:
+            if self.end_ms < self.start_ms:
+                raise ValueError("'end_ms' is before 'start_ms'")
+        else:
+            raise ValueError("needs 'start' and 'end' (seconds) or 'start_ms' and 'end_ms'")
+        return self
 
 
 class AssembleRequest(BaseModel):
@@ -39,7 +68,7 @@ class AssembleRequest(BaseModel):
     cleaned_output_path: Optional[str] = Field(
         None, min_length=1, description="Also write the cleaned content alone here. "
         "Default: not written.")
-    words: Optional[List[Dict[str, Any]]] = Field(
+    words: Optional[List[Word]] = Field(
         None, max_length=500_000, description="Word timings `{word|text, start, end, speaker}` "
         "in seconds (or `start_ms`/`end_ms`). Default: none (no transcript edits).")
     template: Optional[Dict[str, Any]] = Field(
@@ -137,9 +166,16 @@ def prepare(req: AssembleRequest, settings: Settings) -> Prepared:
         raise Rejected("output_path", "is one of the inputs")
     if cleaned is not None and cleaned in inputs:
         raise Rejected("cleaned_output_path", "is one of the inputs")
+    for name, path in (("output_path", output), ("cleaned_output_path", cleaned)):
+        ext = os.path.splitext(path or "")[1].lower()
+        if path is not None and ext and ext != f".{req.output_format}":
+            raise Rejected(name, f"ends in {ext!r} but output_format is "
+                                 f"{req.output_format!r} (the cleaned content uses it too)")
     if cleaned is not None and cleaned == output:
         raise Rejected("cleaned_output_path", "is the same file as output_path")
-    payload = req.model_dump()
+    payload = req.model_dump(exclude={"words"})
+    payload["words"] = (None if req.words is None
+                        else [w.model_dump(exclude_none=True) for w in req.words])
     payload.update(content_path=content, assets=assets, output_path=output,
                    cleaned_output_path=cleaned)
     try:
