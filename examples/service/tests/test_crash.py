@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import time
 from collections import Counter
 from pathlib import Path
@@ -109,34 +110,44 @@ def test_kill_9_at_random_moments_loses_no_job(server_factory, media: Media,
 
 def test_sigterm_releases_jobs_within_8_s_and_they_resume(server_factory, media: Media,
                                                           tmp_path: Path) -> None:
-    srv: Server = server_factory(workers=2, progress_interval_s=0.1)
+    # Default settings (5 s grace). The 12-minute episode renders for longer than the grace
+    # time, so it must be cancelled and given back; a short job may finish inside it.
+    srv: Server = server_factory(workers=2)
     srv.start()
-    accepted = {f"ep-t{i}": _post(srv, media, f"ep-t{i}", CONTENTS[i]) for i in range(3)}
-    # wait until both workers are inside a stage that ends in a checkpoint
-    deadline = time.monotonic() + 60
+    accepted = {"ep-t0": _post(srv, media, "ep-t0", "talk-long.wav"),
+                "ep-t1": _post(srv, media, "ep-t1", "talk-a.wav"),
+                "ep-t2": _post(srv, media, "ep-t2", "talk-b.wav")}
+    long_id = accepted["ep-t0"][1]
+    deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
-        running = [r for r in srv.rows() if r["state"] == "running"]
-        if len(running) == 2 and all(r["stage"] in ("analyze", "edit", "arrange", "master")
-                                     for r in running):
+        rows = {r["job_id"]: r for r in srv.rows()}
+        if rows[long_id]["stage"] == "render" and rows[long_id]["state"] == "running":
             break
-        time.sleep(0.02)
+        time.sleep(0.05)
     else:
-        raise AssertionError(f"jobs did not start: {srv.rows()}")
+        raise AssertionError(f"the long job did not reach render: {srv.rows()}")
+    running_at_term = [r["job_id"] for r in srv.rows() if r["state"] == "running"]
     elapsed, rc = srv.sigterm()
-    print(f"SIGTERM -> exit in {elapsed:.2f} s (status {rc})")
+    print(f"SIGTERM -> exit in {elapsed:.2f} s (status {rc}); running then: "
+          f"{len(running_at_term)}")
     assert elapsed < 8.0
-    assert rc == 0
-    rows = srv.rows()
+    assert rc in (0, -signal.SIGTERM)  # uvicorn re-raises the signal after a clean shutdown
+    assert srv.events("tasks.service.stopped")
+    assert srv.events("tasks.worker.stopped")[0]["threads_left"] == "0"
+    rows = {r["job_id"]: r for r in srv.rows()}
     # nothing is left running: each job was given back (or finished inside the grace time)
-    assert all(r["state"] in ("queued", "succeeded") for r in rows), rows
-    assert all(r["lease_owner"] is None for r in rows)
-    assert all(r["failures"] == 0 and r["lost_leases"] == 0 for r in rows)
-    released = srv.events("tasks.assemble.released")
-    assert len(released) + sum(r["state"] == "succeeded" for r in rows) >= 2
+    assert all(r["state"] in ("queued", "succeeded") for r in rows.values()), rows
+    assert all(r["lease_owner"] is None for r in rows.values())
+    assert all(r["failures"] == 0 and r["lost_leases"] == 0 for r in rows.values())
+    released = {e["job_id"] for e in srv.events("tasks.assemble.released")}
+    assert long_id in released and rows[long_id]["state"] == "queued"
+    assert set(running_at_term) <= released | {j for j, r in rows.items()
+                                               if r["state"] == "succeeded"}
 
     srv.start()
     _check_final(srv, media, tmp_path, accepted)
     done = {e["job_id"]: e for e in srv.events("tasks.assemble.done")}
-    for ev in released:
-        # the stage that was running at SIGTERM finished and left its checkpoint
-        assert done[ev["job_id"]].get("stages_resumed"), done[ev["job_id"]]
+    # every stage before render finished before SIGTERM and was not run again
+    assert done[long_id]["stages_resumed"] == "analyze,edit,arrange,master"
+    for job_id in released:
+        assert done[job_id].get("stages_resumed"), done[job_id]
