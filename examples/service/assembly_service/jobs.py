@@ -243,8 +243,8 @@ def run_leased_job(store: JobStore, lease: Lease, settings: Settings, *,
     control = control or JobControl()
     metrics = metrics or Metrics()
     job = lease.job
-    base = dict(episode_id=job.episode_id, job_id=job.job_id, attempt=job.attempts,
-                fence=lease.fence)
+    base: Dict[str, Any] = dict(episode_id=job.episode_id, job_id=job.job_id,
+                                attempt=job.attempts, fence=lease.fence)
     work_dir = settings.work_root / job.job_id
     checkpoints = work_dir / "checkpoints"
     staged = staged_outputs(job.payload, work_dir)

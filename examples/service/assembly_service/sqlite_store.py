@@ -204,7 +204,8 @@ class SQLiteJobStore(JobStore):
             job_id = uuid.uuid4().hex
             db.execute(
                 "INSERT INTO jobs (job_id, episode_id, idem_key, payload, state, output_paths, "
-                "created_at, updated_at, next_attempt_at) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
+                "created_at, updated_at, next_attempt_at) "
+                "VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
                 (job_id, episode_id, idem_key, json.dumps(payload, sort_keys=True),
                  json.dumps(list(output_paths)), t, t, t))
             db.executemany("INSERT INTO job_outputs (path, job_id) VALUES (?, ?)",
@@ -301,7 +302,8 @@ class SQLiteJobStore(JobStore):
         t = now_s() if now is None else now
         conn = self._conn()
         # Cheap read first: most polls find nothing and should not take the write lock.
-        if conn.execute(f"SELECT 1 FROM jobs WHERE {_READY_SQL} LIMIT 1", (t,)).fetchone() is None:
+        ready = conn.execute(f"SELECT 1 FROM jobs WHERE {_READY_SQL} LIMIT 1", (t,)).fetchone()
+        if ready is None:
             return None
         with self._write() as db:
             row = db.execute(f"SELECT * FROM jobs WHERE {_READY_SQL} "

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import statistics
 import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Tuple

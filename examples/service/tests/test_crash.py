@@ -96,6 +96,7 @@ def test_kill_9_at_random_moments_loses_no_job(server_factory, media: Media,
         kills += 1
         progress_at_kill.append(round(victim["progress"], 2))
         srv.start()
+        submit(1)  # keep jobs arriving: queued ones must survive the next kills too
     print(f"{kills} kills in {time.monotonic() - t0:.1f} s at progress {progress_at_kill}; "
           f"{len(accepted)} jobs")
 

@@ -143,7 +143,7 @@ def test_failures_retry_with_delay_then_dead(store: SQLiteJobStore) -> None:
 
 
 def test_lost_leases_cap_and_cancel_of_a_dead_worker(store: SQLiteJobStore) -> None:
-    job = _new(store).job
+    _new(store)
     t = now_s()
     for i in range(1, 4):
         assert store.lease_next(f"w{i}", 1, now=t) is not None
