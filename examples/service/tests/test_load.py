@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -117,3 +118,35 @@ def test_same_job_delivered_10_times_at_once_runs_once(server_factory, media: Me
     assert outputs == ["ep-dup.mp3"]
     assert (srv.output_root / "ep-dup.mp3").read_bytes() == reference_output(media, payload,
                                                                              tmp_path)
+
+
+def test_healthz_answers_while_the_store_is_locked(server_factory, media: Media) -> None:
+    """Liveness never waits for the store: a POST stuck on SQLite's write lock does not
+    delay /healthz (the POST completes once the lock is gone)."""
+    srv: Server = server_factory(workers=1)
+    srv.start()
+    lock = sqlite3.connect(srv.data_dir / "jobs.sqlite3", isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")  # hold the single writer lock
+    result: List[httpx.Response] = []
+
+    def post() -> None:
+        with srv.client() as c:
+            result.append(c.post("/api/tasks/assemble", json=media.payload("ep-lock",
+                                                                           content="short.wav")))
+
+    poster = threading.Thread(target=post)
+    poster.start()
+    try:
+        time.sleep(0.3)
+        assert not result  # the POST waits for the lock ...
+        with httpx.Client(base_url=srv.url, timeout=2.0) as hc:
+            for _ in range(50):  # ... while liveness answers
+                assert hc.get("/healthz").status_code == 200
+        assert not result
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    poster.join(timeout=30)
+    assert result and result[0].status_code == 202
+    with srv.client() as c:
+        srv.wait_for(c, "ep-lock", ["succeeded"])
