@@ -58,6 +58,9 @@ class WorkerPool:
     def start(self) -> None:
         """Starts the threads."""
         self.metrics.workers = self.size
+        reaper = threading.Thread(target=self._reaper, name="assembly-reaper", daemon=True)
+        reaper.start()
+        self._threads.append(reaper)
         for i in range(self.size):
             t = threading.Thread(target=self._loop, args=(f"{self.owner_prefix}:{i}",),
                                  name=f"assembly-worker-{i}", daemon=True)
@@ -120,24 +123,38 @@ class WorkerPool:
                 self._wake.wait(self.settings.poll_s)
             self._pending_wakes = max(0, self._pending_wakes - 1)
 
+    def reap(self) -> int:
+        """Re-queues jobs whose lease expired (their worker died); returns how many."""
+        moved = self.store.requeue_expired(self.settings.max_lost_leases)
+        for tr in moved:
+            self.metrics.inc("assembly_leases_expired_total")
+            dead = tr.job.state.value == "dead"
+            logs.event("tasks.assemble.lease_expired", logging.ERROR if dead else logging.WARNING,
+                       episode_id=tr.job.episode_id, job_id=tr.job.job_id,
+                       attempt=tr.job.attempts, previous_owner=tr.previous_owner,
+                       state=tr.job.state.value, lost_leases=tr.job.lost_leases)
+            if dead:
+                logs.event("tasks.assemble.dead", logging.ERROR, episode_id=tr.job.episode_id,
+                           job_id=tr.job.job_id, attempt=tr.job.attempts, reason="worker lost")
+        if moved:
+            self.wake()
+        return len(moved)
+
+    def _reaper(self) -> None:
+        # Its own thread: expired leases are re-queued within poll_s even while every worker
+        # is busy, so no job shows `running` for long after its worker died.
+        while not self.stopping.wait(self.settings.poll_s):
+            try:
+                self.reap()
+            except Exception as e:  # noqa: BLE001 - store hiccup: try again next poll
+                logs.event("tasks.worker.store_error", logging.WARNING,
+                           owner=self.owner_prefix, error=f"{type(e).__name__}: {e}")
+
     def _loop(self, owner: str) -> None:
         _lower_priority(self.settings.worker_nice)
         while not self.stopping.is_set():
             lease: Optional[Lease] = None
             try:
-                for tr in self.store.requeue_expired(self.settings.max_lost_leases):
-                    self.metrics.inc("assembly_leases_expired_total")
-                    level = logging.ERROR if tr.job.state.value == "dead" else logging.WARNING
-                    logs.event("tasks.assemble.lease_expired", level,
-                               episode_id=tr.job.episode_id, job_id=tr.job.job_id,
-                               attempt=tr.job.attempts, previous_owner=tr.previous_owner,
-                               state=tr.job.state.value, lost_leases=tr.job.lost_leases)
-                    if tr.job.state.value == "dead":
-                        logs.event("tasks.assemble.dead", logging.ERROR,
-                                   episode_id=tr.job.episode_id, job_id=tr.job.job_id,
-                                   attempt=tr.job.attempts, reason="worker lost")
-                if self.stopping.is_set():
-                    break
                 lease = self.store.lease_next(owner, self.settings.lease_s)
             except Exception as e:  # noqa: BLE001 - store hiccup: log, back off, go on
                 logs.event("tasks.worker.store_error", logging.WARNING, owner=owner,
