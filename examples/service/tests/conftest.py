@@ -297,6 +297,17 @@ class Server:
                         out.append(ev)
         return out
 
+    def wait_work_cleaned(self, timeout: float = 15.0) -> None:
+        """Waits until no job work folder is left. A worker removes it last, after it committed
+        the job's end, logged it and counted it, so a status poll can see ``succeeded`` a
+        moment before; once the folder is gone the attempt's bookkeeping is complete."""
+        work = self.data_dir / "work"
+        deadline = time.monotonic() + timeout
+        while work.exists() and any(work.iterdir()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"work folders left: {sorted(os.listdir(work))}")
+            time.sleep(0.05)
+
     def wait_for(self, client: httpx.Client, episode_id: str, states: Sequence[str],
                  timeout: float = 120.0) -> Dict[str, Any]:
         deadline = time.monotonic() + timeout

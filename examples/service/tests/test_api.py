@@ -101,6 +101,7 @@ def test_accepts_in_milliseconds_runs_and_reports(server_factory, media: Media,
         r = c.post("/api/tasks/assemble", json={**payload, "bitrate_kbps": 80})
         assert r.status_code == 409 and r.json()["job_id"] == other["job_id"]
         srv.wait_for(c, "ep-happy", ["succeeded"])
+        srv.wait_work_cleaned()  # the attempt's bookkeeping is over
 
         m = prom.parse(c.get("/metrics").text)
         assert m['assembly_jobs{state="succeeded"}'] == 2
@@ -141,7 +142,7 @@ def test_cancel_queued_and_running_jobs(server_factory, media: Media) -> None:
         assert st["status"] == "cancelled" and st["job_id"] == a["job_id"]
         assert st["result"] is None
         assert not (srv.output_root / "ep-c1.mp3").exists()
-        assert not (srv.data_dir / "work" / a["job_id"]).exists()  # work folder removed
+        srv.wait_work_cleaned()  # the cancelled job's work folder is removed
         # cancel of a cancelled job is idempotent; of a missing episode 404
         assert c.post("/api/tasks/assemble/ep-c1/cancel").json()["status"] == "cancelled"
         assert c.post("/api/tasks/assemble/nope/cancel").status_code == 404
@@ -184,6 +185,7 @@ def test_rejected_requests_leave_store_and_outputs_unchanged(server_factory, med
         ok = c.post("/api/tasks/assemble", json=media.payload("ep-ok", content="short.wav"))
         assert ok.status_code == 202
         srv.wait_for(c, "ep-ok", ["succeeded"])
+        srv.wait_work_cleaned()
         before = (srv.rows(), tree(srv.output_root), tree(srv.data_dir / "work"),
                   tree(outside))
 

@@ -113,6 +113,7 @@ def test_same_job_delivered_10_times_at_once_runs_once(server_factory, media: Me
     assert len(srv.rows()) == 1
     starts = [e for e in srv.events("tasks.assemble.start") if e["job_id"] == job_id]
     assert len(starts) == 1
+    srv.wait_work_cleaned()
     assert len(srv.events("tasks.assemble.done")) == 1
     outputs = sorted(p.name for p in srv.output_root.iterdir())
     assert outputs == ["ep-dup.mp3"]
