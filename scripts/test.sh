@@ -20,3 +20,6 @@ fi
 
 echo "== Python package (scripts/test-python.sh)"
 bash scripts/test-python.sh
+
+echo "== Reference service (scripts/test-service.sh)"
+bash scripts/test-service.sh

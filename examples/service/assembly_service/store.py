@@ -1,0 +1,266 @@
+"""The job store interface: what the web app, the workers and the job function need.
+
+Only :class:`~assembly_service.sqlite_store.SQLiteJobStore` implements it today; a PostgreSQL
+store can follow without touching the rest (``SELECT ... FOR UPDATE SKIP LOCKED`` for
+``lease_next``, a row lock for the fenced writes).
+
+The rules every implementation keeps:
+
+* ``create_or_get`` is idempotent: one job per idempotency key, ever. Concurrent calls with the
+  same key return the same job; exactly one of them reports ``created``.
+* A lease grants a job to one owner until ``expires_at`` and carries a **fencing token**: the
+  job's ``fence`` counter, incremented by every lease. Every write a worker makes
+  (``heartbeat``, ``save_progress``, ``complete``, ``fail``, ``confirm_cancel``, ``release``)
+  names its lease and only applies while that lease is current (same fence, same owner,
+  state ``running``). A worker that lost its lease (it stalled past the expiry and the job was
+  leased again) can therefore never overwrite the newer attempt's progress or result.
+* ``complete`` runs ``publish`` (moving the output files into place) while it holds the job's
+  row lock and after it checked the fence, so only the current lease holder ever publishes.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+
+class JobState(str, enum.Enum):
+    """A job's state. ``failed`` means "the last attempt failed, a retry is scheduled"."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    DEAD = "dead"
+
+
+#: States in which a job still has work ahead of it.
+ACTIVE_STATES = (JobState.QUEUED, JobState.RUNNING, JobState.FAILED)
+#: States a job never leaves on its own (``retry`` moves dead/cancelled jobs back to queued).
+TERMINAL_STATES = (JobState.SUCCEEDED, JobState.CANCELLED, JobState.DEAD)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One row of the store, as read at one moment."""
+
+    job_id: str
+    episode_id: str
+    idem_key: str
+    payload: Dict[str, Any]
+    state: JobState
+    #: Leases granted so far (each start of the job, including restarts after a lost worker).
+    attempts: int
+    #: Attempts that ended with an error; ``max_attempts`` of them make the job ``dead``.
+    failures: int
+    #: Leases that expired because the worker died or stalled.
+    lost_leases: int
+    #: Fencing token of the newest lease (0 before the first lease).
+    fence: int
+    lease_owner: Optional[str]
+    lease_expires_at: Optional[float]
+    cancel_requested: bool
+    stage: Optional[str]
+    progress: float
+    error: Optional[Dict[str, Any]]
+    result: Optional[Dict[str, Any]]
+    output_paths: List[str]
+    created_at: float
+    updated_at: float
+    started_at: Optional[float]
+    finished_at: Optional[float]
+    next_attempt_at: float
+
+    @property
+    def is_active(self) -> bool:
+        """True while the job is queued, running or waiting for a retry."""
+        return self.state in ACTIVE_STATES
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Every field as plain JSON data (state as its string)."""
+        d = asdict(self)
+        d["state"] = self.state.value
+        return d
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A job granted to ``owner`` until ``expires_at``; ``fence`` is its fencing token."""
+
+    job: Job
+    owner: str
+    fence: int
+    expires_at: float
+
+    @property
+    def job_id(self) -> str:
+        """The leased job's id."""
+        return self.job.job_id
+
+
+@dataclass(frozen=True)
+class Beat:
+    """What a heartbeat learned: whether the lease is still held, and whether a cancel waits."""
+
+    held: bool
+    cancel_requested: bool = False
+    expires_at: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class CreateResult:
+    """The job for an idempotency key and whether this call created it."""
+
+    job: Job
+    created: bool
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A state change made by ``requeue_expired`` (for logs and metrics)."""
+
+    job: Job
+    previous_owner: Optional[str]
+    reason: str = "lease_expired"
+
+
+class Conflict(Exception):
+    """The request collides with another active job (``job``): a different payload for the same
+    episode, or an output path another episode's active job writes."""
+
+    def __init__(self, message: str, job: Job, field_name: str) -> None:
+        super().__init__(message)
+        self.job = job
+        self.field_name = field_name
+
+
+class NotFound(Exception):
+    """No such job."""
+
+
+class InvalidTransition(Exception):
+    """The job's state does not allow the operation (e.g. cancel a succeeded job)."""
+
+    def __init__(self, message: str, job: Job) -> None:
+        super().__init__(message)
+        self.job = job
+
+
+@dataclass
+class Counts:
+    """Number of jobs per state; ``ready`` = queued or failed jobs whose retry time has come."""
+
+    by_state: Dict[str, int] = field(default_factory=dict)
+    ready: int = 0
+    oldest_ready_age_s: float = 0.0
+
+
+class JobStore(abc.ABC):
+    """Durable job state shared by the web app, in-process workers and worker processes."""
+
+    # --- producers (the web app) -------------------------------------------------------------
+
+    @abc.abstractmethod
+    def create_or_get(self, episode_id: str, idem_key: str, payload: Dict[str, Any],
+                      output_paths: Sequence[str]) -> CreateResult:
+        """The job for ``idem_key``; creates it (state ``queued``) if there is none.
+
+        Raises :class:`Conflict` when the episode has another active job (a different payload)
+        or another episode's active job writes one of ``output_paths``. Nothing is written when
+        it raises.
+        """
+
+    @abc.abstractmethod
+    def get(self, job_id: str) -> Optional[Job]:
+        """The job, or None."""
+
+    @abc.abstractmethod
+    def latest_for_episode(self, episode_id: str) -> Optional[Job]:
+        """The episode's newest job, or None."""
+
+    @abc.abstractmethod
+    def request_cancel(self, job_id: str) -> Job:
+        """Cancels a queued/failed job at once, or flags a running one for its worker.
+
+        Raises :class:`NotFound`, or :class:`InvalidTransition` for a finished job.
+        """
+
+    @abc.abstractmethod
+    def retry(self, job_id: str) -> Job:
+        """Moves a ``dead`` or ``cancelled`` job back to ``queued`` with its failure count reset
+        (an operator's decision after fixing the cause).
+
+        Raises :class:`NotFound` or :class:`InvalidTransition`.
+        """
+
+    @abc.abstractmethod
+    def list_dead(self, limit: int = 100) -> List[Job]:
+        """Dead jobs, newest first."""
+
+    @abc.abstractmethod
+    def counts(self, now: Optional[float] = None) -> Counts:
+        """Jobs per state, for the queue-depth gauge and readiness."""
+
+    @abc.abstractmethod
+    def ping(self) -> None:
+        """Raises when the store cannot be reached."""
+
+    # --- consumers (workers) -----------------------------------------------------------------
+
+    @abc.abstractmethod
+    def lease_next(self, owner: str, lease_s: float, now: Optional[float] = None
+                   ) -> Optional[Lease]:
+        """Leases the oldest job that is ready (queued, or failed with its retry time passed)."""
+
+    @abc.abstractmethod
+    def lease(self, job_id: str, owner: str, lease_s: float, now: Optional[float] = None
+              ) -> Optional[Lease]:
+        """Leases this job if it is ready (for a task queue that delivers job ids)."""
+
+    @abc.abstractmethod
+    def heartbeat(self, lease: Lease, lease_s: float, now: Optional[float] = None) -> Beat:
+        """Extends the lease; ``held`` is False when it is no longer current."""
+
+    @abc.abstractmethod
+    def save_progress(self, lease: Lease, stage: str, progress: float) -> bool:
+        """Records stage and progress; False when the lease is no longer current."""
+
+    @abc.abstractmethod
+    def complete(self, lease: Lease, result: Dict[str, Any],
+                 publish: Optional[Callable[[], None]] = None) -> bool:
+        """Marks the job ``succeeded`` if the lease is current; runs ``publish`` first, under the
+        row lock. False (and ``publish`` not run) when the lease is no longer current. If
+        ``publish`` raises, nothing is committed and the exception propagates."""
+
+    @abc.abstractmethod
+    def fail(self, lease: Lease, error: Dict[str, Any], max_attempts: int,
+             retry_delay_s: float) -> Optional[Job]:
+        """Records a failed attempt: ``failed`` with a retry time, or ``dead`` once ``failures``
+        reaches ``max_attempts``. None when the lease is no longer current."""
+
+    @abc.abstractmethod
+    def confirm_cancel(self, lease: Lease) -> bool:
+        """The worker stopped a job whose cancel was requested: ``cancelled``."""
+
+    @abc.abstractmethod
+    def release(self, lease: Lease) -> bool:
+        """Gives the job back (``queued``, no failure counted), e.g. on shutdown."""
+
+    @abc.abstractmethod
+    def requeue_expired(self, max_lost_leases: int, now: Optional[float] = None
+                        ) -> List[Transition]:
+        """Jobs ``running`` past their lease expiry (their worker died): back to ``queued``;
+        ``cancelled`` if a cancel was requested; ``dead`` after ``max_lost_leases`` lost leases
+        (a job that kills its worker every time)."""
+
+    def close(self) -> None:  # pragma: no cover - default does nothing
+        """Releases connections."""
+
+
+def now_s() -> float:
+    """Wall-clock seconds (leases are compared across processes)."""
+    return time.time()
