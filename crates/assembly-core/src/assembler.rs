@@ -426,8 +426,8 @@ impl Assembler {
             let d = load::decode_file(path, &opts, cancel)?;
             // Content keeps its channel count (mono speech stays mono until the mix), at most 2.
             let ch = channels.unwrap_or(d.audio.channel_count().min(2));
-            load::to_working_format(
-                &d.audio,
+            load::into_working_format(
+                d.audio,
                 &WorkingFormat { rate: fmt.rate, channels: ch },
                 cancel,
             )

@@ -20,4 +20,4 @@ pub use decode::{
 pub use probe::{ProbeInfo, TagEntry};
 pub use remix::{ChannelLayout, MAX_UPMIX_CHANNELS, remix, remix_layout};
 pub use resample::{MAX_RATE_RATIO, ResampleMethod, Resampler, resample, resampled_len};
-pub use working::{WorkingFormat, to_working_format};
+pub use working::{WorkingFormat, into_working_format, to_working_format};

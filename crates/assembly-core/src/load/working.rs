@@ -78,6 +78,36 @@ pub fn to_working_format(
     }
 }
 
+/// [`to_working_format`] taking the buffer by value: a buffer already in `format` is
+/// returned as it is, without a copy (a decoded hour of mono audio is ~635 MB).
+///
+/// ```
+/// use std::num::NonZeroU32;
+/// use assembly_core::{CancelToken, synth};
+/// use assembly_core::load::{WorkingFormat, into_working_format};
+///
+/// let rate = NonZeroU32::new(44_100).unwrap();
+/// let buf = synth::mono(rate, synth::sine(rate, 440.0, 0.5, 4_410));
+/// let ptr = buf.channel(0).as_ptr();
+/// let same = into_working_format(buf, &WorkingFormat { rate, channels: 1 }, &CancelToken::new());
+/// assert_eq!(same.unwrap().channel(0).as_ptr(), ptr);
+/// ```
+///
+/// # Errors
+///
+/// As [`to_working_format`].
+pub fn into_working_format(
+    buf: AudioBuffer,
+    format: &WorkingFormat,
+    cancel: &CancelToken,
+) -> Result<AudioBuffer> {
+    cancel.check()?;
+    if buf.channel_count() == format.channels && buf.sample_rate() == format.rate {
+        return Ok(buf);
+    }
+    to_working_format(&buf, format, cancel)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

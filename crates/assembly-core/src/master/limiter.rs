@@ -190,6 +190,19 @@ impl TruePeakScanner {
 
     /// Feeds planar slices of equal length, one per channel.
     pub(crate) fn add(&mut self, planes: &[&[f32]]) {
+        // In pieces, so the working copy stays small whatever the block's length.
+        const PIECE: usize = 1 << 16;
+        let n = planes.first().map_or(0, |p| p.len());
+        let mut at = 0;
+        while at < n {
+            let end = (at + PIECE).min(n);
+            let piece: Vec<&[f32]> = planes.iter().map(|p| &p[at..end.min(p.len())]).collect();
+            self.add_piece(&piece);
+            at = end;
+        }
+    }
+
+    fn add_piece(&mut self, planes: &[&[f32]]) {
         for (x, hist) in planes.iter().zip(self.history.iter_mut()) {
             if x.is_empty() {
                 continue;
