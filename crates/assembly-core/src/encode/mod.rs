@@ -16,6 +16,8 @@
 
 mod flac;
 mod mp3;
+mod mp3_par;
+mod mp3frame;
 mod tags;
 mod wav;
 
