@@ -48,10 +48,14 @@ impl Mp3Out {
         rate: NonZeroU32,
         channels: usize,
         tags: &Tags,
+        threads: Option<std::num::NonZeroUsize>,
     ) -> Result<Self> {
         match bitrate {
             Mp3Bitrate::Cbr { kbps } => {
-                let cfg = ParConfig::new(rate.get());
+                let mut cfg = ParConfig::new(rate.get());
+                if let Some(n) = threads {
+                    cfg.threads = n.get();
+                }
                 Ok(Self::Par(Box::new(ParOut::new(
                     file, kbps, quality, rate, channels, tags, cfg,
                 )?)))

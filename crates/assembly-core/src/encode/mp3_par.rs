@@ -768,6 +768,7 @@ mod tests {
             hp_windows.sort_by(f64::total_cmp);
             let hp_median = hp_windows[hp_windows.len() / 2];
             let hp_join = jp.2 / out.joins.len() as f64;
+            eprintln!("{name}: {} joins, {} fallbacks", out.joins.len(), out.fallbacks);
             let lp = crate::analyze::loudness::measure(&dec_p).unwrap().integrated_lufs;
             let ls = crate::analyze::loudness::measure(&dec_s).unwrap().integrated_lufs;
             eprintln!(
@@ -818,6 +819,21 @@ mod tests {
         assert_eq!(String::from_utf8_lossy(&run.stderr), "");
         // ffmpeg honours the LAME tag's delay and padding too.
         assert_eq!(run.stdout.len(), n * 2 * 2);
+    }
+
+    #[test]
+    fn dropping_an_unfinished_encoder_stops_the_workers() {
+        let r = nz(44_100);
+        let src = synth::multi(r, synth::music_like(r, 2, -18.0, 44_100 * 6), 2);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.mp3");
+        let file = AtomicFile::create(&path).unwrap();
+        let temp = file.temp_path().to_path_buf();
+        let mut p = ParOut::new(file, 128, 5, r, 2, &Tags::default(), small(2)).unwrap();
+        write_blocks(&src, |planes| p.write(planes).unwrap());
+        assert!(p.next_job >= 4, "jobs in flight: {}", p.next_job);
+        drop(p); // returns only after every worker thread has been joined
+        assert!(!temp.exists() && !path.exists());
     }
 
     proptest! {
