@@ -1,11 +1,13 @@
 //! Encode benchmarks: MP3 (LAME, 128 kbit/s CBR) and FLAC on 60 s of synthesized stereo speech.
 //!
 //! Throughput is in frames, so criterion's `elem/s` divided by 44 100 is the x-realtime factor.
+//! CBR MP3 is encoded by worker threads; `mp3_cbr128_q5_1thread` pins it to one worker (the
+//! sequential cost) and `mp3_cbr128_q5` uses one per core. Same output bytes either way.
 
 use std::hint::black_box;
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroUsize};
 
-use assembly_core::encode::{self, Mp3Bitrate, OutputFormat, Tags, WavSampleFormat};
+use assembly_core::encode::{self, Encoder, Mp3Bitrate, OutputFormat, Tags, WavSampleFormat};
 use assembly_core::{AudioBuffer, synth};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
@@ -41,6 +43,18 @@ fn bench_encode(c: &mut Criterion) {
             });
         });
     }
+    let format = OutputFormat::mp3_cbr(128);
+    let path = dir.path().join("one_thread.mp3");
+    group.bench_function("mp3_cbr128_q5_1thread", |b| {
+        b.iter(|| {
+            let (rate, ch, tags) = (buf.sample_rate(), buf.channel_count(), Tags::default());
+            let mut enc =
+                Encoder::create_with_threads(&path, &format, rate, ch, &tags, NonZeroUsize::new(1))
+                    .unwrap();
+            enc.write(&buf).unwrap();
+            black_box(enc.finish().unwrap())
+        });
+    });
     group.finish();
 }
 

@@ -16,6 +16,8 @@
 
 mod flac;
 mod mp3;
+mod mp3_par;
+mod mp3frame;
 mod tags;
 mod wav;
 
@@ -367,6 +369,26 @@ impl Encoder {
         channels: usize,
         tags: &Tags,
     ) -> Result<Self> {
+        Self::create_with_threads(path, format, rate, channels, tags, None)
+    }
+
+    /// [`create`](Self::create) with an explicit number of MP3 worker threads.
+    ///
+    /// CBR MP3 is encoded in fixed chunks by worker threads while the caller keeps rendering;
+    /// `None` uses one per core (at most 8). The output bytes are the same for any count;
+    /// `Some(1)` still encodes on one thread beside the caller. Other formats ignore it.
+    ///
+    /// # Errors
+    ///
+    /// As [`create`](Self::create).
+    pub fn create_with_threads(
+        path: &Path,
+        format: &OutputFormat,
+        rate: NonZeroU32,
+        channels: usize,
+        tags: &Tags,
+        mp3_threads: Option<std::num::NonZeroUsize>,
+    ) -> Result<Self> {
         format.validate(rate, channels)?;
         tags.validate()?;
         let file = AtomicFile::create(path)?;
@@ -378,7 +400,13 @@ impl Encoder {
                 Backend::Flac(Box::new(flac::FlacOut::new(file, bits, rate, channels, tags)?))
             }
             OutputFormat::Mp3 { bitrate, quality } => Backend::Mp3(Box::new(mp3::Mp3Out::new(
-                file, bitrate, quality, rate, channels, tags,
+                file,
+                bitrate,
+                quality,
+                rate,
+                channels,
+                tags,
+                mp3_threads,
             )?)),
         };
         Ok(Self { backend, path: path.to_path_buf(), rate, channels, frames: 0, failed: false })

@@ -20,18 +20,69 @@ use mp3lame_encoder::{
     VbrMode, max_required_buffer_size,
 };
 
+use super::mp3_par::{ParConfig, ParOut};
 use super::{Mp3Bitrate, Tags, sanitize_clamped, tags};
 use crate::atomic::AtomicFile;
 use crate::error::{Error, Result};
 
 /// LAME's encoder delay in samples (`ENCDELAY`, constant in LAME 3.100 without resampling).
-const LAME_ENCODER_DELAY: u64 = 576;
+pub(super) const LAME_ENCODER_DELAY: u64 = 576;
 /// Size of the Xing part of the info tag: id, flags, frames, bytes, 100-byte TOC, quality.
 const XING_LEN: usize = 4 + 4 + 4 + 4 + 100 + 4;
 /// Size of the LAME extension including its CRC.
 const LAME_EXT_LEN: usize = 36;
 
-pub(super) struct Mp3Out {
+/// The MP3 backend: CBR is encoded in parallel chunks (see `mp3_par`), VBR sequentially.
+pub(super) enum Mp3Out {
+    /// One LAME encoder fed block by block.
+    Seq(Box<SeqOut>),
+    /// Chunks encoded by worker threads and joined into one stream.
+    Par(Box<ParOut>),
+}
+
+impl Mp3Out {
+    pub(super) fn new(
+        file: AtomicFile,
+        bitrate: Mp3Bitrate,
+        quality: u8,
+        rate: NonZeroU32,
+        channels: usize,
+        tags: &Tags,
+        threads: Option<std::num::NonZeroUsize>,
+    ) -> Result<Self> {
+        match bitrate {
+            Mp3Bitrate::Cbr { kbps } => {
+                let mut cfg = ParConfig::new(rate.get());
+                if let Some(n) = threads {
+                    cfg.threads = n.get();
+                }
+                Ok(Self::Par(Box::new(ParOut::new(
+                    file, kbps, quality, rate, channels, tags, cfg,
+                )?)))
+            }
+            Mp3Bitrate::Vbr { .. } => {
+                Ok(Self::Seq(Box::new(SeqOut::new(file, bitrate, quality, rate, channels, tags)?)))
+            }
+        }
+    }
+
+    pub(super) fn write(&mut self, planes: &[&[f32]]) -> Result<()> {
+        match self {
+            Self::Seq(s) => s.write(planes),
+            Self::Par(p) => p.write(planes),
+        }
+    }
+
+    pub(super) fn finish(self) -> Result<(AtomicFile, u64)> {
+        match self {
+            Self::Seq(s) => (*s).finish(),
+            Self::Par(p) => p.finish(),
+        }
+    }
+}
+
+/// Sequential MP3 output: one LAME encoder, LAME's own info tag when it fits.
+pub(super) struct SeqOut {
     lame: Lame,
     file: AtomicFile,
     /// LAME's output buffer, reused; only [`lame_call`] lets LAME write into it.
@@ -51,16 +102,16 @@ pub(super) struct Mp3Out {
 }
 
 /// The info-tag frame this module writes itself.
-struct OwnTag {
+pub(super) struct OwnTag {
     header: [u8; 4],
-    frame_len: usize,
+    pub(super) frame_len: usize,
     /// Offset of the Xing tag (header + side information).
     side_info_end: usize,
     /// CRC-16 of all audio bytes after the tag frame (LAME's "music CRC").
-    music_crc: u16,
+    pub(super) music_crc: u16,
 }
 
-impl Mp3Out {
+impl SeqOut {
     pub(super) fn new(
         mut file: AtomicFile,
         bitrate: Mp3Bitrate,
@@ -197,7 +248,7 @@ impl Mp3Out {
 /// LAME reads an output size of 0 as "unlimited" and then writes past the end of the buffer
 /// (a segfault from safe Rust), so this always clears `out` and reserves the documented worst
 /// case for `frames` input frames first (plus 7200 bytes more for a flush).
-fn lame_call(
+pub(super) fn lame_call(
     out: &mut Vec<u8>,
     frames: usize,
     flush: bool,
@@ -212,7 +263,7 @@ fn lame_call(
     call(out)
 }
 
-fn build_lame(
+pub(super) fn build_lame(
     bitrate: Mp3Bitrate,
     quality: u8,
     rate: u32,
@@ -250,7 +301,7 @@ fn build_lame(
 /// decodes 0.45 LU quieter than its source (ffmpeg's libmp3lame does exactly that). The encoder
 /// multiplies its input by the inverse so the decoded loudness matches the master; peak
 /// headroom is the mastering limiter's job (its true-peak ceiling).
-fn lame_cbr_scale(kbps: u16) -> f32 {
+pub(super) fn lame_cbr_scale(kbps: u16) -> f32 {
     match kbps {
         0..=160 => 0.95,
         161..=192 => 0.97,
@@ -301,7 +352,7 @@ const KBPS_V1: [u16; 15] = [0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 2
 const KBPS_V2: [u16; 15] = [0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160];
 
 /// MPEG version, channel mode and sizes for one output configuration.
-struct MpegLayout {
+pub(super) struct MpegLayout {
     /// 3 = MPEG-1, 2 = MPEG-2, 0 = MPEG-2.5 (the header's 2-bit version field).
     version_bits: u8,
     rate_index: u8,
@@ -310,7 +361,7 @@ struct MpegLayout {
 }
 
 impl MpegLayout {
-    fn new(rate: u32, channels: usize) -> Self {
+    pub(super) fn new(rate: u32, channels: usize) -> Self {
         let (version_bits, rate_index) = match rate {
             44_100 => (3, 0),
             48_000 => (3, 1),
@@ -346,12 +397,27 @@ impl MpegLayout {
     }
 
     /// LAME's own test (`InitVbrTag`): does its info tag fit in a frame of this CBR bitrate?
-    fn lame_tag_fits(&self, kbps: u16) -> bool {
+    pub(super) fn lame_tag_fits(&self, kbps: u16) -> bool {
         self.frame_len(kbps) >= self.side_info_end() + XING_LEN + LAME_EXT_LEN
     }
 
+    /// An "Info" frame at `kbps` when LAME's tag fits in a frame of that bitrate (as LAME's
+    /// own CBR tag), else at the bitrate LAME uses for VBR tags.
+    pub(super) fn cbr_tag(&self, kbps: u16) -> OwnTag {
+        let table = if self.mpeg1() { &KBPS_V1 } else { &KBPS_V2 };
+        match table.iter().position(|&k| k == kbps) {
+            Some(index) if self.lame_tag_fits(kbps) => {
+                let mut tag = self.own_tag();
+                tag.header[2] = ((index as u8) << 4) | (self.rate_index << 2);
+                tag.frame_len = self.frame_len(kbps);
+                tag
+            }
+            _ => self.own_tag(),
+        }
+    }
+
     /// An "Info" frame at the bitrate LAME uses for VBR tags (128 / 64 / 32 kbit/s).
-    fn own_tag(&self) -> OwnTag {
+    pub(super) fn own_tag(&self) -> OwnTag {
         let (table, kbps) = if self.mpeg1() {
             (&KBPS_V1, 128)
         } else if self.rate >= 16_000 {
@@ -378,7 +444,7 @@ impl MpegLayout {
 
 impl OwnTag {
     /// Builds the complete info-tag frame once the audio is written.
-    fn build(
+    pub(super) fn build(
         &self,
         audio_frames: u64,
         audio_bytes: u64,
@@ -479,7 +545,7 @@ impl FrameCounter {
 }
 
 /// Length in bytes and samples per frame of a Layer III frame header.
-fn frame_info(h: [u8; 4]) -> Option<(usize, u64)> {
+pub(super) fn frame_info(h: [u8; 4]) -> Option<(usize, u64)> {
     if h[0] != 0xFF || h[1] & 0xE0 != 0xE0 || (h[1] >> 1) & 0b11 != 0b01 {
         return None;
     }
@@ -500,7 +566,7 @@ fn frame_info(h: [u8; 4]) -> Option<(usize, u64)> {
 }
 
 /// CRC-16/ARC (polynomial 0x8005 reflected, init 0): LAME's music and tag CRC.
-fn crc16_update(mut crc: u16, data: &[u8]) -> u16 {
+pub(super) fn crc16_update(mut crc: u16, data: &[u8]) -> u16 {
     for &b in data {
         crc = (crc >> 8) ^ CRC16_TABLE[usize::from((crc ^ u16::from(b)) & 0xFF)];
     }
