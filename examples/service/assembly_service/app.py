@@ -18,8 +18,7 @@ from .config import Settings
 from .jobs import SpecRejected, validate_payload
 from .metrics import Metrics
 from .requests import AssembleRequest, Rejected, prepare
-from .sqlite_store import SQLiteJobStore
-from .store import Conflict, InvalidTransition, Job, JobState, JobStore, NotFound
+from .store import Conflict, InvalidTransition, Job, JobState, JobStore, NotFound, open_store
 from .worker import WorkerPool
 
 Scope = MutableMapping[str, Any]
@@ -145,14 +144,14 @@ def create_app(settings: Settings, store: Optional[JobStore] = None,
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if state["store"] is None:
-            state["store"] = SQLiteJobStore(settings.db_path)
+            state["store"] = open_store(settings)
         settings.work_root.mkdir(parents=True, exist_ok=True)
         if start_workers and settings.workers > 0:
             state["pool"] = WorkerPool(state["store"], settings, metrics)
             state["pool"].start()
         state["ready"] = True
         logs.event("tasks.service.started", version=__version__, workers=settings.workers
-                   if start_workers else 0, db=str(settings.db_path),
+                   if start_workers else 0, db=settings.store_description,
                    media_root=str(settings.media_root), output_root=str(settings.output_root),
                    dev_mode=settings.dev_mode)
         try:
