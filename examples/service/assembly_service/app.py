@@ -146,7 +146,12 @@ def create_app(settings: Settings, store: Optional[JobStore] = None,
         if state["store"] is None:
             state["store"] = open_store(settings)
         settings.work_root.mkdir(parents=True, exist_ok=True)
-        if start_workers and settings.workers > 0:
+        if settings.queue == "celery":
+            from .celery_app import Dispatcher
+
+            state["celery"] = Dispatcher(state["store"], settings, metrics)
+            state["celery"].start()
+        elif start_workers and settings.workers > 0:
             state["pool"] = WorkerPool(state["store"], settings, metrics)
             state["pool"].start()
         state["ready"] = True
@@ -159,6 +164,8 @@ def create_app(settings: Settings, store: Optional[JobStore] = None,
         finally:
             state["ready"] = False
             t0 = time.monotonic()
+            if state.get("celery") is not None:
+                state["celery"].stop()
             pool = state["pool"]
             if pool is not None:
                 import anyio
@@ -218,6 +225,8 @@ def create_app(settings: Settings, store: Optional[JobStore] = None,
                    duration_ms=round((time.monotonic() - t0) * 1000))
         if created.created and state["pool"] is not None:
             state["pool"].wake()
+        if created.created and state.get("celery") is not None:
+            state["celery"].send(job.job_id)
         return JSONResponse({"ok": True, "status": job.state.value, "episode_id": job.episode_id,
                              "job_id": job.job_id, "created": created.created},
                             status_code=202)
@@ -281,6 +290,8 @@ def create_app(settings: Settings, store: Optional[JobStore] = None,
                    attempt=job.attempts)
         if state["pool"] is not None:
             state["pool"].wake()
+        if state.get("celery") is not None:
+            state["celery"].send(job.job_id)
         return JSONResponse({"ok": True, "status": job.state.value,
                              "episode_id": job.episode_id, "job_id": job.job_id},
                             status_code=202)

@@ -83,6 +83,8 @@ class Settings:
     #: again after this long (a redelivery of a job still running under a live lease does
     #: nothing). Default: ``3600``.
     visibility_timeout_s: float = 3600.0
+    #: Celery queue the app sends jobs to and workers consume (``-Q``). Default: ``assembly``.
+    celery_queue: str = "assembly"
 
     def __post_init__(self) -> None:
         media = Path(os.path.realpath(self.media_root))
@@ -167,7 +169,7 @@ _BOOL = {"1": True, "true": True, "yes": True, "on": True,
 _TYPES = {"workers": int, "max_attempts": int, "max_lost_leases": int, "max_body_bytes": int,
           "worker_nice": int, "dev_mode": bool, "keep_work_dirs": bool,
           "media_root": Path, "output_root": Path, "data_dir": Path, "auth_secret": str,
-          "database_url": str, "queue": str, "broker_url": str}
+          "database_url": str, "queue": str, "broker_url": str, "celery_queue": str}
 
 
 def _parse(name: str, raw: str) -> Any:
