@@ -31,7 +31,7 @@ import uuid
 from typing import Any, Callable, Dict
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 
 from . import logs
 from .config import Settings
@@ -161,7 +161,7 @@ class Dispatcher:
 # --- the worker side (``celery -A assembly_service.celery_app worker``) -------------------------
 
 _state: Dict[str, Any] = {}
-_lock = threading.Lock()
+_lock = threading.RLock()
 
 
 def _worker_settings() -> Settings:
@@ -193,6 +193,7 @@ def _app_from_env() -> Celery:
 app = _app_from_env()
 
 
+@worker_init.connect
 @worker_process_init.connect
 def _configure_logs(**_kwargs: Any) -> None:
     logs.configure(os.environ.get("ASSEMBLY_SERVICE_LOG_LEVEL", "INFO").upper())
