@@ -2,8 +2,9 @@
 # Runs the reference service's tests (examples/service): real server processes on loopback,
 # kill -9 / SIGTERM loops, load and duplicate delivery, each reliability test on SQLite and on
 # PostgreSQL, and Celery workers on Redis (PostgreSQL and Redis are started on loopback by
-# scripts/services-up.sh, installed from Debian if missing, and stopped at the end). Uses the venv of scripts/test-python.sh
-# (with podcast_assembly installed) and adds the service's pinned dependencies to it.
+# scripts/services-up.sh, installed from Debian if missing, and stopped at the end).
+# Uses the venv of scripts/test-python.sh (with podcast_assembly installed) and adds the
+# service's pinned dependencies to it.
 # Fails when a test fails or when pytest collected no tests.
 # VENV overrides the venv folder (default: target/venv-py).
 set -euo pipefail
