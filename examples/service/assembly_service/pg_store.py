@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 
 from .store import (
     ACTIVE_STATES,
@@ -127,7 +127,7 @@ class PostgresJobStore(JobStore):
         self.lock_timeout_ms = lock_timeout_ms
         self.connect_timeout_s = connect_timeout_s
         self._local = threading.local()
-        self._all: List[psycopg.Connection] = []
+        self._all: List["psycopg.Connection[DictRow]"] = []
         self._all_lock = threading.Lock()
         with self._tx() as db:
             db.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_SCHEMA,))
@@ -143,7 +143,7 @@ class PostgresJobStore(JobStore):
 
     # --- connections -------------------------------------------------------------------------
 
-    def _conn(self) -> psycopg.Connection:
+    def _conn(self) -> psycopg.Connection[DictRow]:
         conn = getattr(self._local, "conn", None)
         if conn is not None and conn.closed:
             conn = None
@@ -157,7 +157,7 @@ class PostgresJobStore(JobStore):
         return conn
 
     @contextmanager
-    def _tx(self) -> Iterator[psycopg.Connection]:
+    def _tx(self) -> Iterator[psycopg.Connection[DictRow]]:
         conn = self._conn()
         try:
             with conn.transaction():
@@ -173,7 +173,7 @@ class PostgresJobStore(JobStore):
             return db.execute(sql, params).fetchall()
 
     @staticmethod
-    def _get(db: psycopg.Connection, job_id: str, lock: bool = False) -> Optional[Job]:
+    def _get(db: psycopg.Connection[DictRow], job_id: str, lock: bool = False) -> Optional[Job]:
         row = db.execute("SELECT * FROM jobs WHERE job_id = %s" + (" FOR UPDATE" if lock else ""),
                          (job_id,)).fetchone()
         return _job(row) if row else None
@@ -282,10 +282,11 @@ class PostgresJobStore(JobStore):
         t = now_s() if now is None else now
         with self._tx() as db:
             by_state = {s.value: 0 for s in JobState}
-            for row in db.execute("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state"):
-                by_state[row["state"]] = row["n"]
+            for r in db.execute("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state"):
+                by_state[r["state"]] = r["n"]
             row = db.execute(f"SELECT COUNT(*) AS n, MIN(next_attempt_at) AS oldest FROM jobs "
                              f"WHERE {_READY_SQL}", (t,)).fetchone()
+        assert row is not None  # an aggregate always returns a row
         oldest = row["oldest"]
         return Counts(by_state, row["n"], max(0.0, t - oldest) if oldest is not None else 0.0)
 
@@ -294,7 +295,7 @@ class PostgresJobStore(JobStore):
 
     # --- consumers ---------------------------------------------------------------------------
 
-    def _lease_row(self, db: psycopg.Connection, job_id: str, owner: str, lease_s: float,
+    def _lease_row(self, db: psycopg.Connection[DictRow], job_id: str, owner: str, lease_s: float,
                    t: float) -> Lease:
         expires = t + lease_s
         row = db.execute("UPDATE jobs SET state = 'running', attempts = attempts + 1, "
@@ -302,6 +303,7 @@ class PostgresJobStore(JobStore):
                          "started_at = COALESCE(started_at, %s), updated_at = %s "
                          "WHERE job_id = %s RETURNING *",
                          (owner, expires, t, t, job_id)).fetchone()
+        assert row is not None  # the caller holds the row's lock
         job = _job(row)
         return Lease(job, owner, job.fence, expires)
 
@@ -326,7 +328,7 @@ class PostgresJobStore(JobStore):
                 return None
             return self._lease_row(db, job_id, owner, lease_s, t)
 
-    def _held(self, db: psycopg.Connection, lease: Lease) -> Optional[Dict[str, Any]]:
+    def _held(self, db: psycopg.Connection[DictRow], lease: Lease) -> Optional[Dict[str, Any]]:
         """Locks the job's row and returns it if ``lease`` is current."""
         return db.execute(f"SELECT * FROM jobs WHERE {_FENCED} FOR UPDATE",
                           (lease.job_id, lease.fence, lease.owner)).fetchone()
@@ -425,5 +427,6 @@ class PostgresJobStore(JobStore):
                     "error = %s, updated_at = %s WHERE job_id = %s RETURNING *",
                     (state, lost, t, finished, json.dumps(error) if error else None, t,
                      job.job_id)).fetchone()
+                assert new is not None  # locked above
                 out.append(Transition(_job(new), job.lease_owner))
         return out
