@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Runs the reference service's tests (examples/service): real server processes on loopback,
-# kill -9 / SIGTERM loops, load and duplicate delivery. Uses the venv of scripts/test-python.sh
-# (with podcast_assembly installed) and adds the service's pinned dependencies to it.
+# kill -9 / SIGTERM loops, load and duplicate delivery, each reliability test on SQLite and on
+# PostgreSQL, and Celery workers on Redis (PostgreSQL and Redis are started on loopback by
+# scripts/services-up.sh, installed from Debian if missing, and stopped at the end).
+# Uses the venv of scripts/test-python.sh (with podcast_assembly installed) and adds the
+# service's pinned dependencies to it.
 # Fails when a test fails or when pytest collected no tests.
 # VENV overrides the venv folder (default: target/venv-py).
 set -euo pipefail
@@ -20,9 +23,11 @@ fi
 echo "== pip install -r examples/service/requirements.txt"
 "$py" -m pip install -q -r examples/service/requirements.txt
 
+echo "== PostgreSQL and Redis on loopback (scripts/services-up.sh)"
+eval "$(bash scripts/services-up.sh)"
 echo "== pytest examples/service"
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+trap 'rm -f "$log"; bash scripts/services-down.sh' EXIT
 (cd examples/service && "$py" -m pytest -q -rA -p no:cacheprovider -s tests) 2>&1 | tee "$log"
 passed=$(grep -Eo '[0-9]+ passed' "$log" | tail -1 | awk '{print $1}')
 if [ "${passed:-0}" -lt 1 ]; then

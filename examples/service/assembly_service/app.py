@@ -18,8 +18,7 @@ from .config import Settings
 from .jobs import SpecRejected, validate_payload
 from .metrics import Metrics
 from .requests import AssembleRequest, Rejected, prepare
-from .sqlite_store import SQLiteJobStore
-from .store import Conflict, InvalidTransition, Job, JobState, JobStore, NotFound
+from .store import Conflict, InvalidTransition, Job, JobState, JobStore, NotFound, open_store
 from .worker import WorkerPool
 
 Scope = MutableMapping[str, Any]
@@ -145,14 +144,19 @@ def create_app(settings: Settings, store: Optional[JobStore] = None,
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if state["store"] is None:
-            state["store"] = SQLiteJobStore(settings.db_path)
+            state["store"] = open_store(settings)
         settings.work_root.mkdir(parents=True, exist_ok=True)
-        if start_workers and settings.workers > 0:
+        if settings.queue == "celery":
+            from .celery_app import Dispatcher
+
+            state["celery"] = Dispatcher(state["store"], settings, metrics)
+            state["celery"].start()
+        elif start_workers and settings.workers > 0:
             state["pool"] = WorkerPool(state["store"], settings, metrics)
             state["pool"].start()
         state["ready"] = True
         logs.event("tasks.service.started", version=__version__, workers=settings.workers
-                   if start_workers else 0, db=str(settings.db_path),
+                   if start_workers else 0, db=settings.store_description,
                    media_root=str(settings.media_root), output_root=str(settings.output_root),
                    dev_mode=settings.dev_mode)
         try:
@@ -160,6 +164,8 @@ def create_app(settings: Settings, store: Optional[JobStore] = None,
         finally:
             state["ready"] = False
             t0 = time.monotonic()
+            if state.get("celery") is not None:
+                state["celery"].stop()
             pool = state["pool"]
             if pool is not None:
                 import anyio
@@ -219,6 +225,8 @@ def create_app(settings: Settings, store: Optional[JobStore] = None,
                    duration_ms=round((time.monotonic() - t0) * 1000))
         if created.created and state["pool"] is not None:
             state["pool"].wake()
+        if created.created and state.get("celery") is not None:
+            state["celery"].send(job.job_id)
         return JSONResponse({"ok": True, "status": job.state.value, "episode_id": job.episode_id,
                              "job_id": job.job_id, "created": created.created},
                             status_code=202)
@@ -282,6 +290,8 @@ def create_app(settings: Settings, store: Optional[JobStore] = None,
                    attempt=job.attempts)
         if state["pool"] is not None:
             state["pool"].wake()
+        if state.get("celery") is not None:
+            state["celery"].send(job.job_id)
         return JSONResponse({"ok": True, "status": job.state.value,
                              "episode_id": job.episode_id, "job_id": job.job_id},
                             status_code=202)

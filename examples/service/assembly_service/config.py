@@ -69,6 +69,22 @@ class Settings:
     worker_nice: int = 10
     #: Keep a job's work folder (checkpoints) after it finished. Default: ``False``.
     keep_work_dirs: bool = False
+    #: The job store: ``postgresql://...`` (many machines) or ``sqlite:///path`` (one
+    #: machine). Default: none, the SQLite file ``<data_dir>/jobs.sqlite3``.
+    database_url: Optional[str] = None
+    #: Who runs accepted jobs: ``threads`` (the app's worker pool and ``worker`` processes
+    #: polling the store) or ``celery`` (the app enqueues a Celery task per job on
+    #: ``broker_url``; run ``celery -A assembly_service.celery_app worker``). Default:
+    #: ``threads``.
+    queue: str = "threads"
+    #: Celery broker (Redis) when ``queue`` is ``celery``. Default: none.
+    broker_url: Optional[str] = None
+    #: Redis visibility timeout of Celery messages: a task a lost worker took is delivered
+    #: again after this long (a redelivery of a job still running under a live lease does
+    #: nothing). Default: ``3600``.
+    visibility_timeout_s: float = 3600.0
+    #: Celery queue the app sends jobs to and workers consume (``-Q``). Default: ``assembly``.
+    celery_queue: str = "assembly"
 
     def __post_init__(self) -> None:
         media = Path(os.path.realpath(self.media_root))
@@ -89,6 +105,13 @@ class Settings:
             problems.append("need 0 <= shutdown_grace_s <= shutdown_timeout_s")
         if self.poll_s <= 0 or self.max_body_bytes < 1024:
             problems.append("poll_s must be > 0 and max_body_bytes >= 1024")
+        if self.queue not in ("threads", "celery"):
+            problems.append("queue must be 'threads' or 'celery'")
+        elif self.queue == "celery" and not self.broker_url:
+            problems.append("queue 'celery' needs broker_url")
+        if self.database_url is not None and not self.database_url.startswith(
+                ("postgresql://", "postgres://", "sqlite:///")):
+            problems.append("database_url must start with postgresql:// or sqlite:///")
         if problems:
             raise ValueError("invalid settings: " + "; ".join(problems))
 
@@ -96,6 +119,14 @@ class Settings:
     def db_path(self) -> Path:
         """The SQLite job store file."""
         return self.data_dir / "jobs.sqlite3"
+
+    @property
+    def store_description(self) -> str:
+        """The job store, for logs (a PostgreSQL URL without its password)."""
+        if self.database_url and "://" in self.database_url and "@" in self.database_url:
+            scheme, rest = self.database_url.split("://", 1)
+            return f"{scheme}://{rest.split('@', 1)[1]}"
+        return self.database_url or str(self.db_path)
 
     @property
     def work_root(self) -> Path:
@@ -137,7 +168,8 @@ _BOOL = {"1": True, "true": True, "yes": True, "on": True,
          "0": False, "false": False, "no": False, "off": False}
 _TYPES = {"workers": int, "max_attempts": int, "max_lost_leases": int, "max_body_bytes": int,
           "worker_nice": int, "dev_mode": bool, "keep_work_dirs": bool,
-          "media_root": Path, "output_root": Path, "data_dir": Path, "auth_secret": str}
+          "media_root": Path, "output_root": Path, "data_dir": Path, "auth_secret": str,
+          "database_url": str, "queue": str, "broker_url": str, "celery_queue": str}
 
 
 def _parse(name: str, raw: str) -> Any:

@@ -1,8 +1,8 @@
 """The job store interface: what the web app, the workers and the job function need.
 
-Only :class:`~assembly_service.sqlite_store.SQLiteJobStore` implements it today; a PostgreSQL
-store can follow without touching the rest (``SELECT ... FOR UPDATE SKIP LOCKED`` for
-``lease_next``, a row lock for the fenced writes).
+Two implementations: :class:`~assembly_service.sqlite_store.SQLiteJobStore` (one machine) and
+:class:`~assembly_service.pg_store.PostgresJobStore` (``SELECT ... FOR UPDATE SKIP LOCKED`` for
+leasing, a row lock for the fenced writes). :func:`open_store` picks one from the settings.
 
 The rules every implementation keeps:
 
@@ -259,6 +259,20 @@ class JobStore(abc.ABC):
 
     def close(self) -> None:  # pragma: no cover - default does nothing
         """Releases connections."""
+
+
+def open_store(settings: Any) -> JobStore:
+    """The store ``settings.database_url`` names (default: the SQLite file in ``data_dir``)."""
+    url = settings.database_url
+    if url and url.startswith(("postgresql://", "postgres://")):
+        from .pg_store import PostgresJobStore
+
+        return PostgresJobStore(url)
+    from .sqlite_store import SQLiteJobStore
+
+    if url and url.startswith("sqlite:///"):
+        return SQLiteJobStore(url[len("sqlite:///"):])
+    return SQLiteJobStore(settings.db_path)
 
 
 def now_s() -> float:

@@ -184,9 +184,9 @@ def run_standalone(settings: Settings, threads: Optional[int] = None) -> int:
     """``python -m assembly_service worker``: a pool without the web app, until SIGTERM/SIGINT.
 
     Returns the exit status (0 after a clean shutdown)."""
-    from .sqlite_store import SQLiteJobStore
+    from .store import open_store
 
-    store = SQLiteJobStore(settings.db_path)
+    store = open_store(settings)
     pool = WorkerPool(store, settings, threads=threads)
     done = threading.Event()
 
@@ -198,7 +198,7 @@ def run_standalone(settings: Settings, threads: Optional[int] = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     pool.start()
     logs.event("tasks.worker.started", owner=pool.owner_prefix, threads=pool.size,
-               db=str(settings.db_path))
+               db=settings.store_description)
     while not done.wait(0.5):
         pass
     clean = pool.stop()

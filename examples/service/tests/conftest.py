@@ -26,6 +26,10 @@ import pytest
 from assembly_service import logs
 
 RATE = 16_000
+#: Set by scripts/services-up.sh (through scripts/test-service.sh). When set, the server must
+#: answer: a test needing it fails instead of skipping.
+PG_URL = os.environ.get("ASSEMBLY_TEST_PG_URL")
+REDIS_URL = os.environ.get("ASSEMBLY_TEST_REDIS_URL")
 SECRET = "test-secret-\u00e9"  # non-ASCII on purpose: the header is compared as bytes
 SERVICE_DIR = Path(__file__).resolve().parents[1]
 _PERIOD = [
@@ -216,7 +220,9 @@ class Server:
             "ASSEMBLY_SERVICE_WORKERS": "2",
             "PYTHONPATH": os.pathsep.join([str(SERVICE_DIR), self.env.get("PYTHONPATH", "")]),
         })
-        self.env.update({f"ASSEMBLY_SERVICE_{k.upper()}": str(v) for k, v in env.items()})
+        self.env.update({f"ASSEMBLY_SERVICE_{k.upper()}": str(v) for k, v in env.items()
+                         if v is not None})
+        self.database_url: Optional[str] = env.get("database_url")
         self.proc: Optional[subprocess.Popen] = None
         self.starts = 0
         self.log_files: List[Path] = []
@@ -273,7 +279,9 @@ class Server:
         return httpx.Client(base_url=self.url, headers=headers, timeout=30.0)
 
     def rows(self) -> List[Dict[str, Any]]:
-        """Every job row, read straight from the SQLite file."""
+        """Every job row, read straight from the store (SQLite file or PostgreSQL)."""
+        if self.database_url:
+            return pg_rows(self.database_url)
         path = self.data_dir / "jobs.sqlite3"
         if not path.exists():
             return []
@@ -336,3 +344,48 @@ def server_factory(tmp_path: Path, media: Media):
     yield make
     for s in servers:
         s.stop()
+
+
+# --- PostgreSQL ----------------------------------------------------------------------------
+
+
+def fresh_pg_database() -> str:
+    """The URL of a new, empty database on the test server (one per test: no shared state).
+
+    Skips when ``ASSEMBLY_TEST_PG_URL`` is not set; fails when it is set and the server does
+    not answer."""
+    if not PG_URL:
+        pytest.skip("ASSEMBLY_TEST_PG_URL is not set (scripts/test-service.sh sets it)")
+    import uuid
+
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(PG_URL, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base, _, _db = PG_URL.rpartition("/")
+    return f"{base}/{name}"
+
+
+def pg_rows(url: str) -> List[Dict[str, Any]]:
+    """Every job row of the PostgreSQL store at ``url`` (booleans as 0/1, like SQLite)."""
+    import psycopg
+    from psycopg.rows import dict_row
+
+    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        try:
+            rows = conn.execute("SELECT * FROM jobs ORDER BY created_at, seq").fetchall()
+        except psycopg.errors.UndefinedTable:
+            return []
+    for r in rows:
+        r["cancel_requested"] = int(r["cancel_requested"])
+        r.pop("seq", None)
+    return rows
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> Optional[str]:
+    """Runs a test once per store: SQLite (None: the default file) and PostgreSQL."""
+    if request.param == "sqlite":
+        return None
+    return fresh_pg_database()

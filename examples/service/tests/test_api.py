@@ -121,8 +121,9 @@ def test_accepts_in_milliseconds_runs_and_reports(server_factory, media: Media,
                for e in dispatched)
 
 
-def test_cancel_queued_and_running_jobs(server_factory, media: Media) -> None:
-    srv: Server = server_factory(workers=1, heartbeat_s=0.5, lease_s=5)
+def test_cancel_queued_and_running_jobs(server_factory, media: Media, database_url) -> None:
+    srv: Server = server_factory(workers=1, heartbeat_s=0.5, lease_s=5,
+                                 database_url=database_url)
     srv.start()
     with srv.client() as c:
         a = c.post("/api/tasks/assemble", json=media.payload("ep-c1")).json()

@@ -12,9 +12,10 @@ from pathlib import Path
 from conftest import Media, Server, reference_output
 
 
-def test_poison_job_is_dead_after_3_attempts_and_not_retried(server_factory,
-                                                             media: Media) -> None:
-    srv: Server = server_factory(workers=2, retry_base_s=0.2, poll_s=0.1)
+def test_poison_job_is_dead_after_3_attempts_and_not_retried(server_factory, media: Media,
+                                                             database_url) -> None:
+    srv: Server = server_factory(workers=2, retry_base_s=0.2, poll_s=0.1,
+                                 database_url=database_url)
     srv.start()
     with srv.client() as c:
         r = c.post("/api/tasks/assemble", json=media.payload("ep-poison", content="poison.wav",

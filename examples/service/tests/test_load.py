@@ -80,8 +80,8 @@ def test_healthz_p99_under_50_ms_while_8_assemblies_run(server_factory, media: M
 
 
 def test_same_job_delivered_10_times_at_once_runs_once(server_factory, media: Media,
-                                                       tmp_path: Path) -> None:
-    srv: Server = server_factory()
+                                                       tmp_path: Path, database_url) -> None:
+    srv: Server = server_factory(database_url=database_url)
     srv.start()
     payload = media.payload("ep-dup", content="talk-c.wav")
     barrier = threading.Barrier(10)

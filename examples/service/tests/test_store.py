@@ -1,4 +1,5 @@
-"""The SQLite job store on its own: idempotency, leases, fencing, retries, dead letters.
+"""Both job stores on their own (SQLite, PostgreSQL): idempotency, leases, fencing, retries,
+dead letters.
 
 Times are passed explicitly (``now=``) where leases expire, so nothing here sleeps.
 """
@@ -12,29 +13,51 @@ from pathlib import Path
 import pytest
 
 from assembly_service.sqlite_store import SQLiteJobStore
-from assembly_service.store import Conflict, InvalidTransition, JobState, now_s
+from assembly_service.store import Conflict, InvalidTransition, JobState, JobStore, now_s
+
+from conftest import fresh_pg_database
+
+
+def _open(kind: str, tmp_path: Path, url: str = "") -> JobStore:
+    if kind == "sqlite":
+        return SQLiteJobStore(tmp_path / "jobs.sqlite3")
+    from assembly_service.pg_store import PostgresJobStore
+
+    return PostgresJobStore(url)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def kind(request: pytest.FixtureRequest) -> str:
+    return request.param
 
 
 @pytest.fixture()
-def store(tmp_path: Path) -> SQLiteJobStore:
-    s = SQLiteJobStore(tmp_path / "jobs.sqlite3")
+def pg_url(kind: str) -> str:
+    return fresh_pg_database() if kind == "postgres" else ""
+
+
+@pytest.fixture()
+def store(kind: str, pg_url: str, tmp_path: Path) -> JobStore:
+    s = _open(kind, tmp_path, pg_url)
     yield s
     s.close()
 
 
-def _new(store: SQLiteJobStore, episode: str = "ep-1", digest: str = "a", out: str = "/o/1.mp3"):
+def _new(store: JobStore, episode: str = "ep-1", digest: str = "a", out: str = "/o/1.mp3"):
     return store.create_or_get(episode, f"{episode}:{digest}", {"episode_id": episode,
                                                                 "d": digest}, [out])
 
 
-def test_wal_mode_and_schema(store: SQLiteJobStore) -> None:
+def test_wal_mode_and_schema(tmp_path: Path) -> None:
+    store = SQLiteJobStore(tmp_path / "jobs.sqlite3")
     conn = sqlite3.connect(store.path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
     conn.close()
+    store.close()
 
 
-def test_create_is_idempotent_and_conflicts_name_the_field(store: SQLiteJobStore) -> None:
+def test_create_is_idempotent_and_conflicts_name_the_field(store: JobStore) -> None:
     first = _new(store)
     again = _new(store)
     assert first.created and not again.created
@@ -49,13 +72,12 @@ def test_create_is_idempotent_and_conflicts_name_the_field(store: SQLiteJobStore
     assert store.counts().by_state["queued"] == 1
 
 
-def test_concurrent_creates_make_one_job(tmp_path: Path) -> None:
-    path = tmp_path / "jobs.sqlite3"
-    SQLiteJobStore(path).close()
+def test_concurrent_creates_make_one_job(kind: str, pg_url: str, tmp_path: Path) -> None:
+    _open(kind, tmp_path, pg_url).close()
     results, barrier = [], threading.Barrier(10)
 
     def post() -> None:
-        s = SQLiteJobStore(path)  # a connection per "process"
+        s = _open(kind, tmp_path, pg_url)  # a connection per "process"
         barrier.wait()
         results.append(_new(s))
         s.close()
@@ -67,12 +89,12 @@ def test_concurrent_creates_make_one_job(tmp_path: Path) -> None:
         t.join()
     assert len({r.job.job_id for r in results}) == 1
     assert sum(r.created for r in results) == 1
-    check = SQLiteJobStore(path)
+    check = _open(kind, tmp_path, pg_url)
     assert sum(check.counts().by_state.values()) == 1
     check.close()
 
 
-def test_fencing_token_stops_a_stale_worker(store: SQLiteJobStore) -> None:
+def test_fencing_token_stops_a_stale_worker(store: JobStore) -> None:
     job = _new(store).job
     t = now_s()
     a = store.lease_next("worker-a", 10, now=t)
@@ -103,7 +125,7 @@ def test_fencing_token_stops_a_stale_worker(store: SQLiteJobStore) -> None:
     assert not store.complete(b, {"x": 3})  # exactly once
 
 
-def test_publish_failure_commits_nothing(store: SQLiteJobStore) -> None:
+def test_publish_failure_commits_nothing(store: JobStore) -> None:
     _new(store)
     lease = store.lease_next("w", 10)
 
@@ -117,7 +139,7 @@ def test_publish_failure_commits_nothing(store: SQLiteJobStore) -> None:
     assert store.heartbeat(lease, 10).held  # still ours: the worker records the failure
 
 
-def test_failures_retry_with_delay_then_dead(store: SQLiteJobStore) -> None:
+def test_failures_retry_with_delay_then_dead(store: JobStore) -> None:
     job = _new(store).job
     t = now_s()
     for attempt in (1, 2, 3):
@@ -142,7 +164,7 @@ def test_failures_retry_with_delay_then_dead(store: SQLiteJobStore) -> None:
     assert lease.fence == 4
 
 
-def test_lost_leases_cap_and_cancel_of_a_dead_worker(store: SQLiteJobStore) -> None:
+def test_lost_leases_cap_and_cancel_of_a_dead_worker(store: JobStore) -> None:
     _new(store)
     t = now_s()
     for i in range(1, 4):
@@ -162,7 +184,7 @@ def test_lost_leases_cap_and_cancel_of_a_dead_worker(store: SQLiteJobStore) -> N
     assert moved[0].job.state == JobState.CANCELLED
 
 
-def test_cancel_rules(store: SQLiteJobStore) -> None:
+def test_cancel_rules(store: JobStore) -> None:
     queued = _new(store).job
     assert store.request_cancel(queued.job_id).state == JobState.CANCELLED
     assert store.request_cancel(queued.job_id).state == JobState.CANCELLED  # idempotent
@@ -175,7 +197,7 @@ def test_cancel_rules(store: SQLiteJobStore) -> None:
         store.retry(job.job_id)
 
 
-def test_release_requeues_without_a_failure(store: SQLiteJobStore) -> None:
+def test_release_requeues_without_a_failure(store: JobStore) -> None:
     _new(store)
     lease = store.lease_next("w", 10)
     assert store.release(lease)
@@ -184,10 +206,42 @@ def test_release_requeues_without_a_failure(store: SQLiteJobStore) -> None:
     assert store.lease_next("w2", 10).fence == 2
 
 
-def test_a_new_payload_after_the_job_finished_is_a_new_job(store: SQLiteJobStore) -> None:
+def test_a_new_payload_after_the_job_finished_is_a_new_job(store: JobStore) -> None:
     first = _new(store).job
     lease = store.lease_next("w", 10)
     assert store.complete(lease, {"n": 1})
     second = _new(store, digest="b")
     assert second.created and second.job.job_id != first.job_id
     assert store.latest_for_episode("ep-1").job_id == second.job.job_id
+
+
+def test_concurrent_leases_never_share_a_job(kind: str, pg_url: str, tmp_path: Path) -> None:
+    """8 threads, each with its own store (connections), lease 30 jobs as fast as they can:
+    every job is leased exactly once (SKIP LOCKED on PostgreSQL, the write lock on SQLite)."""
+    setup = _open(kind, tmp_path, pg_url)
+    for i in range(30):
+        _new(setup, episode=f"ep-{i}", out=f"/o/{i}.mp3")
+    leased: list = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(8)
+
+    def work(n: int) -> None:
+        s = _open(kind, tmp_path, pg_url)
+        barrier.wait()
+        while True:
+            lease = s.lease_next(f"w{n}", 10)
+            if lease is None:
+                break
+            with lock:
+                leased.append(lease.job_id)
+            assert s.complete(lease, {"by": n})
+        s.close()
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(leased) == 30 and len(set(leased)) == 30
+    assert setup.counts().by_state["succeeded"] == 30
+    setup.close()
