@@ -345,6 +345,10 @@ fn decoded_mp3_lands_on_target_from_any_input_level() {
         let l = assembly_core::analyze::loudness::measure(&decoded.audio).unwrap();
         assert!((l.integrated_lufs + 16.0).abs() <= 0.3, "{name}: {l:?}");
         assert!(l.true_peak_dbtp <= -1.0, "{name}: {l:?}");
-        assert_eq!(report.loudness_out.unwrap().integrated_lufs, l.integrated_lufs, "{name}");
+        // The report measured the file while decoding it block by block: the same value up
+        // to the order of floating-point sums.
+        let reported = report.loudness_out.unwrap();
+        assert!((reported.integrated_lufs - l.integrated_lufs).abs() < 1e-9, "{name}");
+        assert!((reported.true_peak_dbtp - l.true_peak_dbtp).abs() < 1e-9, "{name}");
     }
 }
