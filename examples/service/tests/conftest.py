@@ -167,7 +167,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Media:
     # loaded core): long enough to be killed mid-stage, short enough for the CI budget.
     return make_media(root, {"talk-a.wav": (120.0, 1), "talk-b.wav": (96.0, 2),
                              "talk-c.wav": (72.0, 3), "short.wav": (12.0, 4),
-                             "talk-long.wav": (720.0, 5)})
+                             "talk-long.wav": (2400.0, 5)})
 
 
 _REFERENCE: Dict[str, bytes] = {}

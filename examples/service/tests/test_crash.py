@@ -114,7 +114,7 @@ def test_kill_9_at_random_moments_loses_no_job(server_factory, media: Media, tmp
 
 def test_sigterm_releases_jobs_within_8_s_and_they_resume(server_factory, media: Media,
                                                           tmp_path: Path) -> None:
-    # Default settings (4 s grace). The 12-minute episode renders for longer than the grace
+    # Default settings (4 s grace). The 40-minute episode (its render, with parallel MP3 encoding, outlasts the grace) renders for longer than the grace
     # time, so it must be cancelled and given back; a short job may finish inside it.
     srv: Server = server_factory(workers=2)
     srv.start()
