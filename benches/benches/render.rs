@@ -11,7 +11,7 @@ use std::num::NonZeroU32;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use assembly_core::arrange::{BedRule, Segment, SegmentType, Template, level_segments, place};
+use assembly_core::arrange::{Template, level_segments, place};
 use assembly_core::master::MasterOptions;
 use assembly_core::render::{
     Mix, RenderOptions, Sources, measure_mix, plan_master, render_final, render_mastered,
@@ -41,13 +41,7 @@ fn episode() -> Episode {
         let n = (total - talk.len()).min(chunk.len());
         talk.extend_from_slice(&chunk[..n]);
     }
-    let mut template = Template::new(vec![
-        Segment { fade_out_s: 2.0, ..Segment::new(SegmentType::Intro, "intro") },
-        Segment::new(SegmentType::Content, "talk"),
-        Segment { crossfade_s: 1.0, ..Segment::new(SegmentType::Outro, "outro") },
-    ]);
-    template.timing.content_start_offset_s = -1.5;
-    template.background_music_rules.push(BedRule::new("bed"));
+    let template = benches::episode_template();
     Episode {
         intro: synth::multi(R, synth::music_like(R, 1, -16.0, 44_100 * 15), 2),
         talk: synth::mono(R, talk),

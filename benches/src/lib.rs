@@ -1,3 +1,41 @@
 //! Shared helpers for the benchmarks.
 
+use assembly_core::arrange::{BedRule, Segment, SegmentType, Template};
+
 pub mod callgrind;
+
+/// The episode job of the end-to-end bench (`e2e`) and of the instruction-count guard's
+/// `assembler` stage: MP3 content with a word transcript, WAV intro, outro and bed (looped and
+/// ducked under the content), content starting 1 s before the intro ends, one verify pass,
+/// 128 kbit/s stereo MP3 out. Paths are relative to the inputs folder.
+pub const EPISODE_SPEC: &str = r#"{
+    "version": 1,
+    "content": "content.mp3",
+    "assets": {"intro": "intro.wav", "outro": "outro.wav", "bed": "bed.wav"},
+    "transcript": {"format": "words", "path": "words.json"},
+    "template": {
+        "segments": [
+            {"segment_type": "intro", "asset": "intro"},
+            {"segment_type": "content", "asset": "content"},
+            {"segment_type": "outro", "asset": "outro"}
+        ],
+        "timing": {"content_start_offset_s": -1.0, "outro_start_offset_s": -1.0},
+        "background_music_rules": [{"asset": "bed", "apply_to_segments": ["content"]}]
+    },
+    "verify": {"max_attempts": 1},
+    "output": {"path": "out/episode.mp3"}
+}"#;
+
+/// The template of the render benches (criterion `render` and the guard's `render` stage):
+/// intro `intro` fading out over 2 s, content `talk` starting 1.5 s before the intro ends,
+/// outro `outro` crossfaded over 1 s, bed `bed` under the content.
+pub fn episode_template() -> Template {
+    let mut template = Template::new(vec![
+        Segment { fade_out_s: 2.0, ..Segment::new(SegmentType::Intro, "intro") },
+        Segment::new(SegmentType::Content, "talk"),
+        Segment { crossfade_s: 1.0, ..Segment::new(SegmentType::Outro, "outro") },
+    ]);
+    template.timing.content_start_offset_s = -1.5;
+    template.background_music_rules.push(BedRule::new("bed"));
+    template
+}

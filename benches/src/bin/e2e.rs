@@ -59,27 +59,8 @@ fn cpu_and_peak_rss() -> (f64, f64) {
     (cpu, hwm / 1024.0)
 }
 
-/// The job's spec, paths relative to the inputs folder.
-const SPEC: &str = r#"{
-    "version": 1,
-    "content": "content.mp3",
-    "assets": {"intro": "intro.wav", "outro": "outro.wav", "bed": "bed.wav"},
-    "transcript": {"format": "words", "path": "words.json"},
-    "template": {
-        "segments": [
-            {"segment_type": "intro", "asset": "intro"},
-            {"segment_type": "content", "asset": "content"},
-            {"segment_type": "outro", "asset": "outro"}
-        ],
-        "timing": {"content_start_offset_s": -1.0, "outro_start_offset_s": -1.0},
-        "background_music_rules": [{"asset": "bed", "apply_to_segments": ["content"]}]
-    },
-    "verify": {"max_attempts": 1},
-    "output": {"path": "out/episode.mp3"}
-}"#;
-
 fn spec_in(dir: &Path) -> Res<Spec> {
-    let mut spec = Spec::from_json(SPEC)?;
+    let mut spec = Spec::from_json(benches::EPISODE_SPEC)?;
     spec.resolve_paths(dir);
     Ok(spec)
 }

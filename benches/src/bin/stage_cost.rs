@@ -28,7 +28,7 @@ use std::process::ExitCode;
 
 use assembly_core::analyze::activity::{ActivityMap, ActivityOptions};
 use assembly_core::analyze::loudness::LoudnessMeter;
-use assembly_core::arrange::{BedRule, Segment, SegmentType, Template, level_segments, place};
+use assembly_core::arrange::{level_segments, place};
 use assembly_core::edit::{self, CleanupOptions};
 use assembly_core::encode::{self, OutputFormat, Tags};
 use assembly_core::load::{self, DecodeOptions};
@@ -162,24 +162,6 @@ fn decode_format(stage: &str) -> Option<OutputFormat> {
     }
 }
 
-const SPEC: &str = r#"{
-    "version": 1,
-    "content": "content.mp3",
-    "assets": {"intro": "intro.wav", "outro": "outro.wav", "bed": "bed.wav"},
-    "transcript": {"format": "words", "path": "words.json"},
-    "template": {
-        "segments": [
-            {"segment_type": "intro", "asset": "intro"},
-            {"segment_type": "content", "asset": "content"},
-            {"segment_type": "outro", "asset": "outro"}
-        ],
-        "timing": {"content_start_offset_s": -1.0, "outro_start_offset_s": -1.0},
-        "background_music_rules": [{"asset": "bed", "apply_to_segments": ["content"]}]
-    },
-    "verify": {"max_attempts": 1},
-    "output": {"path": "out/episode.mp3"}
-}"#;
-
 /// Synthesizes the named stage's input into `dir` (run natively, not counted).
 fn prepare(stage: &str, dir: &Path) -> BoxResult<()> {
     std::fs::create_dir_all(dir)?;
@@ -257,13 +239,7 @@ fn render_work(dir: &Path) -> BoxResult<Work> {
     let talk = leak(read_audio(&dir.join("talk.f32"))?);
     let outro = leak(read_audio(&dir.join("outro.f32"))?);
     let bed = leak(read_audio(&dir.join("bed.f32"))?);
-    let mut template = Template::new(vec![
-        Segment { fade_out_s: 2.0, ..Segment::new(SegmentType::Intro, "intro") },
-        Segment::new(SegmentType::Content, "talk"),
-        Segment { crossfade_s: 1.0, ..Segment::new(SegmentType::Outro, "outro") },
-    ]);
-    template.timing.content_start_offset_s = -1.5;
-    template.background_music_rules.push(BedRule::new("bed"));
+    let template = benches::episode_template();
     let mut sources = Sources::new();
     sources.insert("intro", intro).insert("talk", talk).insert("outro", outro);
     sources.insert("bed", bed);
@@ -355,7 +331,7 @@ fn setup(stage: &str, dir: &Path) -> BoxResult<Work> {
                 std::fs::remove_dir_all(&out)?;
             }
             std::fs::create_dir_all(out)?;
-            let mut spec = Spec::from_json(SPEC)?;
+            let mut spec = Spec::from_json(benches::EPISODE_SPEC)?;
             spec.resolve_paths(dir);
             let assembler = Assembler::new(spec)?;
             Ok(Box::new(move || {

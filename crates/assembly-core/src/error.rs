@@ -154,6 +154,16 @@ impl Error {
     }
 }
 
+/// The message of a caught panic (`&str` or `String` payloads), for the errors that replace
+/// panics at the library's boundaries.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -38,6 +38,9 @@ from .store import (
     Lease,
     NotFound,
     Transition,
+    failed_attempt,
+    job_from_row,
+    lost_lease,
     now_s,
 )
 
@@ -86,32 +89,6 @@ _ACTIVE = [s.value for s in ACTIVE_STATES]
 _READY_SQL = "state IN ('queued', 'failed') AND next_attempt_at <= %s"
 _FENCED = "job_id = %s AND fence = %s AND lease_owner = %s AND state = 'running'"
 
-
-def _job(row: Dict[str, Any]) -> Job:
-    return Job(
-        job_id=row["job_id"],
-        episode_id=row["episode_id"],
-        idem_key=row["idem_key"],
-        payload=json.loads(row["payload"]),
-        state=JobState(row["state"]),
-        attempts=row["attempts"],
-        failures=row["failures"],
-        lost_leases=row["lost_leases"],
-        fence=row["fence"],
-        lease_owner=row["lease_owner"],
-        lease_expires_at=row["lease_expires_at"],
-        cancel_requested=bool(row["cancel_requested"]),
-        stage=row["stage"],
-        progress=row["progress"],
-        error=json.loads(row["error"]) if row["error"] else None,
-        result=json.loads(row["result"]) if row["result"] else None,
-        output_paths=json.loads(row["output_paths"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        next_attempt_at=row["next_attempt_at"],
-    )
 
 
 class PostgresJobStore(JobStore):
@@ -176,7 +153,7 @@ class PostgresJobStore(JobStore):
     def _get(db: psycopg.Connection[DictRow], job_id: str, lock: bool = False) -> Optional[Job]:
         row = db.execute("SELECT * FROM jobs WHERE job_id = %s" + (" FOR UPDATE" if lock else ""),
                          (job_id,)).fetchone()
-        return _job(row) if row else None
+        return job_from_row(row) if row else None
 
     def close(self) -> None:
         with self._all_lock:
@@ -196,12 +173,12 @@ class PostgresJobStore(JobStore):
             db.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_CREATE,))
             row = db.execute("SELECT * FROM jobs WHERE idem_key = %s", (idem_key,)).fetchone()
             if row:
-                return CreateResult(_job(row), created=False)
+                return CreateResult(job_from_row(row), created=False)
             row = db.execute("SELECT * FROM jobs WHERE episode_id = %s AND state = ANY(%s) "
                              "ORDER BY created_at DESC LIMIT 1", (episode_id, _ACTIVE)).fetchone()
             if row:
                 raise Conflict(f"episode {episode_id!r} has an active job with a different "
-                               "payload", _job(row), "episode_id")
+                               "payload", job_from_row(row), "episode_id")
             for path in output_paths:
                 row = db.execute(
                     "SELECT j.* FROM job_outputs o JOIN jobs j ON j.job_id = o.job_id "
@@ -209,7 +186,7 @@ class PostgresJobStore(JobStore):
                     (path, _ACTIVE)).fetchone()
                 if row:
                     raise Conflict(f"an active job of episode {row['episode_id']!r} writes "
-                                   f"{path!r}", _job(row), "output_path")
+                                   f"{path!r}", job_from_row(row), "output_path")
             t = now_s()
             job_id = uuid.uuid4().hex
             db.execute(
@@ -231,7 +208,7 @@ class PostgresJobStore(JobStore):
     def latest_for_episode(self, episode_id: str) -> Optional[Job]:
         rows = self._read("SELECT * FROM jobs WHERE episode_id = %s "
                           "ORDER BY created_at DESC, seq DESC LIMIT 1", (episode_id,))
-        return _job(rows[0]) if rows else None
+        return job_from_row(rows[0]) if rows else None
 
     def request_cancel(self, job_id: str) -> Job:
         with self._tx() as db:
@@ -264,7 +241,7 @@ class PostgresJobStore(JobStore):
             row = db.execute("SELECT * FROM jobs WHERE episode_id = %s AND state = ANY(%s) "
                              "LIMIT 1", (job.episode_id, _ACTIVE)).fetchone()
             if row:
-                raise InvalidTransition("the episode has another active job", _job(row))
+                raise InvalidTransition("the episode has another active job", job_from_row(row))
             t = now_s()
             db.execute("UPDATE jobs SET state = 'queued', failures = 0, lost_leases = 0, "
                        "cancel_requested = FALSE, finished_at = NULL, next_attempt_at = %s, "
@@ -276,7 +253,7 @@ class PostgresJobStore(JobStore):
     def list_dead(self, limit: int = 100) -> List[Job]:
         rows = self._read("SELECT * FROM jobs WHERE state = 'dead' "
                           "ORDER BY finished_at DESC LIMIT %s", (int(limit),))
-        return [_job(r) for r in rows]
+        return [job_from_row(r) for r in rows]
 
     def counts(self, now: Optional[float] = None) -> Counts:
         t = now_s() if now is None else now
@@ -304,7 +281,7 @@ class PostgresJobStore(JobStore):
                          "WHERE job_id = %s RETURNING *",
                          (owner, expires, t, t, job_id)).fetchone()
         assert row is not None  # the caller holds the row's lock
-        job = _job(row)
+        job = job_from_row(row)
         return Lease(job, owner, job.fence, expires)
 
     def lease_next(self, owner: str, lease_s: float, now: Optional[float] = None
@@ -373,14 +350,13 @@ class PostgresJobStore(JobStore):
             if row is None:
                 return None
             t = now_s()
-            failures = row["failures"] + 1
-            dead = failures >= max_attempts
+            state, failures, next_at, finished = failed_attempt(row["failures"], max_attempts,
+                                                                retry_delay_s, t)
             db.execute("UPDATE jobs SET state = %s, failures = %s, error = %s, "
                        "lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = %s, "
                        "finished_at = %s, updated_at = %s WHERE job_id = %s",
-                       ("dead" if dead else "failed", failures,
-                        json.dumps(error, sort_keys=True), t + (0.0 if dead else retry_delay_s),
-                        t if dead else None, t, lease.job_id))
+                       (state, failures, json.dumps(error, sort_keys=True), next_at, finished, t,
+                        lease.job_id))
             return self._get(db, lease.job_id)
 
     def confirm_cancel(self, lease: Lease) -> bool:
@@ -409,18 +385,8 @@ class PostgresJobStore(JobStore):
                               "AND lease_expires_at < %s FOR UPDATE SKIP LOCKED",
                               (t,)).fetchall()
             for row in rows:
-                job = _job(row)
-                lost = job.lost_leases + 1
-                if job.cancel_requested:
-                    state, finished = "cancelled", t
-                elif lost >= max_lost_leases:
-                    state, finished = "dead", t
-                else:
-                    state, finished = "queued", None
-                error = job.error
-                if state == "dead":
-                    error = {"type": "WorkerLost", "message": f"the job's worker was lost {lost} "
-                             "times (killed or stalled past its lease)"}
+                job = job_from_row(row)
+                state, lost, finished, error = lost_lease(job, max_lost_leases, t)
                 new = db.execute(
                     "UPDATE jobs SET state = %s, lost_leases = %s, lease_owner = NULL, "
                     "lease_expires_at = NULL, next_attempt_at = %s, finished_at = %s, "
@@ -428,5 +394,5 @@ class PostgresJobStore(JobStore):
                     (state, lost, t, finished, json.dumps(error) if error else None, t,
                      job.job_id)).fetchone()
                 assert new is not None  # locked above
-                out.append(Transition(_job(new), job.lease_owner))
+                out.append(Transition(job_from_row(new), job.lease_owner))
         return out

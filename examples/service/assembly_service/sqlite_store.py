@@ -29,6 +29,9 @@ from .store import (
     Lease,
     NotFound,
     Transition,
+    failed_attempt,
+    job_from_row,
+    lost_lease,
     now_s,
 )
 
@@ -73,32 +76,6 @@ _READY_SQL = "state IN ('queued', 'failed') AND next_attempt_at <= ?"
 # A worker's write applies only while its lease is the current one.
 _FENCED = "job_id = ? AND fence = ? AND lease_owner = ? AND state = 'running'"
 
-
-def _job(row: sqlite3.Row) -> Job:
-    return Job(
-        job_id=row["job_id"],
-        episode_id=row["episode_id"],
-        idem_key=row["idem_key"],
-        payload=json.loads(row["payload"]),
-        state=JobState(row["state"]),
-        attempts=row["attempts"],
-        failures=row["failures"],
-        lost_leases=row["lost_leases"],
-        fence=row["fence"],
-        lease_owner=row["lease_owner"],
-        lease_expires_at=row["lease_expires_at"],
-        cancel_requested=bool(row["cancel_requested"]),
-        stage=row["stage"],
-        progress=row["progress"],
-        error=json.loads(row["error"]) if row["error"] else None,
-        result=json.loads(row["result"]) if row["result"] else None,
-        output_paths=json.loads(row["output_paths"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        next_attempt_at=row["next_attempt_at"],
-    )
 
 
 class SQLiteJobStore(JobStore):
@@ -165,7 +142,7 @@ class SQLiteJobStore(JobStore):
 
     def _get(self, conn: sqlite3.Connection, job_id: str) -> Optional[Job]:
         row = conn.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
-        return _job(row) if row else None
+        return job_from_row(row) if row else None
 
     def close(self) -> None:
         with self._all_lock:
@@ -184,14 +161,14 @@ class SQLiteJobStore(JobStore):
         with self._write() as db:
             row = db.execute("SELECT * FROM jobs WHERE idem_key = ?", (idem_key,)).fetchone()
             if row:
-                return CreateResult(_job(row), created=False)
+                return CreateResult(job_from_row(row), created=False)
             marks = ",".join("?" * len(_ACTIVE))
             row = db.execute(
                 f"SELECT * FROM jobs WHERE episode_id = ? AND state IN ({marks}) "
                 "ORDER BY created_at DESC LIMIT 1", (episode_id, *_ACTIVE)).fetchone()
             if row:
                 raise Conflict(f"episode {episode_id!r} has an active job with a different "
-                               "payload", _job(row), "episode_id")
+                               "payload", job_from_row(row), "episode_id")
             for path in output_paths:
                 row = db.execute(
                     f"SELECT j.* FROM job_outputs o JOIN jobs j ON j.job_id = o.job_id "
@@ -199,7 +176,7 @@ class SQLiteJobStore(JobStore):
                     (path, *_ACTIVE)).fetchone()
                 if row:
                     raise Conflict(f"an active job of episode {row['episode_id']!r} writes "
-                                   f"{path!r}", _job(row), "output_path")
+                                   f"{path!r}", job_from_row(row), "output_path")
             t = now_s()
             job_id = uuid.uuid4().hex
             db.execute(
@@ -221,7 +198,7 @@ class SQLiteJobStore(JobStore):
         row = self._conn().execute(
             "SELECT * FROM jobs WHERE episode_id = ? ORDER BY created_at DESC, rowid DESC "
             "LIMIT 1", (episode_id,)).fetchone()
-        return _job(row) if row else None
+        return job_from_row(row) if row else None
 
     def request_cancel(self, job_id: str) -> Job:
         with self._write() as db:
@@ -254,7 +231,7 @@ class SQLiteJobStore(JobStore):
                 f"SELECT * FROM jobs WHERE episode_id = ? AND state IN ({marks}) LIMIT 1",
                 (job.episode_id, *_ACTIVE)).fetchone()
             if row:
-                raise InvalidTransition("the episode has another active job", _job(row))
+                raise InvalidTransition("the episode has another active job", job_from_row(row))
             t = now_s()
             db.execute("UPDATE jobs SET state = 'queued', failures = 0, lost_leases = 0, "
                        "cancel_requested = 0, finished_at = NULL, next_attempt_at = ?, "
@@ -267,7 +244,7 @@ class SQLiteJobStore(JobStore):
         rows = self._conn().execute(
             "SELECT * FROM jobs WHERE state = 'dead' ORDER BY finished_at DESC LIMIT ?",
             (int(limit),)).fetchall()
-        return [_job(r) for r in rows]
+        return [job_from_row(r) for r in rows]
 
     def counts(self, now: Optional[float] = None) -> Counts:
         t = now_s() if now is None else now
@@ -367,13 +344,12 @@ class SQLiteJobStore(JobStore):
                     or job.lease_owner != lease.owner):
                 return None
             t = now_s()
-            failures = job.failures + 1
-            dead = failures >= max_attempts
+            state, failures, next_at, finished = failed_attempt(job.failures, max_attempts,
+                                                                retry_delay_s, t)
             db.execute("UPDATE jobs SET state = ?, failures = ?, error = ?, lease_owner = NULL, "
                        "lease_expires_at = NULL, next_attempt_at = ?, finished_at = ?, "
                        "updated_at = ? WHERE job_id = ?",
-                       ("dead" if dead else "failed", failures, json.dumps(error, sort_keys=True),
-                        t + (0.0 if dead else retry_delay_s), t if dead else None, t,
+                       (state, failures, json.dumps(error, sort_keys=True), next_at, finished, t,
                         lease.job_id))
             return self._get(db, lease.job_id)
 
@@ -405,18 +381,8 @@ class SQLiteJobStore(JobStore):
             rows = db.execute("SELECT * FROM jobs WHERE state = 'running' "
                               "AND lease_expires_at < ?", (t,)).fetchall()
             for row in rows:
-                job = _job(row)
-                lost = job.lost_leases + 1
-                if job.cancel_requested:
-                    state, finished = "cancelled", t
-                elif lost >= max_lost_leases:
-                    state, finished = "dead", t
-                else:
-                    state, finished = "queued", None
-                error = job.error
-                if state == "dead":
-                    error = {"type": "WorkerLost", "message": f"the job's worker was lost {lost} "
-                             "times (killed or stalled past its lease)"}
+                job = job_from_row(row)
+                state, lost, finished, error = lost_lease(job, max_lost_leases, t)
                 db.execute("UPDATE jobs SET state = ?, lost_leases = ?, lease_owner = NULL, "
                            "lease_expires_at = NULL, next_attempt_at = ?, finished_at = ?, "
                            "error = ?, updated_at = ? WHERE job_id = ?",

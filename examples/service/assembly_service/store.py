@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import abc
 import enum
+import json
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 
 class JobState(str, enum.Enum):
@@ -260,6 +261,59 @@ class JobStore(abc.ABC):
     def close(self) -> None:  # pragma: no cover - default does nothing
         """Releases connections."""
 
+
+def job_from_row(row: Any) -> Job:
+    """A :class:`Job` from a ``jobs`` row read by column name (a ``sqlite3.Row`` or a
+    psycopg dict row); JSON columns are decoded."""
+    return Job(
+        job_id=row["job_id"],
+        episode_id=row["episode_id"],
+        idem_key=row["idem_key"],
+        payload=json.loads(row["payload"]),
+        state=JobState(row["state"]),
+        attempts=row["attempts"],
+        failures=row["failures"],
+        lost_leases=row["lost_leases"],
+        fence=row["fence"],
+        lease_owner=row["lease_owner"],
+        lease_expires_at=row["lease_expires_at"],
+        cancel_requested=bool(row["cancel_requested"]),
+        stage=row["stage"],
+        progress=row["progress"],
+        error=json.loads(row["error"]) if row["error"] else None,
+        result=json.loads(row["result"]) if row["result"] else None,
+        output_paths=json.loads(row["output_paths"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        next_attempt_at=row["next_attempt_at"],
+    )
+
+
+def failed_attempt(failures: int, max_attempts: int, retry_delay_s: float, t: float
+                   ) -> Tuple[str, int, float, Optional[float]]:
+    """After an attempt failed at ``t``, with ``failures`` failed attempts before it:
+    ``(state, failures, next_attempt_at, finished_at)``; ``dead`` once ``max_attempts``
+    attempts failed, else ``failed`` with the retry due ``retry_delay_s`` later."""
+    failures += 1
+    dead = failures >= max_attempts
+    return ("dead" if dead else "failed", failures, t + (0.0 if dead else retry_delay_s),
+            t if dead else None)
+
+
+def lost_lease(job: Job, max_lost_leases: int, t: float
+               ) -> Tuple[str, int, Optional[float], Optional[Dict[str, Any]]]:
+    """For a running ``job`` whose lease expired (its worker died or stalled) at ``t``:
+    ``(state, lost_leases, finished_at, error)``. A cancel request ends it ``cancelled``;
+    the ``max_lost_leases``-th loss sends it ``dead``; otherwise it is ``queued`` again."""
+    lost = job.lost_leases + 1
+    if job.cancel_requested:
+        return "cancelled", lost, t, job.error
+    if lost >= max_lost_leases:
+        return "dead", lost, t, {"type": "WorkerLost", "message": f"the job's worker was lost "
+                                 f"{lost} times (killed or stalled past its lease)"}
+    return "queued", lost, None, job.error
 
 def open_store(settings: Any) -> JobStore:
     """The store ``settings.database_url`` names (default: the SQLite file in ``data_dir``)."""

@@ -357,14 +357,13 @@ fn decode_err(label: &Path, detail: impl Into<String>, source: SymError) -> Erro
 fn guarded<T>(label: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(result) => result,
-        Err(payload) => {
-            let msg = payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".to_string());
-            Err(Error::decode(label, format!("decoder panicked on malformed input: {msg}")))
-        }
+        Err(payload) => Err(Error::decode(
+            label,
+            format!(
+                "decoder panicked on malformed input: {}",
+                crate::error::panic_message(&*payload)
+            ),
+        )),
     }
 }
 

@@ -125,6 +125,23 @@ pub(crate) fn interpolator_bound() -> f32 {
     interpolator().iter().map(|p| p.iter().map(|c| c.abs()).sum::<f32>()).fold(1.0f32, f32::max)
 }
 
+/// The largest of `peak` and the magnitudes of the three interpolated phases at the
+/// `acc.len()` points whose taps lie in `x` (`x.len() == acc.len() + TAPS - 1`); `acc` is
+/// scratch.
+fn interpolated_peak(coef: &[[f32; TAPS]; 3], x: &[f32], acc: &mut [f32], mut peak: f32) -> f32 {
+    let n = acc.len();
+    for phase in coef {
+        acc.fill(0.0);
+        for (t, &c) in phase.iter().enumerate() {
+            for (a, &s) in acc.iter_mut().zip(&x[t..t + n]) {
+                *a += c * s;
+            }
+        }
+        peak = acc.iter().fold(peak, |m, a| m.max(a.abs()));
+    }
+    peak
+}
+
 /// Largest sample or 4× interpolated magnitude over all channels for the frames
 /// `[AHEAD - 1, len - AHEAD)` of `planes` (the frames whose interpolation taps all lie
 /// inside the slices), exactly as the limiter's detector and `ebur128` see them.
@@ -137,16 +154,7 @@ pub(crate) fn true_peak_4x(planes: &[&[f32]]) -> f32 {
             continue;
         }
         let n = x.len() + 1 - TAPS;
-        let mut acc = vec![0.0f32; n];
-        for phase in &coef {
-            acc.fill(0.0);
-            for (t, &c) in phase.iter().enumerate() {
-                for (a, &s) in acc.iter_mut().zip(&x[t..t + n]) {
-                    *a += c * s;
-                }
-            }
-            peak = acc.iter().fold(peak, |m, a| m.max(a.abs()));
-        }
+        peak = interpolated_peak(&coef, x, &mut vec![0.0f32; n], peak);
         peak = x[AHEAD - 1..AHEAD - 1 + n].iter().fold(peak, |m, s| m.max(s.abs()));
     }
     peak
@@ -220,16 +228,8 @@ impl TruePeakScanner {
                 let taps = &buf[start..start + len + TAPS - 1];
                 let reach = taps.iter().fold(0.0f32, |m, s| m.max(s.abs())) * self.bound;
                 if reach > self.peak {
-                    let acc = &mut self.acc[..len];
-                    for phase in &self.coef {
-                        acc.fill(0.0);
-                        for (t, &c) in phase.iter().enumerate() {
-                            for (a, &s) in acc.iter_mut().zip(&taps[t..t + len]) {
-                                *a += c * s;
-                            }
-                        }
-                        self.peak = acc.iter().fold(self.peak, |m, a| m.max(a.abs()));
-                    }
+                    self.peak =
+                        interpolated_peak(&self.coef, taps, &mut self.acc[..len], self.peak);
                 }
                 start += len;
             }
