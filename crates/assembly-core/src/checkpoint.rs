@@ -104,10 +104,15 @@ pub(crate) struct CheckpointStore {
 }
 
 impl CheckpointStore {
-    /// Opens (creating if needed) `work_dir` for the job with key `job_key`.
+    /// Opens (creating if needed) `work_dir` for the job with key `job_key`, and removes the
+    /// temp files a killed earlier run left while writing a checkpoint.
     pub(crate) fn open(work_dir: &Path, job_key: String) -> Result<Self> {
         std::fs::create_dir_all(work_dir).map_err(|e| Error::io("create", work_dir, e))?;
-        Ok(Self { dir: work_dir.to_path_buf(), job_key })
+        let store = Self { dir: work_dir.to_path_buf(), job_key };
+        for stage in Stage::ALL {
+            crate::atomic::remove_stale_temps(&store.path(stage));
+        }
+        Ok(store)
     }
 
     fn path(&self, stage: Stage) -> PathBuf {
@@ -204,6 +209,24 @@ mod tests {
         // Truncated: rejected.
         std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
         assert!(matches!(store.load::<Plan>(Stage::Edit), Loaded::Rejected(_)));
+    }
+
+    // A run killed while writing a checkpoint leaves `.<stage>.checkpoint.tmp-*`; the next
+    // open removes it and keeps everything else.
+    #[test]
+    fn open_removes_a_killed_writers_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(dir.path(), "k".into()).unwrap();
+        store.save(Stage::Edit, &Plan { cuts: vec![(1, 2)] }).unwrap();
+        std::fs::write(dir.path().join(".analyze.checkpoint.tmp-6417-0"), b"{half").unwrap();
+        std::fs::write(dir.path().join("notes.txt"), b"mine").unwrap();
+        let _ = CheckpointStore::open(dir.path(), "k".into()).unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["edit.checkpoint", "notes.txt"]);
     }
 
     #[test]
