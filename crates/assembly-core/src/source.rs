@@ -1,5 +1,7 @@
 //! Random-access, block-readable audio: what the renderer pulls from.
 
+use std::num::NonZeroU32;
+
 use crate::AudioBuffer;
 
 /// Audio at the working rate that can be read block by block at any position.
@@ -17,6 +19,8 @@ use crate::AudioBuffer;
 /// assert_eq!(out, [2.0, 3.0, 0.0, 0.0]);
 /// ```
 pub trait FrameSource: Send + Sync {
+    /// Sample rate, Hz.
+    fn sample_rate(&self) -> NonZeroU32;
     /// Number of channels (at least 1). `read` fills exactly this many output slices.
     fn channel_count(&self) -> usize;
     /// Total length in frames.
@@ -27,7 +31,20 @@ pub trait FrameSource: Send + Sync {
     fn read(&self, start: u64, out: &mut [&mut [f32]]);
 }
 
+/// Reads frames `start .. start + len` of `src` into new planes (zeros past the end): for
+/// the short windows (splice search, crossfades) that analysis looks at.
+pub(crate) fn read_window(src: &dyn FrameSource, start: u64, len: usize) -> Vec<Vec<f32>> {
+    let mut planes = vec![vec![0.0f32; len]; src.channel_count()];
+    let mut outs: Vec<&mut [f32]> = planes.iter_mut().map(Vec::as_mut_slice).collect();
+    src.read(start, &mut outs);
+    planes
+}
+
 impl FrameSource for AudioBuffer {
+    fn sample_rate(&self) -> NonZeroU32 {
+        AudioBuffer::sample_rate(self)
+    }
+
     fn channel_count(&self) -> usize {
         AudioBuffer::channel_count(self)
     }

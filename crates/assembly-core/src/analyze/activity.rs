@@ -23,7 +23,7 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::{AudioBuffer, CancelToken};
+use crate::{CancelToken, FrameSource};
 
 /// Settings of the activity detector.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -142,9 +142,9 @@ fn percentile(values: &mut [f32], q: f64) -> f64 {
 
 /// Sum of squares over all channels of frames `range` (eight independent lanes, so the loop
 /// vectorizes instead of waiting on one accumulator).
-fn sum_sq(audio: &AudioBuffer, range: Range<usize>) -> f64 {
+fn sum_sq(planes: &[Vec<f32>], range: Range<usize>) -> f64 {
     let mut acc = 0.0f64;
-    for ch in audio.planes() {
+    for ch in planes {
         let x = &ch[range.clone()];
         let mut lanes = [0.0f32; 8];
         let chunks = x.chunks_exact(8);
@@ -163,13 +163,46 @@ fn sum_sq(audio: &AudioBuffer, range: Range<usize>) -> f64 {
     acc
 }
 
+/// Reads `src` through one cached block, so hop after hop and the short look-backs of edge
+/// refinement read each frame about once.
+struct Windows<'a> {
+    src: &'a dyn FrameSource,
+    /// How far before a missed range a new block starts (edge refinement looks back).
+    back: usize,
+    start: usize,
+    planes: Vec<Vec<f32>>,
+    len: usize,
+}
+
+impl<'a> Windows<'a> {
+    /// A reader for ranges of at most `max_range` frames.
+    fn new(src: &'a dyn FrameSource, max_range: usize) -> Self {
+        let back = (2 * max_range).max(1 << 13);
+        let block = (4 * back).max(1 << 16);
+        Self { src, back, start: 0, planes: vec![vec![0.0; block]; src.channel_count()], len: 0 }
+    }
+
+    /// Sum of squares over all channels of frames `r` (at most `max_range` frames long).
+    fn sum_sq(&mut self, r: Range<usize>) -> f64 {
+        if r.start < self.start || r.end > self.start + self.len {
+            self.start = r.start.saturating_sub(self.back);
+            let total = usize::try_from(self.src.frames()).unwrap_or(usize::MAX);
+            self.len = self.planes[0].len().min(total.saturating_sub(self.start));
+            let mut outs: Vec<&mut [f32]> =
+                self.planes.iter_mut().map(|p| &mut p[..self.len]).collect();
+            self.src.read(self.start as u64, &mut outs);
+        }
+        sum_sq(&self.planes, r.start - self.start..r.end - self.start)
+    }
+}
+
 impl ActivityMap {
     /// Analyzes `audio` (any channel count; power is averaged over channels).
     ///
     /// # Errors
     ///
     /// [`Error::InvalidInput`] if `options` are out of range.
-    pub fn analyze(audio: &AudioBuffer, options: &ActivityOptions) -> Result<Self> {
+    pub fn analyze(audio: &dyn FrameSource, options: &ActivityOptions) -> Result<Self> {
         Self::analyze_cancellable(audio, options, &CancelToken::new())
     }
 
@@ -179,16 +212,19 @@ impl ActivityMap {
     ///
     /// [`Error::InvalidInput`] if `options` are out of range; [`Error::Cancelled`].
     pub fn analyze_cancellable(
-        audio: &AudioBuffer,
+        audio: &dyn FrameSource,
         options: &ActivityOptions,
         cancel: &CancelToken,
     ) -> Result<Self> {
         options.validate()?;
         let rate = audio.sample_rate();
-        let frames = audio.frames();
+        let frames = usize::try_from(audio.frames())
+            .map_err(|_| Error::invalid_input("audio", "too long to analyze"))?;
         let hop =
             ((u64::from(rate.get()) * u64::from(options.hop_ms) + 500) / 1000).max(1) as usize;
         let channels = audio.channel_count();
+        let sub = ((rate.get() as usize).div_ceil(1000)).max(1);
+        let mut win = Windows::new(audio, hop.max(sub));
         let n_hops = frames.div_ceil(hop);
         let mut levels_db = Vec::with_capacity(n_hops);
         for h in 0..n_hops {
@@ -197,7 +233,7 @@ impl ActivityMap {
             }
             let r = h * hop..((h + 1) * hop).min(frames);
             let n = r.len() * channels;
-            levels_db.push(power_db(sum_sq(audio, r), n) as f32);
+            levels_db.push(power_db(win.sum_sq(r), n) as f32);
         }
         let floor = options.floor_dbfs;
         let mut loud: Vec<f32> =
@@ -215,12 +251,10 @@ impl ActivityMap {
         let edge_threshold = (noise + options.above_noise_db).max(floor).min(threshold);
 
         // Active hop runs, edges refined to 1 ms sub-windows, then extended by hysteresis.
-        let sub = ((rate.get() as usize).div_ceil(1000)).max(1);
-        let sub_db = |r: Range<usize>| {
+        let mut sub_db = |r: Range<usize>| {
             let n = r.len() * channels;
-            power_db(sum_sq(audio, r), n)
+            power_db(win.sum_sq(r), n)
         };
-        let loud_sub = |r: Range<usize>| sub_db(r) > threshold;
         let max_extend = rate.get() as usize * 150 / 1000;
         let mut prev_end = 0usize;
         let min_len = u64::from(rate.get()) * u64::from(options.min_activity_ms) / 1000;
@@ -242,7 +276,7 @@ impl ActivityMap {
             let mut p = lo;
             while p < hi {
                 let q = (p + sub).min(hi);
-                if loud_sub(p..q) {
+                if sub_db(p..q) > threshold {
                     start = p;
                     break;
                 }
@@ -255,7 +289,7 @@ impl ActivityMap {
             let mut q = hi;
             while q > lo {
                 let p = q.saturating_sub(sub).max(lo);
-                if loud_sub(p..q) {
+                if sub_db(p..q) > threshold {
                     end = q;
                     break;
                 }

@@ -71,7 +71,7 @@ use crate::analyze::activity::ActivityMap;
 use crate::error::{Error, Result};
 use crate::transcript::Transcript;
 use crate::warning::Warning;
-use crate::{AudioBuffer, CancelToken, ms_to_frames, seconds_to_frames};
+use crate::{AudioBuffer, CancelToken, FrameSource, ms_to_frames, seconds_to_frames};
 
 /// A clip that can be inserted into the content (an inserted segment or a sound effect),
 /// at the content's sample rate. Its channels are adapted when read.
@@ -94,7 +94,7 @@ pub(crate) struct WordSpan {
 
 /// Everything the operations look at.
 pub(crate) struct Ctx<'a> {
-    pub audio: &'a AudioBuffer,
+    pub audio: &'a dyn FrameSource,
     pub rate: NonZeroU32,
     pub n: u64,
     pub words: Vec<WordSpan>,
@@ -141,7 +141,7 @@ impl Ctx<'_> {
 ///
 /// As [`plan_with`].
 pub fn plan(
-    audio: &AudioBuffer,
+    audio: &dyn FrameSource,
     transcript: Option<&Transcript>,
     clips: &[Clip],
     options: &CleanupOptions,
@@ -160,7 +160,7 @@ pub fn plan(
 /// [`Error::InvalidInput`] naming the field for invalid options, an unknown clip id, a clip at
 /// another sample rate, or an activity map of other audio; [`Error::Cancelled`].
 pub fn plan_with(
-    audio: &AudioBuffer,
+    audio: &dyn FrameSource,
     transcript: Option<&Transcript>,
     clips: &[Clip],
     options: &CleanupOptions,
@@ -187,12 +187,12 @@ pub fn plan_with(
             ));
         }
     }
-    let n = audio.frames() as u64;
+    let n = audio.frames();
     let mut warnings: Vec<Warning> = Vec::new();
     let mut words = Vec::new();
     if let Some(t) = transcript {
         let mut t = t.clone();
-        warnings.extend(t.fit_to_duration(audio.duration_s()));
+        warnings.extend(t.fit_to_duration(n as f64 / f64::from(rate.get())));
         for w in t.words() {
             let start = seconds_to_frames(w.start_s, rate).min(n);
             let end = seconds_to_frames(w.end_s, rate).min(n).max(start);

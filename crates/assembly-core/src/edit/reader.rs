@@ -6,6 +6,7 @@ use super::Clip;
 use super::plan::{EditPlan, Fill, SegmentSource};
 use super::splice::{crossfade_gains, fade_in_gain};
 use crate::error::{Error, Result};
+use crate::source::read_window;
 use crate::{AudioBuffer, FrameSource};
 
 /// Per segment: what to read, resolved against the source and clips.
@@ -47,9 +48,9 @@ struct Seg {
 /// edited.read(15_800, &mut [block.as_mut_slice()]);
 /// assert_eq!(block[300], 0.0); // past the end
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct EditedAudio<'a> {
-    source: &'a AudioBuffer,
+    source: &'a dyn FrameSource,
     clips: Vec<&'a AudioBuffer>,
     segs: Vec<Seg>,
     crossfades: Vec<super::plan::Crossfade>,
@@ -64,11 +65,11 @@ impl<'a> EditedAudio<'a> {
     /// [`Error::InvalidInput`] if the plan was made for other audio (rate, channels, length),
     /// names a clip that is missing or shorter than planned or at another rate, or is
     /// internally inconsistent (segments not contiguous, reads outside the source).
-    pub fn new(source: &'a AudioBuffer, plan: &EditPlan, clips: &'a [Clip]) -> Result<Self> {
+    pub fn new(source: &'a dyn FrameSource, plan: &EditPlan, clips: &'a [Clip]) -> Result<Self> {
         let bad = |detail: String| Error::invalid_input("edit_plan", detail);
         if plan.sample_rate != source.sample_rate().get()
             || plan.channels != source.channel_count()
-            || plan.source_frames != source.frames() as u64
+            || plan.source_frames != source.frames()
         {
             return Err(bad(format!(
                 "made for {} Hz × {} ch × {} frames, the source is {} Hz × {} ch × {} frames",
@@ -239,10 +240,9 @@ impl<'a> EditedAudio<'a> {
         match &seg.src {
             Src::Silence => return,
             Src::Source(s0) => {
-                let s = (s0 + k0) as usize;
-                for (plane, dst) in self.source.planes().iter().zip(out.iter_mut()).take(n_out) {
-                    dst[dst0..dst0 + len].copy_from_slice(&plane[s..s + len]);
-                }
+                let mut dsts: Vec<&mut [f32]> =
+                    out.iter_mut().take(n_out).map(|d| &mut d[dst0..dst0 + len]).collect();
+                self.source.read(s0 + k0, &mut dsts);
             }
             Src::Beep { w, amp, fade } => {
                 for i in 0..len as u64 {
@@ -306,7 +306,24 @@ impl<'a> EditedAudio<'a> {
     }
 }
 
+impl std::fmt::Debug for EditedAudio<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EditedAudio")
+            .field("rate", &self.source.sample_rate())
+            .field("channels", &self.source.channel_count())
+            .field("source_frames", &self.source.frames())
+            .field("segments", &self.segs.len())
+            .field("crossfades", &self.crossfades.len())
+            .field("frames", &self.frames)
+            .finish()
+    }
+}
+
 impl FrameSource for EditedAudio<'_> {
+    fn sample_rate(&self) -> std::num::NonZeroU32 {
+        self.source.sample_rate()
+    }
+
     fn channel_count(&self) -> usize {
         self.source.channel_count()
     }
@@ -334,18 +351,19 @@ impl FrameSource for EditedAudio<'_> {
             }
         }
         let j = self.crossfades.partition_point(|c| c.output_frame + c.half_frames <= start);
-        let planes = self.source.planes();
         for c in self.crossfades[j..].iter().take_while(|c| c.output_frame - c.half_frames < end) {
             let h = c.half_frames;
             let from = start.max(c.output_frame - h);
             let to = end.min(c.output_frame + h);
-            for p in from..to {
-                let d = p as i64 - c.output_frame as i64;
-                let (go, gi) = crossfade_gains(d, h, c.correlation);
-                let l = (c.left_source_frame as i64 + d) as usize;
-                let r = (c.right_source_frame as i64 + d) as usize;
-                for (plane, dst) in planes.iter().zip(out.iter_mut()).take(n_out) {
-                    dst[(p - start) as usize] = go * plane[l] + gi * plane[r];
+            // Both sides of the join over [from, to): source frames `side + d`, d from the join.
+            let d0 = from as i64 - c.output_frame as i64;
+            let len = (to - from) as usize;
+            let left = read_window(self.source, (c.left_source_frame as i64 + d0) as u64, len);
+            let right = read_window(self.source, (c.right_source_frame as i64 + d0) as u64, len);
+            for (k, p) in (from..to).enumerate() {
+                let (go, gi) = crossfade_gains(d0 + k as i64, h, c.correlation);
+                for ((l, r), dst) in left.iter().zip(&right).zip(out.iter_mut()).take(n_out) {
+                    dst[(p - start) as usize] = go * l[k] + gi * r[k];
                 }
             }
         }

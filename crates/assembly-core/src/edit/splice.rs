@@ -21,24 +21,32 @@ use std::ops::Range;
 use super::Ctx;
 use super::merge::Merged;
 use super::options::SpliceOptions;
+use crate::source::read_window;
 
-/// Sum of the channels at frame `i` (0 outside the audio).
-fn mix(ctx: &Ctx<'_>, i: u64) -> f32 {
-    let Ok(i) = usize::try_from(i) else { return 0.0 };
-    ctx.audio.planes().iter().map(|c| c.get(i).copied().unwrap_or(0.0)).sum()
+/// Sum of the channels at frames `start .. start + len` (0 outside the audio).
+fn mix_window(ctx: &Ctx<'_>, start: u64, len: usize) -> Vec<f32> {
+    let planes = read_window(ctx.audio, start, len);
+    let mut sum = planes[0].clone();
+    for p in &planes[1..] {
+        for (s, x) in sum.iter_mut().zip(p) {
+            *s += x;
+        }
+    }
+    sum
 }
 
 /// Mean power over channels of frames `r`, in dBFS (−140 for silence or an empty range).
 pub(crate) fn level_db(ctx: &Ctx<'_>, r: Range<u64>) -> f64 {
-    let (s, e) = (r.start.min(ctx.n) as usize, r.end.min(ctx.n) as usize);
+    let (s, e) = (r.start.min(ctx.n), r.end.min(ctx.n));
     if e <= s {
         return -140.0;
     }
     let mut acc = 0.0f64;
-    for c in ctx.audio.planes() {
-        acc += c[s..e].iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>();
+    let planes = read_window(ctx.audio, s, (e - s) as usize);
+    for c in &planes {
+        acc += c.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>();
     }
-    let p = acc / ((e - s) * ctx.audio.channel_count()) as f64;
+    let p = acc / ((e - s) as usize * planes.len()) as f64;
     if p <= 1e-14 { -140.0 } else { 10.0 * p.log10() }
 }
 
@@ -56,11 +64,11 @@ fn quietest(ctx: &Ctx<'_>, lo: u64, hi: u64, orig: u64, window: u64) -> u64 {
     let len = (r1 - r0) as usize;
     let mut pre = Vec::with_capacity(len + 1);
     pre.push(0.0f64);
-    let planes = ctx.audio.planes();
+    let planes = read_window(ctx.audio, r0, len);
     let mut acc = 0.0f64;
-    for i in r0 as usize..r1 as usize {
+    for i in 0..len {
         let mut p = 0.0f32;
-        for c in planes {
+        for c in &planes {
             p += c[i] * c[i];
         }
         acc += f64::from(p);
@@ -90,9 +98,17 @@ fn quietest(ctx: &Ctx<'_>, lo: u64, hi: u64, orig: u64, window: u64) -> u64 {
 /// The nearest rising zero crossing to `p` within `radius` and `[lo, hi]`, else `p`.
 fn zero_cross(ctx: &Ctx<'_>, p: u64, lo: u64, hi: u64, radius: u64) -> u64 {
     let lo = lo.max(1);
+    // Frames w0 ..= p + radius hold every candidate c and its predecessor c - 1.
+    let w0 = p.saturating_sub(radius).max(lo) - 1;
+    let Some(w1) = p.checked_add(radius).map(|e| e.min(hi)) else { return p };
+    if w1 < w0 + 1 {
+        return p;
+    }
+    let m = mix_window(ctx, w0, (w1 - w0 + 1) as usize);
+    let at = |i: u64| m[(i - w0) as usize];
     for d in 0..=radius {
         for c in [p.checked_add(d), p.checked_sub(d)].into_iter().flatten() {
-            if c >= lo && c <= hi && mix(ctx, c - 1) < 0.0 && mix(ctx, c) >= 0.0 {
+            if c >= lo && c <= hi && at(c - 1) < 0.0 && at(c) >= 0.0 {
                 return c;
             }
         }
@@ -219,10 +235,14 @@ pub(crate) fn fade_half(ctx: &Ctx<'_>, level: f64, o: &SpliceOptions) -> u64 {
 /// clamped to [0, 1].
 pub(crate) fn correlation(ctx: &Ctx<'_>, a: u64, b: u64, h: u64) -> f32 {
     let (mut xy, mut xx, mut yy) = (0.0f64, 0.0f64, 0.0f64);
-    for d in 0..2 * h {
-        let (Some(i), Some(j)) = ((a + d).checked_sub(h), (b + d).checked_sub(h)) else { continue };
-        let x = f64::from(mix(ctx, i));
-        let y = f64::from(mix(ctx, j));
+    let len = (2 * h) as usize;
+    // Frames before 0 are skipped (as if absent), so the windows start at the first frame
+    // both sides have.
+    let skip = h.saturating_sub(a.min(b));
+    let (xs, ys) = (mix_window(ctx, a + skip - h, len), mix_window(ctx, b + skip - h, len));
+    for k in 0..len.saturating_sub(skip as usize) {
+        let x = f64::from(xs[k]);
+        let y = f64::from(ys[k]);
         xy += x * y;
         xx += x * x;
         yy += y * y;

@@ -439,6 +439,10 @@ struct Scratch {
 }
 
 impl FrameSource for Mix<'_> {
+    fn sample_rate(&self) -> NonZeroU32 {
+        self.rate
+    }
+
     fn channel_count(&self) -> usize {
         self.channels
     }
