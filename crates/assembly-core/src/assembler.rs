@@ -30,7 +30,9 @@ use crate::progress::{ProgressSink, Reporter, Stage};
 use crate::render::{self, MasterPlan, Mix, RenderOptions, Sources};
 use crate::spec::{CONTENT_ASSET, Spec};
 use crate::transcript::{CueOptions, Transcript, Word};
-use crate::{AudioBuffer, CancelToken, Chapter, FrameSource, frames_to_ms};
+use crate::{
+    AudioBuffer, CancelToken, Chapter, CompactAudio, CompactBuilder, FrameSource, frames_to_ms,
+};
 
 /// Runs one assembly job described by a [`Spec`].
 ///
@@ -149,7 +151,8 @@ struct Arranged {
 
 /// Decoded inputs at the working rate.
 struct Inputs {
-    content: AudioBuffer,
+    /// The content, kept compactly (an hour of speech is ~0.2 GB instead of 635 MB as f32).
+    content: CompactAudio,
     assets: BTreeMap<String, AudioBuffer>,
     /// The assets the cleanup inserts (clips, sound effects), copied once.
     clips: Vec<Clip>,
@@ -329,7 +332,7 @@ impl Assembler {
         rep.end(Stage::Load, "inputs decoded");
         stage_ms.insert(Stage::Load, t0.elapsed().as_millis() as u64);
 
-        let analysis = staged!(Stage::Analyze, Analysis, self.analyze(&inputs));
+        let analysis = staged!(Stage::Analyze, Analysis, self.analyze(&inputs, cancel));
         let edit_plan = staged!(Stage::Edit, EditPlan, self.edit_plan(&inputs, cancel));
         if edit_plan.source_frames != analysis.content_frames {
             return Err(Error::internal("edit checkpoint does not match the decoded content"));
@@ -433,7 +436,7 @@ impl Assembler {
             )
         };
         rep.update(Stage::Load, 0.0, "decoding content");
-        let content = decode(&self.spec.content, None)?;
+        let content = load_content(&self.spec.content, &opts, fmt.rate, cancel)?;
         let mut assets = BTreeMap::new();
         for (i, (id, path)) in self.spec.assets.iter().enumerate() {
             rep.update(Stage::Load, (i + 1) as f64 / total as f64, "decoding assets");
@@ -457,10 +460,10 @@ impl Assembler {
         Ok(Inputs { content, assets, clips, transcript, activity: OnceCell::new() })
     }
 
-    fn analyze(&self, inputs: &Inputs) -> Result<Analysis> {
+    fn analyze(&self, inputs: &Inputs, cancel: &CancelToken) -> Result<Analysis> {
         Ok(Analysis {
-            content_loudness: loudness::measure(&inputs.content)?,
-            content_frames: inputs.content.frames() as u64,
+            content_loudness: loudness::measure_source(&inputs.content, cancel)?,
+            content_frames: inputs.content.frames(),
         })
     }
 
@@ -732,7 +735,62 @@ impl Assembler {
     }
 }
 
-/// Runs `f`, turning a panic into [`Error::Internal`].
+/// Grid of the stored content, bits: exact for 16-bit sources, and far below the noise of
+/// lossy ones (see `compact`).
+const CONTENT_BITS: u32 = 16;
+
+/// Decodes the content into compact storage. At the working rate with at most two channels
+/// (the usual case) each decoded block goes straight in, so the whole recording never exists
+/// as `f32`; otherwise it is decoded, converted (resampled, downmixed to two channels) and
+/// then stored.
+fn load_content(
+    path: &Path,
+    opts: &DecodeOptions,
+    rate: NonZeroU32,
+    cancel: &CancelToken,
+) -> Result<CompactAudio> {
+    enum Target {
+        Start,
+        Compact(CompactBuilder),
+        Planes(NonZeroU32, Vec<Vec<f32>>),
+    }
+    let mut into = Target::Start;
+    let d = load::decode_file_streaming(path, opts, cancel, &mut |r, planes| {
+        if let Target::Start = into {
+            let r = NonZeroU32::new(r).ok_or_else(|| Error::decode(path, "sample rate 0"))?;
+            into = if r == rate && planes.len() <= 2 {
+                Target::Compact(CompactAudio::builder(rate, planes.len(), CONTENT_BITS)?)
+            } else {
+                Target::Planes(r, vec![Vec::new(); planes.len()])
+            };
+        }
+        match &mut into {
+            Target::Compact(b) => b.push(planes),
+            Target::Planes(r0, acc) if r0.get() == r && acc.len() == planes.len() => {
+                for (a, p) in acc.iter_mut().zip(planes) {
+                    a.extend_from_slice(p);
+                }
+                Ok(())
+            }
+            _ => Err(Error::decode(path, "the format changes mid-stream")),
+        }
+    })?;
+    match into {
+        Target::Compact(b) => Ok(b.finish()),
+        Target::Planes(r, planes) => {
+            let buf = AudioBuffer::from_planar(r, planes)?;
+            let ch = buf.channel_count().min(2);
+            let buf =
+                load::into_working_format(buf, &WorkingFormat { rate, channels: ch }, cancel)?;
+            CompactAudio::from_buffer(&buf, CONTENT_BITS)
+        }
+        Target::Start => {
+            let ch = usize::from(d.info.channels).clamp(1, 2);
+            Ok(CompactAudio::builder(rate, ch, CONTENT_BITS)?.finish())
+        }
+    }
+}
+
 /// Decodes the file at `path` block by block into a loudness meter (true peak included),
 /// holding no more than one block of its audio.
 fn measure_file(path: &Path, cancel: &CancelToken) -> Result<Loudness> {
@@ -750,6 +808,7 @@ fn measure_file(path: &Path, cancel: &CancelToken) -> Result<Loudness> {
     }
 }
 
+/// Runs `f`, turning a panic into [`Error::Internal`].
 fn guard<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r,

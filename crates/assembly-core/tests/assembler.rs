@@ -352,3 +352,50 @@ fn decoded_mp3_lands_on_target_from_any_input_level() {
         assert!((reported.true_peak_dbtp - l.true_peak_dbtp).abs() < 1e-9, "{name}");
     }
 }
+
+/// The content is stored compactly (16-bit grid, bit-packed): a 16-bit source at the working
+/// rate reads back bit for bit, so the reported input loudness is the decoded file's; a float
+/// source is within half a 16-bit step, and its over-full-scale peaks survive to the limiter.
+#[test]
+fn content_is_stored_losslessly_for_16_bit_and_keeps_float_peaks() {
+    let rate = NonZeroU32::new(44_100).unwrap();
+    let n = 44_100 * 10;
+    for (name, format, gain) in [
+        ("pcm16 stereo", OutputFormat::wav16(), 1.0f32),
+        (
+            "f32 over full scale",
+            OutputFormat::Wav { sample_format: assembly_core::encode::WavSampleFormat::Float32 },
+            8.0,
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let content = dir.path().join("in.wav");
+        let l: Vec<f32> = synth::speech_like(rate, 8, -18.0, n).iter().map(|x| x * gain).collect();
+        let r = synth::speech_like(rate, 9, -21.0, n);
+        let audio = assembly_core::AudioBuffer::from_planar(rate, vec![l, r]).unwrap();
+        write_file(&content, &audio, &format, &Tags::default()).unwrap();
+        let mut spec = Spec::from_json(
+            r#"{"version": 1, "content": "in.wav",
+                "cleanup": {"remove_fillers": false, "remove_pauses": false},
+                "output": {"path": "out.wav", "encoding": {"format": "wav"}}}"#,
+        )
+        .unwrap();
+        spec.resolve_paths(dir.path());
+        let report =
+            Assembler::new(spec).unwrap().run(&mut NoProgress, &CancelToken::new()).unwrap();
+        let decoded =
+            load::decode_file(&content, &Default::default(), &CancelToken::new()).unwrap().audio;
+        assert!(decoded.channel(0).iter().any(|x| x.abs() > 1.0) == (gain > 1.0), "{name}");
+        let want = assembly_core::analyze::loudness::measure(&decoded).unwrap();
+        let got = report.loudness_in;
+        // Lossless: equal up to the order of sums. Float: half a 16-bit step moves the
+        // loudness by far less than 0.001 LU and the peak by less than 0.001 dB.
+        let tol = if gain > 1.0 { 1e-3 } else { 1e-9 };
+        assert!((got.integrated_lufs - want.integrated_lufs).abs() < tol, "{name}: {got:?}");
+        assert!((got.sample_peak_dbfs - want.sample_peak_dbfs).abs() < tol, "{name}: {got:?}");
+        assert!(got.sample_peak_dbfs > 0.5 || gain == 1.0, "{name}: peaks kept: {got:?}");
+        assert_eq!(report.output.frames, n as u64, "{name}");
+        let out = report.loudness_out.unwrap();
+        assert!((out.integrated_lufs + 16.0).abs() < 0.5 && out.true_peak_dbtp <= -1.0, "{out:?}");
+    }
+}

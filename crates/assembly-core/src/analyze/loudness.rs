@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 use std::num::NonZeroU32;
 
 use super::meter::FastMeter;
-use crate::AudioBuffer;
 use crate::error::{Error, Result};
 use crate::master::TruePeakScanner;
+use crate::{AudioBuffer, CancelToken, FrameSource};
 
 /// What a loudness measurement found.
 ///
@@ -146,6 +146,45 @@ impl LoudnessMeter {
 pub fn measure(buffer: &AudioBuffer) -> Result<Loudness> {
     let mut m = LoudnessMeter::new(buffer.channel_count(), buffer.sample_rate().get(), true)?;
     m.add(buffer)?;
+    m.finish()
+}
+
+/// Measures any [`FrameSource`] (true peak included), reading it block by block, so memory
+/// stays one block whatever its length.
+///
+/// # Errors
+///
+/// [`Error::InvalidInput`] if its rate or channel count cannot be metered;
+/// [`Error::Cancelled`].
+///
+/// # Examples
+///
+/// ```
+/// use std::num::NonZeroU32;
+/// use assembly_core::{CancelToken, CompactAudio, analyze::loudness, synth};
+///
+/// let rate = NonZeroU32::new(48_000).unwrap();
+/// let talk = synth::mono(rate, synth::speech_like(rate, 5, -23.0, 48_000 * 8));
+/// let compact = CompactAudio::from_buffer(&talk, 16).unwrap();
+/// let a = loudness::measure(&talk).unwrap();
+/// let b = loudness::measure_source(&compact, &CancelToken::new()).unwrap();
+/// assert!((a.integrated_lufs - b.integrated_lufs).abs() < 0.001);
+/// ```
+pub fn measure_source(src: &dyn FrameSource, cancel: &CancelToken) -> Result<Loudness> {
+    const BLOCK: usize = 1 << 16;
+    let ch = src.channel_count();
+    let mut m = LoudnessMeter::new(ch, src.sample_rate().get(), true)?;
+    let mut planes = vec![vec![0.0f32; BLOCK]; ch];
+    let mut pos = 0u64;
+    while pos < src.frames() {
+        cancel.check()?;
+        let n = (src.frames() - pos).min(BLOCK as u64) as usize;
+        let mut outs: Vec<&mut [f32]> = planes.iter_mut().map(|p| &mut p[..n]).collect();
+        src.read(pos, &mut outs);
+        let ins: Vec<&[f32]> = planes.iter().map(|p| &p[..n]).collect();
+        m.add_planar(&ins)?;
+        pos += n as u64;
+    }
     m.finish()
 }
 
