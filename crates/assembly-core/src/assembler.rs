@@ -739,52 +739,73 @@ impl Assembler {
 /// lossy ones (see `compact`).
 const CONTENT_BITS: u32 = 16;
 
-/// Decodes the content into compact storage. At the working rate with at most two channels
-/// (the usual case) each decoded block goes straight in, so the whole recording never exists
-/// as `f32`; otherwise it is decoded, converted (resampled, downmixed to two channels) and
-/// then stored.
+/// Decodes the content into compact storage, block by block: each decoded block is downmixed
+/// (more than two channels become two), resampled to the working rate when it differs (the
+/// streaming [`load::Resampler`], which gives the same samples as resampling the whole
+/// recording) and appended, so the recording never exists in memory as `f32`.
 fn load_content(
     path: &Path,
     opts: &DecodeOptions,
     rate: NonZeroU32,
     cancel: &CancelToken,
 ) -> Result<CompactAudio> {
-    enum Target {
-        Start,
-        Compact(CompactBuilder),
-        Planes(NonZeroU32, Vec<Vec<f32>>),
+    struct Pipeline {
+        from: (u32, usize),
+        resampler: Option<load::Resampler>,
+        out: Vec<Vec<f32>>,
+        builder: CompactBuilder,
     }
-    let mut into = Target::Start;
+    let mut pipe: Option<Pipeline> = None;
     let d = load::decode_file_streaming(path, opts, cancel, &mut |r, planes| {
-        if let Target::Start = into {
-            let r = NonZeroU32::new(r).ok_or_else(|| Error::decode(path, "sample rate 0"))?;
-            into = if r == rate && planes.len() <= 2 {
-                Target::Compact(CompactAudio::builder(rate, planes.len(), CONTENT_BITS)?)
-            } else {
-                Target::Planes(r, vec![Vec::new(); planes.len()])
-            };
+        let from = (r, planes.len());
+        let p = match &mut pipe {
+            Some(p) => p,
+            None => {
+                let from_rate =
+                    NonZeroU32::new(r).ok_or_else(|| Error::decode(path, "sample rate 0"))?;
+                let ch = planes.len().min(2);
+                let resampler = (from_rate != rate)
+                    .then(|| load::Resampler::new(from_rate, rate, ch))
+                    .transpose()?;
+                let builder = CompactAudio::builder(rate, ch, CONTENT_BITS)?;
+                pipe.insert(Pipeline { from, resampler, out: vec![Vec::new(); ch], builder })
+            }
+        };
+        if from != p.from {
+            return Err(Error::decode(path, "the sample rate or channel count changes mid-stream"));
         }
-        match &mut into {
-            Target::Compact(b) => b.push(planes),
-            Target::Planes(r0, acc) if r0.get() == r && acc.len() == planes.len() => {
-                for (a, p) in acc.iter_mut().zip(planes) {
-                    a.extend_from_slice(p);
-                }
+        let mixed;
+        let planes: Vec<&[f32]> = if planes.len() > 2 {
+            let block = AudioBuffer::from_planar(
+                NonZeroU32::new(r).unwrap_or(rate),
+                planes.iter().map(|p| p.to_vec()).collect(),
+            )?;
+            mixed = load::remix(&block, 2)?;
+            mixed.planes().iter().map(Vec::as_slice).collect()
+        } else {
+            planes.to_vec()
+        };
+        match &mut p.resampler {
+            None => p.builder.push(&planes),
+            Some(rs) => {
+                rs.push(&planes, &mut p.out)?;
+                let outs: Vec<&[f32]> = p.out.iter().map(Vec::as_slice).collect();
+                p.builder.push(&outs)?;
+                p.out.iter_mut().for_each(Vec::clear);
                 Ok(())
             }
-            _ => Err(Error::decode(path, "the format changes mid-stream")),
         }
     })?;
-    match into {
-        Target::Compact(b) => Ok(b.finish()),
-        Target::Planes(r, planes) => {
-            let buf = AudioBuffer::from_planar(r, planes)?;
-            let ch = buf.channel_count().min(2);
-            let buf =
-                load::into_working_format(buf, &WorkingFormat { rate, channels: ch }, cancel)?;
-            CompactAudio::from_buffer(&buf, CONTENT_BITS)
+    match pipe {
+        Some(mut p) => {
+            if let Some(rs) = p.resampler.take() {
+                rs.finish(&mut p.out)?;
+                let outs: Vec<&[f32]> = p.out.iter().map(Vec::as_slice).collect();
+                p.builder.push(&outs)?;
+            }
+            Ok(p.builder.finish())
         }
-        Target::Start => {
+        None => {
             let ch = usize::from(d.info.channels).clamp(1, 2);
             Ok(CompactAudio::builder(rate, ch, CONTENT_BITS)?.finish())
         }

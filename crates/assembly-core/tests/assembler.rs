@@ -399,3 +399,39 @@ fn content_is_stored_losslessly_for_16_bit_and_keeps_float_peaks() {
         assert!((out.integrated_lufs + 16.0).abs() < 0.5 && out.true_peak_dbtp <= -1.0, "{out:?}");
     }
 }
+
+/// Content at another rate or with more than two channels is downmixed and resampled block by
+/// block as it is decoded: the same audio (up to the 16-bit storage grid) as converting the
+/// whole decoded file, and exactly `resampled_len` frames long.
+#[test]
+fn content_is_converted_while_streaming_like_the_whole_file() {
+    let hz = |r| NonZeroU32::new(r).unwrap();
+    for (from, channels) in [(48_000u32, 1usize), (22_050, 2), (48_000, 6)] {
+        let dir = tempfile::tempdir().unwrap();
+        let content = dir.path().join("in.wav");
+        let n = from as usize * 7 + 333;
+        let planes: Vec<Vec<f32>> =
+            (0..channels).map(|c| synth::speech_like(hz(from), c as u64, -20.0, n)).collect();
+        let audio = assembly_core::AudioBuffer::from_planar(hz(from), planes).unwrap();
+        write_file(&content, &audio, &OutputFormat::wav16(), &Tags::default()).unwrap();
+        let mut spec = Spec::from_json(
+            r#"{"version": 1, "content": "in.wav",
+                "cleanup": {"remove_fillers": false, "remove_pauses": false},
+                "output": {"path": "out.wav", "encoding": {"format": "wav"}}}"#,
+        )
+        .unwrap();
+        spec.resolve_paths(dir.path());
+        let report =
+            Assembler::new(spec).unwrap().run(&mut NoProgress, &CancelToken::new()).unwrap();
+        let decoded =
+            load::decode_file(&content, &Default::default(), &CancelToken::new()).unwrap().audio;
+        let fmt = load::WorkingFormat { rate: hz(44_100), channels: channels.min(2) };
+        let whole = load::to_working_format(&decoded, &fmt, &CancelToken::new()).unwrap();
+        assert_eq!(whole.frames() as u64, load::resampled_len(n as u64, hz(from), hz(44_100)));
+        assert_eq!(report.output.frames, whole.frames() as u64, "{from} Hz × {channels}");
+        let want = assembly_core::analyze::loudness::measure(&whole).unwrap();
+        let got = report.loudness_in;
+        assert!((got.integrated_lufs - want.integrated_lufs).abs() < 1e-3, "{got:?} {want:?}");
+        assert!((got.true_peak_dbtp - want.true_peak_dbtp).abs() < 1e-3, "{got:?} {want:?}");
+    }
+}
