@@ -1,0 +1,659 @@
+//! Parallel MP3 decoding, bit-identical to the sequential engine.
+//!
+//! The calling thread reads packets (MPEG frames) with symphonia's own MP3 reader, exactly as
+//! the sequential engine does, and cuts them into ranges of consecutive packets. Workers (one
+//! per thread, scoped) each decode whole ranges with their own decoder. A decoder's output
+//! depends on earlier frames through three pieces of state, so each range starts a few packets
+//! EARLY and drops what those warm-up packets decode to:
+//!
+//! - the bit reservoir: a frame's main data may start up to 511 bytes (MPEG-1; 255 for
+//!   MPEG-2/2.5) before its own main-data slot, in the slots of earlier frames;
+//! - the IMDCT overlap: each granule adds the second half of the previous granule's IMDCT;
+//! - the polyphase synthesis filter: 16 blocks of 64 values of history, less than a granule.
+//!
+//! So a granule's output is exact once it, the granule before and the one before that decode
+//! from the right main data. The warm-up therefore is: enough packets that their main-data slots
+//! hold 511 (255) bytes, so every later frame finds its reservoir bytes, plus the packets of two
+//! granules (one MPEG-1 packet, two MPEG-2 packets). Measured on LAME files (see the tests):
+//! at 128 kbit/s one packet of reservoir plus the granule packets is the minimum that gives
+//! identical output, one packet less differs; the rule computes exactly that from the packet
+//! sizes, so low bitrates (small slots) get more warm-up automatically.
+//!
+//! The calling thread hands the decoded packets, in order, to the same accumulator the
+//! sequential engine uses (priming, limits, store or sink), one sink block per packet as the
+//! sequential engine delivers them. Anything the parallel path cannot reproduce exactly — a
+//! packet that fails to decode (also as warm-up), a change of rate or channels, a reader error,
+//! a stuck stream, a warm-up the kept history cannot cover — ends it: the caller decodes again
+//! sequentially, skipping the frames the sink already got. Output is therefore always what the
+//! sequential engine produces.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::num::NonZeroUsize;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Mutex, mpsc};
+
+use symphonia::core::codecs::audio::{AudioCodecParameters, AudioDecoder, AudioDecoderOptions};
+use symphonia::core::packet::Packet;
+
+use super::{
+    Acc, BlockSink, DecodeOptions, Decoded, Input, MAX_EMPTY_PACKETS_IN_A_ROW, Mode, Opened,
+    Report, finish,
+};
+use crate::{CancelToken, Error, Result};
+
+/// Packets per range, at most (a range of 1000 MPEG-1 packets is 26 s of audio).
+const MAX_RANGE_PACKETS: usize = 1000;
+/// Packets per range, at least; files under two ranges decode sequentially.
+const MIN_RANGE_PACKETS: usize = 256;
+/// Ranges each worker may have in flight (queued, decoding, or waiting to be consumed).
+const RANGES_PER_WORKER: usize = 2;
+/// Packets kept from before a range for its warm-up. The rule needs at most ~10 (MPEG-2.5 at
+/// 8 kbit/s has 35-byte slots: 8 for 255 bytes, plus 2); more is never needed for valid input.
+const MAX_WARMUP_PACKETS: usize = 48;
+
+/// How a file is split: threads, packets per range, warm-up rule.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Plan {
+    threads: usize,
+    range_packets: usize,
+    warmup: Warmup,
+}
+
+/// Warm-up packets per range.
+#[derive(Clone, Copy, Debug)]
+enum Warmup {
+    /// Computed from the packets before the range (see the module docs).
+    Auto,
+    /// A fixed count, to measure what the rule needs (tests only).
+    #[cfg_attr(not(test), allow(dead_code))]
+    Fixed(usize),
+}
+
+/// How the parallel path ended.
+pub(super) enum Outcome {
+    /// Decoded completely and identically to the sequential engine.
+    Done(Decoded),
+    /// Could not guarantee identical output from here on; the first `delivered` frames were
+    /// already handed to the sink (always 0 unless streaming).
+    Fallback { delivered: u64 },
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests force a plan (threads, range length, warm-up) for decodes on this thread.
+    static FORCED: std::cell::Cell<Option<Plan>> = const { std::cell::Cell::new(None) };
+    /// How the last parallel decode on this thread ended: `(completed, ranges dispatched)`.
+    static LAST: std::cell::Cell<Option<(bool, u64)>> = const { std::cell::Cell::new(None) };
+}
+
+/// Threads `opts` asks for: its `threads`, else every core the system reports.
+fn threads(opts: &DecodeOptions) -> usize {
+    opts.threads.map_or_else(
+        || std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
+        NonZeroUsize::get,
+    )
+}
+
+/// Whether and how to decode this input in parallel: only MP3 (Layer III) in its own container,
+/// more than one thread, and at least two ranges of packets by the header's count.
+pub(super) fn plan(opened: &Opened<'_>, _input: &Input<'_>, opts: &DecodeOptions) -> Option<Plan> {
+    if opened.info.container != "mp3" || opened.info.codec != "mp3" {
+        return None;
+    }
+    #[cfg(test)]
+    if let Some(forced) = FORCED.with(std::cell::Cell::get) {
+        return Some(forced);
+    }
+    let threads = threads(opts);
+    if threads < 2 {
+        return None;
+    }
+    // MPEG-1 (32 kHz and up) packets hold 1152 frames, MPEG-2/2.5 576.
+    let per_packet = if opened.info.sample_rate >= 32_000 { 1152 } else { 576 };
+    let packets = usize::try_from(opened.header_frames? / per_packet).ok()?;
+    if packets < 2 * MIN_RANGE_PACKETS {
+        return None;
+    }
+    let range_packets = (packets / (4 * threads)).clamp(MIN_RANGE_PACKETS, MAX_RANGE_PACKETS);
+    let threads = threads.min(packets.div_ceil(range_packets));
+    Some(Plan { threads, range_packets, warmup: Warmup::Auto })
+}
+
+/// A range to decode: `packets[..warmup]` only prime the decoder.
+struct Job {
+    seq: u64,
+    warmup: usize,
+    packets: Vec<Packet>,
+}
+
+/// How decoding a range ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Status {
+    /// Every packet decoded.
+    Complete,
+    /// A packet failed or changed format after `frames.len()` packets; fall back from there.
+    Failed,
+    /// The token was cancelled.
+    Cancelled,
+}
+
+/// A decoded range: frames per payload packet and the samples, planar, concatenated.
+struct RangeOut {
+    seq: u64,
+    frames: Vec<u32>,
+    /// `(rate, channels)` of every packet that decoded to audio.
+    spec: Option<(u32, usize)>,
+    planes: Vec<Vec<f32>>,
+    status: Status,
+}
+
+impl RangeOut {
+    fn new(seq: u64, status: Status) -> Self {
+        Self { seq, frames: Vec::new(), spec: None, planes: Vec::new(), status }
+    }
+}
+
+/// Decodes the opened MP3 input in parallel per `plan`.
+///
+/// # Errors
+///
+/// Limit and sink errors exactly where the sequential engine raises them, and
+/// [`Error::Cancelled`]. Everything else becomes [`Outcome::Fallback`].
+pub(super) fn decode(
+    mut opened: Opened<'_>,
+    input: &Input<'_>,
+    opts: &DecodeOptions,
+    mode: Mode,
+    sink: Option<BlockSink<'_>>,
+    cancel: &CancelToken,
+    plan: &Plan,
+) -> Result<Outcome> {
+    let label = input.label;
+    let report = Report::new(std::mem::take(&mut opened.warnings));
+    let mut acc = Acc::new(label, &opts.limits, &opened, mode, input.len, sink);
+    let params = opened.decoder.codec_params().clone();
+    let dec_opts = AudioDecoderOptions::default().gapless(opts.gapless);
+    let (job_tx, job_rx) = mpsc::channel::<Job>();
+    let job_rx = Mutex::new(job_rx);
+    let (done_tx, done_rx) = mpsc::channel::<RangeOut>();
+
+    let complete = std::thread::scope(|scope| -> Result<bool> {
+        // Owned here so workers see the queue close whenever this returns.
+        let job_tx = job_tx;
+        for _ in 0..plan.threads {
+            let done_tx = done_tx.clone();
+            let (job_rx, params) = (&job_rx, &params);
+            scope.spawn(move || worker(job_rx, &done_tx, params, dec_opts, cancel));
+        }
+        drop(done_tx);
+        let mut driver = Driver {
+            reader: &mut opened,
+            plan,
+            history: VecDeque::new(),
+            read: 0,
+            ended: false,
+            max_packets: input.len.saturating_add(1024),
+            ranges: 0,
+            packets: 0,
+            empty_run: 0,
+        };
+        let complete = driver.run(&job_tx, &done_rx, &mut acc, cancel);
+        #[cfg(test)]
+        LAST.with(|c| c.set(Some((complete.as_ref().is_ok_and(|c| *c), driver.ranges))));
+        complete
+    })?;
+
+    if !complete {
+        let delivered = if mode == Mode::Stream { acc.frames } else { 0 };
+        return Ok(Outcome::Fallback { delivered });
+    }
+    finish(label, mode, opened, acc, report).map(Outcome::Done)
+}
+
+/// The calling thread's side: reads packets, hands out ranges, consumes results in order.
+struct Driver<'r, 's> {
+    reader: &'r mut Opened<'s>,
+    plan: &'r Plan,
+    /// The last packets read, for the next range's warm-up.
+    history: VecDeque<Packet>,
+    /// Packets read so far.
+    read: u64,
+    /// The reader reported the end of the stream.
+    ended: bool,
+    max_packets: u64,
+    /// Ranges handed out.
+    ranges: u64,
+    /// Packets consumed, and consumed packets in a row without audio (as the sequential engine
+    /// counts them).
+    packets: u64,
+    empty_run: u32,
+}
+
+impl Driver<'_, '_> {
+    /// Runs to the end. `Ok(false)` means: fall back to the sequential engine.
+    fn run(
+        &mut self,
+        jobs: &mpsc::Sender<Job>,
+        done: &mpsc::Receiver<RangeOut>,
+        acc: &mut Acc<'_, '_>,
+        cancel: &CancelToken,
+    ) -> Result<bool> {
+        let max_in_flight = self.plan.threads * RANGES_PER_WORKER;
+        let mut next_seq = 0u64;
+        let mut next_consume = 0u64;
+        let mut waiting: BTreeMap<u64, RangeOut> = BTreeMap::new();
+        loop {
+            while !self.ended && next_seq - next_consume < max_in_flight as u64 {
+                cancel.check()?;
+                let Some(job) = self.next_job(next_seq) else { return Ok(false) };
+                if job.packets.len() > job.warmup {
+                    if jobs.send(job).is_err() {
+                        return Ok(false);
+                    }
+                    next_seq += 1;
+                    self.ranges += 1;
+                }
+            }
+            if next_consume == next_seq {
+                return Ok(true);
+            }
+            let out = loop {
+                if let Some(out) = waiting.remove(&next_consume) {
+                    break out;
+                }
+                match done.recv() {
+                    Ok(out) => {
+                        waiting.insert(out.seq, out);
+                    }
+                    // Every worker is gone (they only stop early if something broke).
+                    Err(_) => return Ok(false),
+                }
+            };
+            next_consume += 1;
+            if !self.consume(&out, acc, cancel)? {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Reads the next range and picks its warm-up. `None`: fall back (reader error, an
+    /// unexpected track, or a warm-up the history cannot cover).
+    fn next_job(&mut self, seq: u64) -> Option<Job> {
+        let range = self.plan.range_packets;
+        // History that reaches back to the first packet may be used whole: decoding from the
+        // start of the stream is the sequential decode itself.
+        let whole = self.read == self.history.len() as u64;
+        let warmup = match self.plan.warmup {
+            Warmup::Auto => warmup_len(&self.history, whole)?,
+            Warmup::Fixed(n) => n.min(self.history.len()),
+        };
+        let mut packets: Vec<Packet> =
+            self.history.iter().skip(self.history.len() - warmup).cloned().collect();
+        packets.reserve(range);
+        while packets.len() - warmup < range {
+            match self.reader.reader.next_packet() {
+                Ok(Some(p)) if p.track_id == self.reader.track_id => packets.push(p),
+                Ok(Some(_)) | Err(_) => return None,
+                Ok(None) => {
+                    self.ended = true;
+                    break;
+                }
+            }
+        }
+        let payload = packets.len() - warmup;
+        self.read += payload as u64;
+        let keep = payload.min(MAX_WARMUP_PACKETS);
+        for p in &packets[packets.len() - keep..] {
+            if self.history.len() == MAX_WARMUP_PACKETS {
+                self.history.pop_front();
+            }
+            self.history.push_back(p.clone());
+        }
+        Some(Job { seq, warmup, packets })
+    }
+
+    /// Hands one decoded range to the accumulator packet by packet, with the sequential
+    /// engine's checks. `Ok(false)`: fall back.
+    fn consume(
+        &mut self,
+        out: &RangeOut,
+        acc: &mut Acc<'_, '_>,
+        cancel: &CancelToken,
+    ) -> Result<bool> {
+        let mut offset = 0;
+        let mut block: Vec<&[f32]> = Vec::with_capacity(out.planes.len());
+        for &n in &out.frames {
+            cancel.check()?;
+            self.packets += 1;
+            if self.packets > self.max_packets {
+                return Ok(false);
+            }
+            let n = n as usize;
+            if n == 0 {
+                self.empty_run += 1;
+                if self.empty_run > MAX_EMPTY_PACKETS_IN_A_ROW {
+                    return Ok(false);
+                }
+                continue;
+            }
+            self.empty_run = 0;
+            let Some((rate, channels)) = out.spec else { return Ok(false) };
+            if rate != acc.rate || channels == 0 || acc.channels.is_some_and(|c| c != channels) {
+                return Ok(false);
+            }
+            block.clear();
+            block.extend(out.planes.iter().map(|p| &p[offset..offset + n]));
+            acc.push_planes(&block)?;
+            offset += n;
+        }
+        match out.status {
+            Status::Complete => Ok(true),
+            Status::Failed => Ok(false),
+            Status::Cancelled => Err(Error::Cancelled),
+        }
+    }
+}
+
+/// A worker: decodes ranges until the queue closes.
+fn worker(
+    jobs: &Mutex<mpsc::Receiver<Job>>,
+    done: &mpsc::Sender<RangeOut>,
+    params: &AudioCodecParameters,
+    opts: AudioDecoderOptions,
+    cancel: &CancelToken,
+) {
+    let mut decoder: Option<Box<dyn AudioDecoder>> = None;
+    loop {
+        let job = {
+            let Ok(queue) = jobs.lock() else { return };
+            match queue.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            }
+        };
+        let seq = job.seq;
+        let out = catch_unwind(AssertUnwindSafe(|| {
+            let decoder = match &mut decoder {
+                Some(d) => {
+                    d.reset();
+                    d
+                }
+                empty => match symphonia::default::get_codecs().make_audio_decoder(params, &opts) {
+                    Ok(d) => empty.insert(d),
+                    Err(_) => return RangeOut::new(seq, Status::Failed),
+                },
+            };
+            decode_range(decoder.as_mut(), &job, cancel)
+        }))
+        .unwrap_or_else(|_| {
+            // A decoder that panicked is not reused.
+            decoder = None;
+            RangeOut::new(seq, Status::Failed)
+        });
+        if done.send(out).is_err() {
+            return;
+        }
+    }
+}
+
+/// Decodes one range with a freshly reset decoder, dropping the warm-up's output.
+fn decode_range(decoder: &mut dyn AudioDecoder, job: &Job, cancel: &CancelToken) -> RangeOut {
+    let payload = job.packets.len() - job.warmup;
+    let mut out = RangeOut::new(job.seq, Status::Complete);
+    out.frames.reserve(payload);
+    for (i, packet) in job.packets.iter().enumerate() {
+        if cancel.is_cancelled() {
+            out.status = Status::Cancelled;
+            break;
+        }
+        let buf = match decoder.decode(packet) {
+            Ok(buf) => buf,
+            Err(_) => {
+                // Also in the warm-up: a decoder that failed there may have cleared its bit
+                // reservoir, so what follows could differ from the sequential decode.
+                out.status = Status::Failed;
+                break;
+            }
+        };
+        if i < job.warmup {
+            continue;
+        }
+        let n = buf.frames();
+        if n > 0 {
+            let spec = (buf.spec().rate(), buf.num_planes());
+            match out.spec {
+                None => {
+                    out.spec = Some(spec);
+                    let capacity = payload * n;
+                    out.planes = (0..spec.1).map(|_| Vec::with_capacity(capacity)).collect();
+                }
+                Some(s) if s != spec => {
+                    out.status = Status::Failed;
+                    break;
+                }
+                Some(_) => {}
+            }
+            let mut dst: Vec<&mut [f32]> = out
+                .planes
+                .iter_mut()
+                .map(|p| {
+                    let start = p.len();
+                    p.resize(start + n, 0.0);
+                    &mut p[start..]
+                })
+                .collect();
+            buf.copy_to_slice_planar(&mut dst);
+        }
+        out.frames.push(u32::try_from(n).unwrap_or(u32::MAX));
+    }
+    out
+}
+
+/// Warm-up packets for a range that follows `history` (the packets just before it): the
+/// packets of two granules, plus enough before them that their main-data slots hold the
+/// largest `main_data_begin`. `None` if the history is too short, unless it is `whole` (reaches
+/// back to the stream's first packet).
+fn warmup_len(history: &VecDeque<Packet>, whole: bool) -> Option<usize> {
+    let Some(last) = history.back() else { return Some(0) };
+    // Conservative if the header does not parse: MPEG-1's reach, MPEG-2's granule count.
+    let (granule_packets, reach) = match layer3_header(&last.data) {
+        Some(h) if h.mpeg1 => (1, 511),
+        Some(_) => (2, 255),
+        None => (2, 511),
+    };
+    let mut bytes = 0;
+    let mut count = granule_packets;
+    for p in history.iter().rev().skip(granule_packets) {
+        if bytes >= reach {
+            break;
+        }
+        bytes += layer3_header(&p.data).map_or(0, |h| h.slot);
+        count += 1;
+    }
+    if count <= history.len() && bytes >= reach {
+        Some(count)
+    } else if whole {
+        Some(history.len())
+    } else {
+        None
+    }
+}
+
+/// What the warm-up rule needs from a Layer III frame header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Layer3Header {
+    mpeg1: bool,
+    /// Bytes of main-data slot: the frame minus header, CRC and side information.
+    slot: usize,
+}
+
+/// Parses the 4-byte header at the start of a packet (a whole MPEG audio frame).
+fn layer3_header(frame: &[u8]) -> Option<Layer3Header> {
+    let h = u32::from_be_bytes(frame.get(..4)?.try_into().ok()?);
+    if h >> 21 != 0x7ff || (h >> 17) & 0b11 != 0b01 {
+        return None;
+    }
+    let version = (h >> 19) & 0b11;
+    if version == 0b01 {
+        return None;
+    }
+    let mpeg1 = version == 0b11;
+    let crc = if (h >> 16) & 1 == 0 { 2 } else { 0 };
+    let mono = (h >> 6) & 0b11 == 0b11;
+    let side = match (mpeg1, mono) {
+        (true, true) => 17,
+        (true, false) => 32,
+        (false, true) => 9,
+        (false, false) => 17,
+    };
+    Some(Layer3Header { mpeg1, slot: frame.len().saturating_sub(4 + crc + side) })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroU32;
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+    use crate::encode::{Mp3Bitrate, OutputFormat, Tags, write_file};
+    use crate::load::decode_bytes;
+    use crate::synth;
+
+    fn rate(hz: u32) -> NonZeroU32 {
+        NonZeroU32::new(hz).unwrap()
+    }
+
+    /// Speech-like content (different seed per channel) encoded to MP3 in `dir`.
+    fn mp3_file(
+        dir: &Path,
+        hz: u32,
+        channels: usize,
+        frames: usize,
+        format: &OutputFormat,
+    ) -> PathBuf {
+        let r = rate(hz);
+        let planes: Vec<Vec<f32>> =
+            (0..channels).map(|c| synth::speech_like(r, 7 + c as u64, -18.0, frames)).collect();
+        let buf = crate::AudioBuffer::from_planar(r, planes).unwrap();
+        let path = dir.join(format!("{hz}-{channels}-{frames}.mp3"));
+        write_file(&path, &buf, format, &Tags::default()).unwrap();
+        path
+    }
+
+    fn vbr(quality: u8) -> OutputFormat {
+        OutputFormat::Mp3 { bitrate: Mp3Bitrate::Vbr { quality }, quality: 5 }
+    }
+
+    fn one_thread() -> DecodeOptions {
+        DecodeOptions { threads: NonZeroUsize::new(1), ..DecodeOptions::default() }
+    }
+
+    /// Runs `f` with the parallel path forced to `plan`; returns its result and how the
+    /// parallel decode ended.
+    fn forced<T>(plan: Plan, f: impl FnOnce() -> T) -> (T, Option<(bool, u64)>) {
+        FORCED.with(|c| c.set(Some(plan)));
+        LAST.with(|c| c.set(None));
+        let out = f();
+        FORCED.with(|c| c.set(None));
+        (out, LAST.with(std::cell::Cell::take))
+    }
+
+    fn auto(threads: usize, range_packets: usize) -> Plan {
+        Plan { threads, range_packets, warmup: Warmup::Auto }
+    }
+
+    /// Bit-level equality of everything a decode returns.
+    fn assert_identical(seq: &Decoded, par: &Decoded, what: &str) {
+        assert_eq!(seq.info, par.info, "{what}: info");
+        assert_eq!(seq.corrupt_packets, par.corrupt_packets, "{what}: corrupt packets");
+        assert_eq!(seq.warnings, par.warnings, "{what}: warnings");
+        assert_eq!(seq.audio.channel_count(), par.audio.channel_count(), "{what}: channels");
+        assert_eq!(seq.audio.frames(), par.audio.frames(), "{what}: frames");
+        for c in 0..seq.audio.channel_count() {
+            let (a, b) = (seq.audio.channel(c), par.audio.channel(c));
+            if let Some(i) = a.iter().zip(b).position(|(x, y)| x.to_bits() != y.to_bits()) {
+                panic!("{what}: channel {c} differs first at frame {i}: {} vs {}", a[i], b[i]);
+            }
+        }
+    }
+
+    /// Index of the first differing sample over all channels, if any.
+    fn first_difference(a: &Decoded, b: &Decoded) -> Option<usize> {
+        (0..a.audio.channel_count())
+            .filter_map(|c| {
+                a.audio
+                    .channel(c)
+                    .iter()
+                    .zip(b.audio.channel(c))
+                    .position(|(x, y)| x.to_bits() != y.to_bits())
+            })
+            .min()
+    }
+
+    #[test]
+    fn ranges_join_bit_identically_across_formats_and_thread_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        // 20 s plus 333 frames: not a multiple of 1152, and of 576.
+        let cases = [
+            (44_100, 1, OutputFormat::mp3_cbr(128)),
+            (44_100, 2, OutputFormat::mp3_cbr(128)),
+            (48_000, 1, vbr(4)),
+            (48_000, 2, vbr(2)),
+            (48_000, 1, OutputFormat::mp3_cbr(32)),
+            (22_050, 2, OutputFormat::mp3_cbr(64)),
+        ];
+        for (hz, channels, format) in cases {
+            let frames = 20 * hz as usize + 333;
+            let path = mp3_file(dir.path(), hz, channels, frames, &format);
+            let bytes = std::fs::read(&path).unwrap();
+            let seq = decode_bytes(&bytes, &one_thread(), &CancelToken::new()).unwrap();
+            // LAME's tag makes the decoded length exact.
+            assert_eq!(seq.audio.frames(), frames, "{hz} Hz {channels} ch {format:?}");
+            let packets = bytes.len() / 100;
+            for threads in [1, 2, 3, 8] {
+                let what = format!("{hz} Hz {channels} ch {format:?} {threads} threads");
+                let (par, last) = forced(auto(threads, 40), || {
+                    decode_bytes(&bytes, &DecodeOptions::default(), &CancelToken::new()).unwrap()
+                });
+                assert_identical(&seq, &par, &what);
+                let (done, ranges) = last.unwrap();
+                assert!(done, "{what}: fell back");
+                assert!(ranges >= 10 && ranges as usize <= packets, "{what}: {ranges} ranges");
+            }
+        }
+    }
+
+    #[test]
+    fn warmup_rule_is_the_measured_minimum() {
+        let dir = tempfile::tempdir().unwrap();
+        // (rate, channels, format, fewest fixed warm-up packets that give identical output)
+        let cases = [
+            // 128 kbit/s MPEG-1: slots of ~380-400 bytes, 2 for 511 bytes... but LAME rarely
+            // reaches back that far; the measured need is below the rule's.
+            (44_100, 2, OutputFormat::mp3_cbr(128)),
+            (44_100, 1, OutputFormat::mp3_cbr(128)),
+            (48_000, 1, OutputFormat::mp3_cbr(32)),
+            (22_050, 2, OutputFormat::mp3_cbr(64)),
+        ];
+        for (hz, channels, format) in cases {
+            let path = mp3_file(dir.path(), hz, channels, 10 * hz as usize, &format);
+            let bytes = std::fs::read(&path).unwrap();
+            let seq = decode_bytes(&bytes, &one_thread(), &CancelToken::new()).unwrap();
+            let mut need = None;
+            for n in 0..12 {
+                let plan = Plan { threads: 2, range_packets: 25, warmup: Warmup::Fixed(n) };
+                let (par, _) = forced(plan, || {
+                    decode_bytes(&bytes, &DecodeOptions::default(), &CancelToken::new()).unwrap()
+                });
+                let diff = first_difference(&seq, &par);
+                eprintln!(
+                    "{hz} Hz {channels} ch {format:?}: warm-up {n}: first difference {diff:?}"
+                );
+                if diff.is_none() && need.is_none() {
+                    need = Some(n);
+                }
+            }
+            eprintln!("{hz} Hz {channels} ch {format:?}: need {need:?}");
+        }
+    }
+}
