@@ -176,14 +176,16 @@ pub(super) fn decode(
     let (job_tx, job_rx) = mpsc::channel::<Job>();
     let job_rx = Mutex::new(job_rx);
     let (done_tx, done_rx) = mpsc::channel::<RangeOut>();
+    // Sample buffers of consumed ranges, reused: fresh ones would be page-faulted in again.
+    let spare: Mutex<Vec<Vec<Vec<f32>>>> = Mutex::new(Vec::new());
 
     let complete = std::thread::scope(|scope| -> Result<bool> {
         // Owned here so workers see the queue close whenever this returns.
         let job_tx = job_tx;
         for _ in 0..plan.threads {
             let done_tx = done_tx.clone();
-            let (job_rx, params) = (&job_rx, &params);
-            scope.spawn(move || worker(job_rx, &done_tx, params, dec_opts, cancel));
+            let (job_rx, params, spare) = (&job_rx, &params, &spare);
+            scope.spawn(move || worker(job_rx, &done_tx, spare, params, dec_opts, cancel));
         }
         drop(done_tx);
         let mut driver = Driver {
@@ -197,7 +199,7 @@ pub(super) fn decode(
             packets: 0,
             empty_run: 0,
         };
-        let complete = driver.run(&job_tx, &done_rx, &mut acc, cancel);
+        let complete = driver.run(&job_tx, &done_rx, &spare, &mut acc, cancel);
         #[cfg(test)]
         LAST.with(|c| c.set(Some((complete.as_ref().is_ok_and(|c| *c), driver.ranges))));
         complete
@@ -235,6 +237,7 @@ impl Driver<'_, '_> {
         &mut self,
         jobs: &mpsc::Sender<Job>,
         done: &mpsc::Receiver<RangeOut>,
+        spare: &Mutex<Vec<Vec<Vec<f32>>>>,
         acc: &mut Acc<'_, '_>,
         cancel: &CancelToken,
     ) -> Result<bool> {
@@ -257,7 +260,7 @@ impl Driver<'_, '_> {
             if next_consume == next_seq {
                 return Ok(true);
             }
-            let out = loop {
+            let mut out = loop {
                 if let Some(out) = waiting.remove(&next_consume) {
                     break out;
                 }
@@ -272,6 +275,11 @@ impl Driver<'_, '_> {
             next_consume += 1;
             if !self.consume(&out, acc, cancel)? {
                 return Ok(false);
+            }
+            if let Ok(mut spare) = spare.lock()
+                && spare.len() < max_in_flight
+            {
+                spare.push(std::mem::take(&mut out.planes));
             }
         }
     }
@@ -358,6 +366,7 @@ impl Driver<'_, '_> {
 fn worker(
     jobs: &Mutex<mpsc::Receiver<Job>>,
     done: &mpsc::Sender<RangeOut>,
+    spare: &Mutex<Vec<Vec<Vec<f32>>>>,
     params: &AudioCodecParameters,
     opts: AudioDecoderOptions,
     cancel: &CancelToken,
@@ -383,7 +392,8 @@ fn worker(
                     Err(_) => return RangeOut::new(seq, Status::Failed),
                 },
             };
-            decode_range(decoder.as_mut(), &job, cancel)
+            let planes = spare.lock().ok().and_then(|mut s| s.pop()).unwrap_or_default();
+            decode_range(decoder.as_mut(), &job, planes, cancel)
         }))
         .unwrap_or_else(|_| {
             // A decoder that panicked is not reused.
@@ -397,7 +407,13 @@ fn worker(
 }
 
 /// Decodes one range with a freshly reset decoder, dropping the warm-up's output.
-fn decode_range(decoder: &mut dyn AudioDecoder, job: &Job, cancel: &CancelToken) -> RangeOut {
+/// `planes` are buffers to reuse.
+fn decode_range(
+    decoder: &mut dyn AudioDecoder,
+    job: &Job,
+    mut planes: Vec<Vec<f32>>,
+    cancel: &CancelToken,
+) -> RangeOut {
     let payload = job.packets.len() - job.warmup;
     let mut out = RangeOut::new(job.seq, Status::Complete);
     out.frames.reserve(payload);
@@ -424,8 +440,12 @@ fn decode_range(decoder: &mut dyn AudioDecoder, job: &Job, cancel: &CancelToken)
             match out.spec {
                 None => {
                     out.spec = Some(spec);
-                    let capacity = payload * n;
-                    out.planes = (0..spec.1).map(|_| Vec::with_capacity(capacity)).collect();
+                    planes.resize_with(spec.1, Vec::new);
+                    for p in &mut planes {
+                        p.clear();
+                        p.reserve(payload * n);
+                    }
+                    out.planes = std::mem::take(&mut planes);
                 }
                 Some(s) if s != spec => {
                     out.status = Status::Failed;
