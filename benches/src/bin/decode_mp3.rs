@@ -3,11 +3,12 @@
 //! render's loudness check of the finished file).
 //!
 //! ```text
-//! cargo run --release -p benches --bin decode_mp3 -- FILE.mp3 [FILE.mp3 ...] [--runs N]
+//! cargo run --release -p benches --bin decode_mp3 -- FILE.mp3 [FILE.mp3 ...] [--runs N] [--threads 1,2]
 //! ```
 //!
-//! Prints wall and CPU seconds per mode and thread count (best of `--runs`, default 3), and
-//! checks that every variant decodes to the same samples.
+//! Prints wall and CPU seconds per mode and thread count (best of `--runs`, default 3; thread
+//! counts from `--threads`, default 1 and every core), and checks that every variant decodes to
+//! the same samples.
 
 use std::num::NonZeroUsize;
 use std::path::Path;
@@ -74,22 +75,28 @@ fn main() -> BoxResult<()> {
         .position(|a| a == "--runs")
         .and_then(|i| args.get(i + 1))
         .map_or(Ok(3), |v| v.parse::<usize>())?;
+    let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+    let counts = match args.iter().position(|a| a == "--threads").and_then(|i| args.get(i + 1)) {
+        Some(list) => list.split(',').map(str::parse::<usize>).collect::<Result<Vec<_>, _>>()?,
+        None => vec![1, cores],
+    };
     let files: Vec<&String> = args
         .iter()
         .enumerate()
-        .filter(|(i, a)| !a.starts_with("--") && (*i == 0 || args[i - 1] != "--runs"))
+        .filter(|(i, a)| {
+            !a.starts_with("--") && (*i == 0 || !["--runs", "--threads"].contains(&&*args[i - 1]))
+        })
         .map(|(_, a)| a)
         .collect();
     if files.is_empty() {
-        return Err("usage: decode_mp3 FILE.mp3 [FILE.mp3 ...] [--runs N]".into());
+        return Err("usage: decode_mp3 FILE.mp3 [FILE.mp3 ...] [--runs N] [--threads 1,2]".into());
     }
-    let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
     for file in files {
         let path = Path::new(file);
         println!("{file}");
         for stream in [false, true] {
             let mut reference = None;
-            for threads in [1, cores] {
+            for &threads in &counts {
                 let mut best = (f64::INFINITY, 0.0);
                 for _ in 0..runs.max(1) {
                     let (print, wall, cpu) = run(path, threads, stream)?;
