@@ -20,6 +20,7 @@ fuzz_target!(|data: &[u8]| {
             ..Limits::default()
         },
         gapless: true,
+        threads: None,
     };
     match decode_bytes(data, &opts, &CancelToken::new()) {
         Ok(d) => {

@@ -88,6 +88,7 @@ fn tight() -> DecodeOptions {
             max_corrupt_packets: 16,
         },
         gapless: true,
+        threads: None,
     }
 }
 

@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::io::{Cursor, Read, Seek, SeekFrom};
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
@@ -28,6 +28,9 @@ use super::probe::{
     scan_mp4, sniff_unsupported_container, unsupported_codec_name,
 };
 use crate::{AudioBuffer, BoxError, CancelToken, Error, Limits, Result, frames_to_ms};
+
+#[path = "mp3_par.rs"]
+mod mp3_par;
 
 /// How [`decode_file`] and [`decode_bytes`] decode.
 ///
@@ -52,11 +55,17 @@ pub struct DecodeOptions {
     /// Trim encoder delay and padding the file declares (MP3 LAME tag, Ogg granule positions,
     /// the MP4 edit list's AAC priming), so lengths match what ffmpeg decodes. Default: `true`.
     pub gapless: bool,
+    /// Threads that decode an MP3 file in parallel (ranges of frames, joined bit-identically to
+    /// a sequential decode; see `docs/decoding.md`). `None` uses every core the system reports;
+    /// `1` decodes on the calling thread. Short files, and files the parallel path cannot
+    /// guarantee to reproduce exactly (damaged frames, format changes), always decode on one
+    /// thread. Other formats ignore this. Default: `None`.
+    pub threads: Option<NonZeroUsize>,
 }
 
 impl Default for DecodeOptions {
     fn default() -> Self {
-        Self { limits: Limits::default(), gapless: true }
+        Self { limits: Limits::default(), gapless: true, threads: None }
     }
 }
 
@@ -113,7 +122,7 @@ pub fn decode_file(path: &Path, opts: &DecodeOptions, cancel: &CancelToken) -> R
 /// ```
 /// use assembly_core::{CancelToken, encode::{write_file, OutputFormat, Tags}, synth};
 /// use assembly_core::load::{decode_file_streaming, DecodeOptions};
-/// use std::num::NonZeroU32;
+/// use std::num::{NonZeroU32, NonZeroUsize};
 ///
 /// let rate = NonZeroU32::new(44_100).unwrap();
 /// let dir = tempfile::tempdir().unwrap();
@@ -203,7 +212,7 @@ pub fn decode_bytes(bytes: &[u8], opts: &DecodeOptions, cancel: &CancelToken) ->
 ///
 /// As [`decode_file`].
 pub fn probe_file(path: &Path, limits: &Limits) -> Result<ProbeInfo> {
-    let opts = DecodeOptions { limits: limits.clone(), gapless: true };
+    let opts = DecodeOptions { limits: limits.clone(), ..DecodeOptions::default() };
     let (file, len) = open_file(path, limits)?;
     run_file(path, file, len, &opts, Mode::Probe, None, &CancelToken::new()).map(|d| d.info)
 }
@@ -214,7 +223,7 @@ pub fn probe_file(path: &Path, limits: &Limits) -> Result<ProbeInfo> {
 ///
 /// As [`decode_bytes`].
 pub fn probe_bytes(bytes: &[u8], limits: &Limits) -> Result<ProbeInfo> {
-    let opts = DecodeOptions { limits: limits.clone(), gapless: true };
+    let opts = DecodeOptions { limits: limits.clone(), ..DecodeOptions::default() };
     run_bytes(bytes, &opts, Mode::Probe, &CancelToken::new()).map(|d| d.info)
 }
 
@@ -670,6 +679,10 @@ struct Report {
 }
 
 impl Report {
+    fn new(warnings: Vec<String>) -> Self {
+        Self { corrupt: 0, warnings, dropped_warnings: 0 }
+    }
+
     fn warn(&mut self, w: String) {
         if self.warnings.len() < MAX_WARNINGS {
             self.warnings.push(w);
@@ -684,42 +697,60 @@ fn decode_source<'s>(
     input: &Input<'_>,
     opts: &DecodeOptions,
     mode: Mode,
-    sink: Option<BlockSink<'_>>,
+    mut sink: Option<BlockSink<'_>>,
     cancel: &CancelToken,
 ) -> Result<Decoded> {
-    let label = input.label;
-    let limits = &opts.limits;
     let mut opened = open_source(sources, input, opts)?;
     let rate = opened.info.sample_rate;
-    let mut report =
-        Report { corrupt: 0, warnings: std::mem::take(&mut opened.warnings), dropped_warnings: 0 };
 
     if mode == Mode::Probe && opened.exact {
         let mut info = opened.info;
         let frames = opened.header_frames.unwrap_or(0);
         finish_info(&mut info, frames, opened.reader.as_ref(), rate);
         let audio = AudioBuffer::mono(nonzero(rate), Vec::new());
-        return Ok(Decoded { audio, info, corrupt_packets: 0, warnings: report.warnings });
+        return Ok(Decoded { audio, info, corrupt_packets: 0, warnings: opened.warnings });
     }
 
+    // Frames the parallel path already handed to the sink before it gave up.
+    let mut delivered = 0;
+    if mode != Mode::Probe
+        && let Some(plan) = mp3_par::plan(&opened, input, opts)
+    {
+        let par_sink = sink.as_mut().map(|s| &mut **s as BlockSink<'_>);
+        match mp3_par::decode(opened, input, opts, mode, par_sink, cancel, &plan)? {
+            mp3_par::Outcome::Done(decoded) => return Ok(decoded),
+            mp3_par::Outcome::Fallback { delivered: n } => {
+                // Decode again on this thread, from a fresh reader; its first `n` frames are the
+                // ones already delivered (the parallel output is identical up to there).
+                delivered = n;
+                opened = open_source(sources, input, opts)?;
+            }
+        }
+    }
+    decode_packets(opened, input, opts, mode, sink, cancel, delivered)
+}
+
+/// The sequential engine: pulls packets until the end, storing, streaming or counting frames.
+/// The first `delivered` frames are not handed to the sink again.
+fn decode_packets(
+    mut opened: Opened<'_>,
+    input: &Input<'_>,
+    opts: &DecodeOptions,
+    mode: Mode,
+    sink: Option<BlockSink<'_>>,
+    cancel: &CancelToken,
+    delivered: u64,
+) -> Result<Decoded> {
+    let label = input.label;
+    let limits = &opts.limits;
+    let rate = opened.info.sample_rate;
+    let mut report = Report::new(std::mem::take(&mut opened.warnings));
     // Packets a sane input can produce: every packet holds at least one byte of the input.
     let max_packets = input.len.saturating_add(1024);
     let mut packets = 0u64;
     let mut empty_run = 0u32;
-    let mut acc = Acc {
-        label,
-        limits,
-        rate,
-        store: mode == Mode::Store,
-        channels: opened.channels,
-        planes: Vec::new(),
-        frames: 0,
-        priming_left: opened.priming,
-        header_frames: opened.header_frames,
-        input_len: input.len,
-        sink,
-        scratch: Vec::new(),
-    };
+    let mut acc = Acc::new(label, limits, &opened, mode, input.len, sink);
+    acc.sink_skip = delivered;
 
     loop {
         cancel.check()?;
@@ -845,6 +876,18 @@ fn decode_source<'s>(
         ));
     }
 
+    finish(label, mode, opened, acc, report)
+}
+
+/// Builds the result once every packet is in: length fields, chapters, the stored audio.
+fn finish(
+    label: &Path,
+    mode: Mode,
+    opened: Opened<'_>,
+    acc: Acc<'_, '_>,
+    mut report: Report,
+) -> Result<Decoded> {
+    let rate = acc.rate;
     let Acc { frames, channels, mut planes, .. } = acc;
     let channel_count = channels.unwrap_or(0);
     if frames == 0 && channel_count == 0 {
@@ -902,9 +945,43 @@ struct Acc<'a, 's> {
     sink: Option<BlockSink<'s>>,
     /// The block handed to the sink, reused.
     scratch: Vec<Vec<f32>>,
+    /// Frames not to hand to the sink (already delivered by a parallel attempt).
+    sink_skip: u64,
 }
 
-impl Acc<'_, '_> {
+impl<'a, 's> Acc<'a, 's> {
+    fn new(
+        label: &'a Path,
+        limits: &'a Limits,
+        opened: &Opened<'_>,
+        mode: Mode,
+        input_len: u64,
+        sink: Option<BlockSink<'s>>,
+    ) -> Self {
+        Acc {
+            label,
+            limits,
+            rate: opened.info.sample_rate,
+            store: mode == Mode::Store,
+            channels: opened.channels,
+            planes: Vec::new(),
+            frames: 0,
+            priming_left: opened.priming,
+            header_frames: opened.header_frames,
+            input_len,
+            sink,
+            scratch: Vec::new(),
+            sink_skip: 0,
+        }
+    }
+
+    /// How many of `take` new frames the sink must not see again (see `sink_skip`).
+    fn sink_skip(&mut self, take: usize) -> usize {
+        let s = usize::try_from(self.sink_skip).unwrap_or(usize::MAX).min(take);
+        self.sink_skip -= s as u64;
+        s
+    }
+
     /// Most frames the limits allow once the channel count is known.
     fn cap(&self, channels: usize) -> u64 {
         duration_cap(self.rate, self.limits).min(bytes_cap(channels, self.limits))
@@ -970,21 +1047,44 @@ impl Acc<'_, '_> {
                 .collect();
             buf.slice(skip..).copy_to_slice_planar(&mut dst);
         }
+        let fresh = take - self.sink_skip(take);
         if let Some(sink) = &mut self.sink
-            && take > 0
+            && fresh > 0
         {
             self.scratch.resize_with(buf.num_planes(), Vec::new);
             let mut dst: Vec<&mut [f32]> = self
                 .scratch
                 .iter_mut()
                 .map(|p| {
-                    p.resize(take, 0.0);
+                    p.resize(fresh, 0.0);
                     &mut p[..]
                 })
                 .collect();
-            buf.slice(skip..).copy_to_slice_planar(&mut dst);
-            let planes: Vec<&[f32]> = self.scratch.iter().map(|p| &p[..take]).collect();
+            buf.slice(skip + take - fresh..).copy_to_slice_planar(&mut dst);
+            let planes: Vec<&[f32]> = self.scratch.iter().map(|p| &p[..fresh]).collect();
             sink(self.rate, &planes)?;
+        }
+        Ok(())
+    }
+
+    /// [`push_decoded`](Self::push_decoded) for planar slices of equal length (one per
+    /// channel), as the parallel MP3 path delivers them.
+    fn push_planes(&mut self, planes: &[&[f32]]) -> Result<()> {
+        let n = planes.first().map_or(0, |p| p.len());
+        let (skip, take) = self.admit(n, planes.len())?;
+        if self.store && take > 0 {
+            for (dst, src) in self.planes.iter_mut().zip(planes) {
+                let start = dst.len() - take;
+                dst[start..].copy_from_slice(&src[skip..]);
+            }
+        }
+        let fresh = take - self.sink_skip(take);
+        if let Some(sink) = &mut self.sink
+            && fresh > 0
+        {
+            let from = skip + take - fresh;
+            let block: Vec<&[f32]> = planes.iter().map(|p| &p[from..]).collect();
+            sink(self.rate, &block)?;
         }
         Ok(())
     }
@@ -995,9 +1095,10 @@ impl Acc<'_, '_> {
         let Some(channels) = self.channels else { return Ok(0) };
         let n = usize::try_from(n).unwrap_or(usize::MAX);
         let (_, take) = self.admit(n, channels)?;
+        let fresh = take - self.sink_skip(take);
         if let Some(sink) = &mut self.sink {
-            let zeros = vec![0.0f32; take.min(1 << 16)];
-            let mut left = take;
+            let zeros = vec![0.0f32; fresh.min(1 << 16)];
+            let mut left = fresh;
             while left > 0 {
                 let k = left.min(zeros.len());
                 let planes = vec![&zeros[..k]; channels];
@@ -1071,7 +1172,10 @@ mod tests {
         let typo = serde_json::from_str::<DecodeOptions>(r#"{"gaples": false}"#);
         assert!(typo.is_err());
         let o: DecodeOptions = serde_json::from_str(r#"{"gapless": false}"#).unwrap();
-        assert_eq!(o, DecodeOptions { gapless: false, limits: Limits::default() });
+        assert_eq!(o, DecodeOptions { gapless: false, limits: Limits::default(), threads: None });
+        let o: DecodeOptions = serde_json::from_str(r#"{"threads": 3}"#).unwrap();
+        assert_eq!(o.threads, NonZeroUsize::new(3));
+        assert!(serde_json::from_str::<DecodeOptions>(r#"{"threads": 0}"#).is_err());
     }
 
     #[test]
