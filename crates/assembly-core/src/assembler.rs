@@ -460,11 +460,29 @@ impl Assembler {
         Ok(Inputs { content, assets, clips, transcript, activity: OnceCell::new() })
     }
 
+    /// Measures the content's loudness. When a later stage will need the speech activity
+    /// (pause removal, or ducking without a transcript), it is analyzed at the same time on
+    /// a second thread: both read the whole content, and the two passes take about as long.
     fn analyze(&self, inputs: &Inputs, cancel: &CancelToken) -> Result<Analysis> {
-        Ok(Analysis {
-            content_loudness: loudness::measure_source(&inputs.content, cancel)?,
-            content_frames: inputs.content.frames(),
-        })
+        let c = &self.spec.cleanup;
+        let wants_activity =
+            inputs.activity.get().is_none() && (c.remove_pauses || inputs.transcript.is_none());
+        let content = &inputs.content;
+        let (content_loudness, activity) = std::thread::scope(|s| {
+            let worker = wants_activity.then(|| {
+                s.spawn(|| ActivityMap::analyze_cancellable(content, &c.activity, cancel))
+            });
+            let loudness = loudness::measure_source(content, cancel);
+            let activity = worker.map(|w| match w.join() {
+                Ok(r) => r,
+                Err(panic) => std::panic::resume_unwind(panic),
+            });
+            (loudness, activity)
+        });
+        if let Some(a) = activity {
+            let _ = inputs.activity.set(a?);
+        }
+        Ok(Analysis { content_loudness: content_loudness?, content_frames: content.frames() })
     }
 
     fn clips(&self, assets: &BTreeMap<String, AudioBuffer>) -> Result<Vec<Clip>> {
