@@ -35,7 +35,9 @@ use assembly_core::load::{self, DecodeOptions};
 use assembly_core::master::MasterOptions;
 use assembly_core::render::{Mix, RenderOptions, Sources, render_mastered};
 use assembly_core::transcript::{Transcript, Word};
-use assembly_core::{Assembler, AudioBuffer, CancelToken, NoProgress, Spec, synth};
+use assembly_core::{
+    Assembler, AudioBuffer, CancelToken, CompactAudio, FrameSource, NoProgress, Spec, synth,
+};
 use benches::callgrind::{Baseline, Comparison, parse_callgrind_ir};
 
 type BoxResult<T> = Result<T, Box<dyn std::error::Error>>;
@@ -53,6 +55,7 @@ const STAGES: &[(&str, &str)] = &[
     ("resample_sinc", "resample 2 s of stereo 44.1 kHz to 44.101 kHz (async sinc path)"),
     ("loudness", "integrated loudness, range and true peak of 10 s of stereo"),
     ("activity", "speech-activity analysis of 20 s of mono speech"),
+    ("compact", "store 20 s of mono speech as CompactAudio and read it back in 4096-frame blocks"),
     ("edit_plan", "edit plan (fillers, pauses, splices) of 30 s of worded mono speech"),
     ("render", "two-pass mastered render (mix, ducked bed, limiter) of a 30 s stereo episode"),
     ("encode_mp3", "encode 10 s of stereo to a 128 kbit/s MP3 file (quality 5)"),
@@ -176,7 +179,7 @@ fn prepare(stage: &str, dir: &Path) -> BoxResult<()> {
             write_audio(&dir.join("input.f32"), &stereo_speech(10)?)?;
         }
         "resample_sinc" => write_audio(&dir.join("input.f32"), &stereo_speech(2)?)?,
-        "activity" => {
+        "activity" | "compact" => {
             let s = synth::spoken_words(r, 42, 20.0, -20.0, -60.0, 200.0, 100.0);
             write_audio(&dir.join("input.f32"), &synth::mono(r, s.samples))?;
         }
@@ -304,6 +307,20 @@ fn setup(stage: &str, dir: &Path) -> BoxResult<Work> {
             let audio = input()?;
             Ok(Box::new(move || {
                 black_box(ActivityMap::analyze(&audio, &ActivityOptions::default())?);
+                Ok(())
+            }))
+        }
+        "compact" => {
+            let audio = input()?;
+            Ok(Box::new(move || {
+                let c = CompactAudio::from_buffer(&audio, 16)?;
+                let mut block = vec![0.0f32; 4096];
+                let mut pos = 0u64;
+                while pos < c.frames() {
+                    c.read(pos, &mut [block.as_mut_slice()]);
+                    black_box(&block);
+                    pos += 4096;
+                }
                 Ok(())
             }))
         }
