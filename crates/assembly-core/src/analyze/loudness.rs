@@ -89,6 +89,23 @@ impl LoudnessMeter {
         })
     }
 
+    /// A meter (no true peak) fed one mono channel that stands for `copies` identical
+    /// channels of a `copies`-channel signal: the same measurement as duplicating it, for
+    /// half the filtering. Only 2 copies are supported (both weigh 1 in BS.1770, so the sum
+    /// `e + e` equals `2·e` exactly and the result is bit-identical).
+    ///
+    /// # Errors
+    ///
+    /// As [`LoudnessMeter::new`]; [`Error::InvalidInput`] for `copies` other than 2.
+    pub(crate) fn mono_as_copies(rate: u32, copies: usize) -> Result<Self> {
+        if copies != 2 {
+            return Err(Error::invalid_input("copies", "only a mono pair is supported"));
+        }
+        let mut m = Self::new(1, rate, false)?;
+        m.meter = m.meter.with_weights(vec![2.0]);
+        Ok(m)
+    }
+
     /// Feeds a block of planar audio.
     ///
     /// # Errors
@@ -228,6 +245,27 @@ pub(crate) fn reference(buffer: &AudioBuffer) -> Loudness {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Mono metered once with a doubled weight is bit-identical to metering it duplicated
+    /// into two channels (what leveling a mono segment for a stereo mix does).
+    #[test]
+    fn mono_as_two_copies_is_bit_identical_to_duplicating_it() {
+        for (seed, level) in [(1u64, -20.0), (2, -45.0), (3, -75.0)] {
+            let r = R48;
+            let mono = synth::speech_like(r, seed, level, 48_000 * 12 + 77);
+            let mut dup = LoudnessMeter::new(2, 48_000, false).unwrap();
+            let mut once = LoudnessMeter::mono_as_copies(48_000, 2).unwrap();
+            for chunk in mono.chunks(10_000) {
+                dup.add_planar(&[chunk, chunk]).unwrap();
+                once.add_planar(&[chunk]).unwrap();
+            }
+            let (a, b) = (dup.finish().unwrap(), once.finish().unwrap());
+            assert_eq!(a.integrated_lufs.to_bits(), b.integrated_lufs.to_bits(), "{level}");
+            assert_eq!(a.range_lu.to_bits(), b.range_lu.to_bits(), "{level}");
+            assert_eq!(a.sample_peak_dbfs, b.sample_peak_dbfs);
+        }
+        assert!(LoudnessMeter::mono_as_copies(48_000, 3).is_err());
+    }
     use crate::synth;
 
     // Speech, music, noise, tones and silence, mono to 6 channels, fed in blocks of several

@@ -221,6 +221,13 @@ impl FastMeter {
         }
     }
 
+    /// Replaces the BS.1770 channel weights (one per channel).
+    pub(crate) fn with_weights(mut self, weights: Vec<f64>) -> Self {
+        debug_assert_eq!(weights.len(), self.state.len());
+        self.weights = weights;
+        self
+    }
+
     /// Also keeps, per `window` frames, the peak magnitude and the K-weighted energy.
     pub(crate) fn with_windows(mut self, window: usize) -> Self {
         self.window = window.max(1);
@@ -278,6 +285,32 @@ impl FastMeter {
                 }
             }
         }
+    }
+
+    /// Runs the K-weighting filters over `planes` without measuring them: the state a meter
+    /// starting mid-program would have had, so its first blocks measure as if it had not.
+    pub(crate) fn warm_up(&mut self, planes: &[&[f32]]) {
+        let (sh, hp) = (self.shelf, self.high_pass);
+        for ((p, s), &w) in planes.iter().zip(self.state.iter_mut()).zip(&self.weights) {
+            if w != 0.0 {
+                self.block.energy(s, p, &sh, &hp);
+            }
+        }
+    }
+
+    /// Appends the measurement of `next`, a meter over the audio right after this one's.
+    /// This meter must end on a sub-block (and window) boundary; `next` continues from there.
+    pub(crate) fn append(&mut self, next: FastMeter) {
+        debug_assert!(self.sub_fill == 0 && self.win_fill == 0, "not on a block boundary");
+        self.subs.extend_from_slice(&next.subs);
+        self.windows.extend_from_slice(&next.windows);
+        self.peak = self.peak.max(next.peak);
+        self.state = next.state;
+        self.sub_fill = next.sub_fill;
+        self.sub_acc = next.sub_acc;
+        self.win_fill = next.win_fill;
+        self.win_peak = next.win_peak;
+        self.win_energy = next.win_energy;
     }
 
     /// Energies of the completed 100 ms sub-blocks.

@@ -76,6 +76,12 @@ fn loudness_of(
     rate: std::num::NonZeroU32,
     cancel: &CancelToken,
 ) -> Result<f64> {
+    if src.channel_count() == 1 && channels == 2 {
+        // Mono into a stereo mix is the same signal twice: meter it once, weighted twice.
+        let mut meter = LoudnessMeter::mono_as_copies(rate.get(), 2)?;
+        for_each_block(src, 1, cancel, |planes| meter.add_planar(planes))?;
+        return Ok(meter.finish()?.integrated_lufs);
+    }
     let mut meter = LoudnessMeter::new(channels, rate.get(), false)?;
     for_each_block(src, channels, cancel, |planes| meter.add_planar(planes))?;
     Ok(meter.finish()?.integrated_lufs)

@@ -117,25 +117,37 @@ fn for_each_block(
     block: usize,
     cancel: &CancelToken,
     progress: &mut dyn FnMut(f64),
+    f: impl FnMut(u64, &[Vec<f32>], usize) -> Result<()>,
+) -> Result<()> {
+    for_each_block_in(program, 0..program.frames(), block, cancel, progress, f)
+}
+
+/// [`for_each_block`] over frames `range` of `program`; progress is the fraction of `range`.
+fn for_each_block_in(
+    program: &dyn FrameSource,
+    range: std::ops::Range<u64>,
+    block: usize,
+    cancel: &CancelToken,
+    progress: &mut dyn FnMut(f64),
     mut f: impl FnMut(u64, &[Vec<f32>], usize) -> Result<()>,
 ) -> Result<()> {
     let channels = program.channel_count();
     if channels == 0 {
         return Err(Error::invalid_input("program", "has no channels"));
     }
-    let total = program.frames();
+    let total = range.end.saturating_sub(range.start);
     let mut buf = vec![vec![0.0f32; block]; channels];
-    let mut pos = 0u64;
-    while pos < total {
+    let mut pos = range.start;
+    while pos < range.end {
         cancel.check()?;
-        let n = (total - pos).min(block as u64) as usize;
+        let n = (range.end - pos).min(block as u64) as usize;
         {
             let mut planes: Vec<&mut [f32]> = buf.iter_mut().map(|p| &mut p[..n]).collect();
             program.read(pos, &mut planes);
         }
         f(pos, &buf, n)?;
         pos += n as u64;
-        progress(pos as f64 / total as f64);
+        progress((pos - range.start) as f64 / total as f64);
     }
     cancel.check()?;
     Ok(())
@@ -155,21 +167,90 @@ pub fn measure_mix(
     cancel: &CancelToken,
     progress: &mut dyn FnMut(f64),
 ) -> Result<MixMeasurement> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    measure_mix_threads(program, rate, options, cancel, progress, threads)
+}
+
+/// Frames of K-filter warm-up before the second half of a split measurement: the filter's
+/// slowest pole (the 38 Hz high-pass) decays by e^-50 or more over it at any rate, so the
+/// state it reaches equals the sequential one to within rounding.
+const WARM_UP_S: u64 = 1;
+
+/// [`measure_mix`] on up to `threads` threads. With two or more and a program of at least
+/// 20 s, the program is cut in two at a multiple of both the 100 ms sub-block and the window
+/// (so no block straddles the cut); the second half runs on its own thread, its meter first
+/// warmed up on the second before the cut, and the halves' sub-blocks and windows are joined.
+/// The result equals the sequential one up to rounding (tested).
+fn measure_mix_threads(
+    program: &dyn FrameSource,
+    rate: NonZeroU32,
+    options: &RenderOptions,
+    cancel: &CancelToken,
+    progress: &mut dyn FnMut(f64),
+    threads: usize,
+) -> Result<MixMeasurement> {
     let block = options.block()?;
-    let mut meter = FastMeter::new(program.channel_count(), rate).with_windows(WINDOW);
-    for_each_block(program, block, cancel, progress, |_, buf, n| {
-        let planes: Vec<&[f32]> = buf.iter().map(|p| &p[..n]).collect();
-        meter.add(&planes);
-        Ok(())
-    })?;
+    let channels = program.channel_count();
+    let sub_len = ((u64::from(rate.get()) + 5) / 10).max(1);
+    let unit = lcm(sub_len, WINDOW as u64);
+    let total = program.frames();
+    let cut = total / 2 / unit * unit;
+    let warm = u64::from(rate.get()) * WARM_UP_S;
+    let meter_over = |range: std::ops::Range<u64>, progress: &mut dyn FnMut(f64)| {
+        let mut meter = FastMeter::new(channels, rate).with_windows(WINDOW);
+        if range.start > 0 {
+            let from = range.start.saturating_sub(warm);
+            for_each_block_in(
+                program,
+                from..range.start,
+                block,
+                cancel,
+                &mut |_| {},
+                |_, b, n| {
+                    let planes: Vec<&[f32]> = b.iter().map(|p| &p[..n]).collect();
+                    meter.warm_up(&planes);
+                    Ok(())
+                },
+            )?;
+        }
+        for_each_block_in(program, range, block, cancel, progress, |_, b, n| {
+            let planes: Vec<&[f32]> = b.iter().map(|p| &p[..n]).collect();
+            meter.add(&planes);
+            Ok(())
+        })?;
+        Ok::<_, Error>(meter)
+    };
+    let mut meter = if threads >= 2 && total >= 20 * u64::from(rate.get()) && cut > 0 {
+        std::thread::scope(|s| {
+            let second = s.spawn(|| meter_over(cut..total, &mut |_| {}));
+            let first = meter_over(0..cut, progress);
+            let second = match second.join() {
+                Ok(r) => r,
+                Err(panic) => std::panic::resume_unwind(panic),
+            };
+            let mut first = first?;
+            first.append(second?);
+            Ok::<_, Error>(first)
+        })?
+    } else {
+        meter_over(0..total, progress)?
+    };
     let windows = meter.take_windows();
     Ok(MixMeasurement {
         loudness: meter.loudness(),
-        frames: program.frames(),
+        frames: total,
         windows,
         subs: meter.sub_blocks().to_vec(),
         sub_len: (rate.get() as usize + 5) / 10,
     })
+}
+
+fn lcm(a: u64, b: u64) -> u64 {
+    let (mut x, mut y) = (a, b);
+    while y != 0 {
+        (x, y) = (y, x % y);
+    }
+    a / x.max(1) * b
 }
 
 /// Per-window peaks for limiter prediction: the sample peak, or, for windows whose sample
@@ -537,5 +618,58 @@ mod finite_or_null {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
         Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NEG_INFINITY))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AudioBuffer, synth};
+
+    /// The two-thread measurement (cut mid-program, second half warmed up) equals the
+    /// sequential one: the same sub-blocks and windows up to rounding, the same loudness.
+    #[test]
+    fn split_measurement_equals_the_sequential_one() {
+        for (rate, secs) in [(44_100u32, 61usize), (48_000, 37)] {
+            let r = NonZeroU32::new(rate).unwrap();
+            let n = rate as usize * secs + 123;
+            let l = synth::speech_like(r, 3, -18.0, n);
+            let mut m = synth::music_like(r, 4, -24.0, n);
+            m[n / 2] = 0.99; // a peak near the cut
+            let program = AudioBuffer::from_planar(r, vec![l, m]).unwrap();
+            let opts = RenderOptions::default();
+            let cancel = CancelToken::new();
+            let one = measure_mix_threads(&program, r, &opts, &cancel, &mut |_| {}, 1).unwrap();
+            let mut last = 0.0;
+            let two =
+                measure_mix_threads(&program, r, &opts, &cancel, &mut |f| last = f, 2).unwrap();
+            assert_eq!(last, 1.0);
+            assert_eq!((one.frames, one.subs.len()), (two.frames, two.subs.len()));
+            assert_eq!(one.windows.len(), two.windows.len());
+            for (a, b) in one.subs.iter().zip(&two.subs) {
+                assert!((a - b).abs() <= 1e-12 * a.abs().max(1e-12), "{rate}: {a} vs {b}");
+            }
+            for (a, b) in one.windows.iter().zip(&two.windows) {
+                assert_eq!(a.0, b.0);
+                assert!((a.1 - b.1).abs() <= 1e-5 * a.1.abs().max(1e-9), "{a:?} vs {b:?}");
+            }
+            let (x, y) = (one.loudness, two.loudness);
+            assert!((x.integrated_lufs - y.integrated_lufs).abs() < 1e-9, "{x:?} {y:?}");
+            assert!((x.range_lu - y.range_lu).abs() < 1e-9, "{x:?} {y:?}");
+            assert_eq!(x.sample_peak_dbfs, y.sample_peak_dbfs);
+        }
+    }
+
+    /// Too short to split (under 20 s, or no whole unit in the first half): sequential.
+    #[test]
+    fn short_programs_measure_the_same_on_any_thread_count() {
+        let r = NonZeroU32::new(44_100).unwrap();
+        let program = synth::mono(r, synth::speech_like(r, 5, -20.0, 44_100 * 15));
+        let opts = RenderOptions::default();
+        let c = CancelToken::new();
+        let a = measure_mix_threads(&program, r, &opts, &c, &mut |_| {}, 1).unwrap();
+        let b = measure_mix_threads(&program, r, &opts, &c, &mut |_| {}, 4).unwrap();
+        assert_eq!(a.subs, b.subs);
+        assert_eq!(a.loudness, b.loudness);
     }
 }
