@@ -139,10 +139,15 @@ def test_app_enqueues_and_a_celery_worker_runs_the_jobs(media: Media, tmp_path: 
 
 
 def test_sigkilled_worker_task_is_redelivered_and_resumes(media: Media, tmp_path: Path) -> None:
-    # a short visibility timeout so Redis hands the lost worker's message out again soon
+    # Redis hands the lost worker's message out again after the visibility timeout. It must
+    # outlast the time to the kill below (about half the job), or Redis restores the message
+    # while the first worker still runs it, and the second worker gets it while the dead
+    # worker's lease still looks live and skips it as a duplicate.
     env = _celery_env(tmp_path, media, lease_s=2, heartbeat_s=0.25, progress_interval_s=0.1,
-                      visibility_timeout_s=3)
-    settings, store, job, payload = _store_and_job(env, media, "ep-kill", "talk-a.wav")
+                      visibility_timeout_s=40)
+    # the 40-minute talk: a 2-minute one now finishes in under a second, before the poll
+    # below can see it past 50 %
+    settings, store, job, payload = _store_and_job(env, media, "ep-kill", "talk-long.wav")
     from assembly_service.celery_app import enqueue, make_celery
 
     first = Worker(env, tmp_path / "worker-1.log")
@@ -154,7 +159,7 @@ def test_sigkilled_worker_task_is_redelivered_and_resumes(media: Media, tmp_path
         first.kill9()
         print(f"killed at progress {running.progress:.2f}, stage {running.stage}")
         second = Worker(env, tmp_path / "worker-2.log")
-        done = _wait(store, job.job_id, lambda j: j.state == JobState.SUCCEEDED, 180,
+        done = _wait(store, job.job_id, lambda j: j.state == JobState.SUCCEEDED, 300,
                      "the job was not redelivered and finished")
     finally:
         first.stop()
