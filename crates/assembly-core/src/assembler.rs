@@ -30,9 +30,7 @@ use crate::progress::{ProgressSink, Reporter, Stage};
 use crate::render::{self, MasterPlan, Mix, RenderOptions, Sources};
 use crate::spec::{CONTENT_ASSET, Spec};
 use crate::transcript::{CueOptions, Transcript, Word};
-use crate::{
-    AudioBuffer, CancelToken, Chapter, CompactAudio, CompactBuilder, FrameSource, frames_to_ms,
-};
+use crate::{AudioBuffer, CancelToken, Chapter, CompactAudio, FrameSource, frames_to_ms};
 
 /// Runs one assembly job described by a [`Spec`].
 ///
@@ -436,7 +434,8 @@ impl Assembler {
             )
         };
         rep.update(Stage::Load, 0.0, "decoding content");
-        let content = load_content(&self.spec.content, &opts, fmt.rate, cancel)?;
+        let content =
+            load::decode_file_compact(&self.spec.content, &opts, fmt.rate, CONTENT_BITS, cancel)?;
         let mut assets = BTreeMap::new();
         for (i, (id, path)) in self.spec.assets.iter().enumerate() {
             rep.update(Stage::Load, (i + 1) as f64 / total as f64, "decoding assets");
@@ -756,79 +755,6 @@ impl Assembler {
 /// Grid of the stored content, bits: exact for 16-bit sources, and far below the noise of
 /// lossy ones (see `compact`).
 const CONTENT_BITS: u32 = 16;
-
-/// Decodes the content into compact storage, block by block: each decoded block is downmixed
-/// (more than two channels become two), resampled to the working rate when it differs (the
-/// streaming [`load::Resampler`], which gives the same samples as resampling the whole
-/// recording) and appended, so the recording never exists in memory as `f32`.
-fn load_content(
-    path: &Path,
-    opts: &DecodeOptions,
-    rate: NonZeroU32,
-    cancel: &CancelToken,
-) -> Result<CompactAudio> {
-    struct Pipeline {
-        from: (u32, usize),
-        resampler: Option<load::Resampler>,
-        out: Vec<Vec<f32>>,
-        builder: CompactBuilder,
-    }
-    let mut pipe: Option<Pipeline> = None;
-    let d = load::decode_file_streaming(path, opts, cancel, &mut |r, planes| {
-        let from = (r, planes.len());
-        let p = match &mut pipe {
-            Some(p) => p,
-            None => {
-                let from_rate =
-                    NonZeroU32::new(r).ok_or_else(|| Error::decode(path, "sample rate 0"))?;
-                let ch = planes.len().min(2);
-                let resampler = (from_rate != rate)
-                    .then(|| load::Resampler::new(from_rate, rate, ch))
-                    .transpose()?;
-                let builder = CompactAudio::builder(rate, ch, CONTENT_BITS)?;
-                pipe.insert(Pipeline { from, resampler, out: vec![Vec::new(); ch], builder })
-            }
-        };
-        if from != p.from {
-            return Err(Error::decode(path, "the sample rate or channel count changes mid-stream"));
-        }
-        let mixed;
-        let planes: Vec<&[f32]> = if planes.len() > 2 {
-            let block = AudioBuffer::from_planar(
-                NonZeroU32::new(r).unwrap_or(rate),
-                planes.iter().map(|p| p.to_vec()).collect(),
-            )?;
-            mixed = load::remix(&block, 2)?;
-            mixed.planes().iter().map(Vec::as_slice).collect()
-        } else {
-            planes.to_vec()
-        };
-        match &mut p.resampler {
-            None => p.builder.push(&planes),
-            Some(rs) => {
-                rs.push(&planes, &mut p.out)?;
-                let outs: Vec<&[f32]> = p.out.iter().map(Vec::as_slice).collect();
-                p.builder.push(&outs)?;
-                p.out.iter_mut().for_each(Vec::clear);
-                Ok(())
-            }
-        }
-    })?;
-    match pipe {
-        Some(mut p) => {
-            if let Some(rs) = p.resampler.take() {
-                rs.finish(&mut p.out)?;
-                let outs: Vec<&[f32]> = p.out.iter().map(Vec::as_slice).collect();
-                p.builder.push(&outs)?;
-            }
-            Ok(p.builder.finish())
-        }
-        None => {
-            let ch = usize::from(d.info.channels).clamp(1, 2);
-            Ok(CompactAudio::builder(rate, ch, CONTENT_BITS)?.finish())
-        }
-    }
-}
 
 /// Decodes the file at `path` block by block into a loudness meter (true peak included),
 /// holding no more than one block of its audio.

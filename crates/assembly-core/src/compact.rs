@@ -372,7 +372,7 @@ mod tests {
     }
 
     #[test]
-    fn speech_takes_well_under_half_of_sixteen_bit_pcm() {
+    fn speech_and_silence_take_less_than_sixteen_bit_pcm() {
         let n = 44_100 * 30;
         let talk = synth::mono(rate(), synth::speech_like(rate(), 11, -20.0, n));
         let c = CompactAudio::from_buffer(&talk, 16).unwrap();

@@ -353,6 +353,28 @@ fn decoded_mp3_lands_on_target_from_any_input_level() {
     }
 }
 
+/// Writes `audio` as the content in `format`, runs a job with cleanup off and a WAV output,
+/// and returns the report with the content file decoded back.
+fn run_uncleaned_wav_job(
+    audio: &assembly_core::AudioBuffer,
+    format: &OutputFormat,
+) -> (assembly_core::Report, assembly_core::AudioBuffer) {
+    let dir = tempfile::tempdir().unwrap();
+    let content = dir.path().join("in.wav");
+    write_file(&content, audio, format, &Tags::default()).unwrap();
+    let mut spec = Spec::from_json(
+        r#"{"version": 1, "content": "in.wav",
+            "cleanup": {"remove_fillers": false, "remove_pauses": false},
+            "output": {"path": "out.wav", "encoding": {"format": "wav"}}}"#,
+    )
+    .unwrap();
+    spec.resolve_paths(dir.path());
+    let report = Assembler::new(spec).unwrap().run(&mut NoProgress, &CancelToken::new()).unwrap();
+    let decoded =
+        load::decode_file(&content, &Default::default(), &CancelToken::new()).unwrap().audio;
+    (report, decoded)
+}
+
 /// The content is stored compactly (16-bit grid, bit-packed): a 16-bit source at the working
 /// rate reads back bit for bit, so the reported input loudness is the decoded file's; a float
 /// source is within half a 16-bit step, and its over-full-scale peaks survive to the limiter.
@@ -368,23 +390,10 @@ fn content_is_stored_losslessly_for_16_bit_and_keeps_float_peaks() {
             8.0,
         ),
     ] {
-        let dir = tempfile::tempdir().unwrap();
-        let content = dir.path().join("in.wav");
         let l: Vec<f32> = synth::speech_like(rate, 8, -18.0, n).iter().map(|x| x * gain).collect();
         let r = synth::speech_like(rate, 9, -21.0, n);
         let audio = assembly_core::AudioBuffer::from_planar(rate, vec![l, r]).unwrap();
-        write_file(&content, &audio, &format, &Tags::default()).unwrap();
-        let mut spec = Spec::from_json(
-            r#"{"version": 1, "content": "in.wav",
-                "cleanup": {"remove_fillers": false, "remove_pauses": false},
-                "output": {"path": "out.wav", "encoding": {"format": "wav"}}}"#,
-        )
-        .unwrap();
-        spec.resolve_paths(dir.path());
-        let report =
-            Assembler::new(spec).unwrap().run(&mut NoProgress, &CancelToken::new()).unwrap();
-        let decoded =
-            load::decode_file(&content, &Default::default(), &CancelToken::new()).unwrap().audio;
+        let (report, decoded) = run_uncleaned_wav_job(&audio, &format);
         assert!(decoded.channel(0).iter().any(|x| x.abs() > 1.0) == (gain > 1.0), "{name}");
         let want = assembly_core::analyze::loudness::measure(&decoded).unwrap();
         let got = report.loudness_in;
@@ -407,24 +416,11 @@ fn content_is_stored_losslessly_for_16_bit_and_keeps_float_peaks() {
 fn content_is_converted_while_streaming_like_the_whole_file() {
     let hz = |r| NonZeroU32::new(r).unwrap();
     for (from, channels) in [(48_000u32, 1usize), (22_050, 2), (48_000, 6)] {
-        let dir = tempfile::tempdir().unwrap();
-        let content = dir.path().join("in.wav");
         let n = from as usize * 7 + 333;
         let planes: Vec<Vec<f32>> =
             (0..channels).map(|c| synth::speech_like(hz(from), c as u64, -20.0, n)).collect();
         let audio = assembly_core::AudioBuffer::from_planar(hz(from), planes).unwrap();
-        write_file(&content, &audio, &OutputFormat::wav16(), &Tags::default()).unwrap();
-        let mut spec = Spec::from_json(
-            r#"{"version": 1, "content": "in.wav",
-                "cleanup": {"remove_fillers": false, "remove_pauses": false},
-                "output": {"path": "out.wav", "encoding": {"format": "wav"}}}"#,
-        )
-        .unwrap();
-        spec.resolve_paths(dir.path());
-        let report =
-            Assembler::new(spec).unwrap().run(&mut NoProgress, &CancelToken::new()).unwrap();
-        let decoded =
-            load::decode_file(&content, &Default::default(), &CancelToken::new()).unwrap().audio;
+        let (report, decoded) = run_uncleaned_wav_job(&audio, &OutputFormat::wav16());
         let fmt = load::WorkingFormat { rate: hz(44_100), channels: channels.min(2) };
         let whole = load::to_working_format(&decoded, &fmt, &CancelToken::new()).unwrap();
         assert_eq!(whole.frames() as u64, load::resampled_len(n as u64, hz(from), hz(44_100)));

@@ -20,4 +20,5 @@ pub use decode::{
 pub use probe::{ProbeInfo, TagEntry};
 pub use remix::{ChannelLayout, MAX_UPMIX_CHANNELS, remix, remix_layout};
 pub use resample::{MAX_RATE_RATIO, ResampleMethod, Resampler, resample, resampled_len};
+pub(crate) use working::decode_file_compact;
 pub use working::{WorkingFormat, into_working_format, to_working_format};

@@ -4,10 +4,13 @@ use std::num::NonZeroU32;
 
 use serde::{Deserialize, Serialize};
 
+use std::path::Path;
+
+use super::decode::{DecodeOptions, decode_file_streaming};
 use super::remix::{check_remix, remix};
-use super::resample::{MAX_RATE_RATIO, resample};
+use super::resample::{MAX_RATE_RATIO, Resampler, resample};
 use crate::error::{Error, Result};
-use crate::{AudioBuffer, CancelToken};
+use crate::{AudioBuffer, CancelToken, CompactAudio, CompactBuilder};
 
 /// The rate and channel count every source is converted to before analysis and editing.
 ///
@@ -106,6 +109,79 @@ pub fn into_working_format(
         return Ok(buf);
     }
     to_working_format(&buf, format, cancel)
+}
+
+/// Decodes the file at `path` into compact storage on a grid of `bits` bits, block by block: each decoded block is downmixed
+/// (more than two channels become two), resampled to the working rate when it differs (the
+/// streaming [`Resampler`], which gives the same samples as resampling the whole
+/// recording) and appended, so the recording never exists in memory as `f32`.
+pub(crate) fn decode_file_compact(
+    path: &Path,
+    opts: &DecodeOptions,
+    rate: NonZeroU32,
+    bits: u32,
+    cancel: &CancelToken,
+) -> Result<CompactAudio> {
+    struct Pipeline {
+        from: (u32, usize),
+        resampler: Option<Resampler>,
+        out: Vec<Vec<f32>>,
+        builder: CompactBuilder,
+    }
+    let mut pipe: Option<Pipeline> = None;
+    let d = decode_file_streaming(path, opts, cancel, &mut |r, planes| {
+        let from = (r, planes.len());
+        let p = match &mut pipe {
+            Some(p) => p,
+            None => {
+                let from_rate =
+                    NonZeroU32::new(r).ok_or_else(|| Error::decode(path, "sample rate 0"))?;
+                let ch = planes.len().min(2);
+                let resampler =
+                    (from_rate != rate).then(|| Resampler::new(from_rate, rate, ch)).transpose()?;
+                let builder = CompactAudio::builder(rate, ch, bits)?;
+                pipe.insert(Pipeline { from, resampler, out: vec![Vec::new(); ch], builder })
+            }
+        };
+        if from != p.from {
+            return Err(Error::decode(path, "the sample rate or channel count changes mid-stream"));
+        }
+        let mixed;
+        let planes: Vec<&[f32]> = if planes.len() > 2 {
+            let block = AudioBuffer::from_planar(
+                NonZeroU32::new(r).unwrap_or(rate),
+                planes.iter().map(|p| p.to_vec()).collect(),
+            )?;
+            mixed = remix(&block, 2)?;
+            mixed.planes().iter().map(Vec::as_slice).collect()
+        } else {
+            planes.to_vec()
+        };
+        match &mut p.resampler {
+            None => p.builder.push(&planes),
+            Some(rs) => {
+                rs.push(&planes, &mut p.out)?;
+                let outs: Vec<&[f32]> = p.out.iter().map(Vec::as_slice).collect();
+                p.builder.push(&outs)?;
+                p.out.iter_mut().for_each(Vec::clear);
+                Ok(())
+            }
+        }
+    })?;
+    match pipe {
+        Some(mut p) => {
+            if let Some(rs) = p.resampler.take() {
+                rs.finish(&mut p.out)?;
+                let outs: Vec<&[f32]> = p.out.iter().map(Vec::as_slice).collect();
+                p.builder.push(&outs)?;
+            }
+            Ok(p.builder.finish())
+        }
+        None => {
+            let ch = usize::from(d.info.channels).clamp(1, 2);
+            Ok(CompactAudio::builder(rate, ch, bits)?.finish())
+        }
+    }
 }
 
 #[cfg(test)]

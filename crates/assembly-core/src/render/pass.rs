@@ -241,7 +241,7 @@ fn measure_mix_threads(
         frames: total,
         windows,
         subs: meter.sub_blocks().to_vec(),
-        sub_len: (rate.get() as usize + 5) / 10,
+        sub_len: sub_len as usize,
     })
 }
 
