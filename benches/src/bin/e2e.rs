@@ -17,13 +17,14 @@
 //! 128 kbps LAME encode at the same quality) runs on the same inputs, and the ratio is printed.
 
 use std::num::NonZeroU32;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
 use assembly_core::edit::SegmentSource;
 use assembly_core::encode::{Mp3Bitrate, OutputFormat, Tags, write_file};
-use assembly_core::{Assembler, CancelToken, NoProgress, Spec, synth};
+use assembly_core::{Assembler, CancelToken, ProgressEvent, Spec, Stage, synth};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -124,11 +125,24 @@ fn job(dir: &Path) -> Res<()> {
     let spec = spec_in(dir)?;
     let (cpu0, _) = cpu_and_peak_rss();
     let t = Instant::now();
-    let report = Assembler::new(spec)?.run(&mut NoProgress, &CancelToken::new())?;
+    // Process CPU time at each stage's first event: a stage's CPU is the difference to the
+    // next stage's (or the end's).
+    let mut stage_cpu: Vec<(Stage, f64)> = Vec::new();
+    let mut sink = |e: &ProgressEvent| {
+        if stage_cpu.last().map(|s| s.0) != Some(e.stage) {
+            stage_cpu.push((e.stage, cpu_and_peak_rss().0));
+        }
+        ControlFlow::Continue(())
+    };
+    let report = Assembler::new(spec)?.run(&mut sink, &CancelToken::new())?;
     let wall = t.elapsed().as_secs_f64();
     let (cpu1, rss) = cpu_and_peak_rss();
     for (stage, ms) in &report.stage_ms {
         println!("stage_{} {}", stage.name(), *ms as f64 / 1000.0);
+    }
+    for (i, (stage, c)) in stage_cpu.iter().enumerate() {
+        let next = stage_cpu.get(i + 1).map_or(cpu1, |n| n.1);
+        println!("cpu_{} {}", stage.name(), next - c);
     }
     println!("wall {wall}");
     println!("cpu {}", cpu1 - cpu0);
@@ -316,7 +330,8 @@ fn main() -> Res<()> {
             if stage != "render" {
                 non_encode += s;
             }
-            println!("  {stage:<8} {s:>8.2} s");
+            let cpu = med(&format!("cpu_{stage}"));
+            println!("  {stage:<8} {s:>8.2} s  (cpu {cpu:>6.2} s)");
         }
     }
     println!("  (all stages before render: {non_encode:.2} s)");
