@@ -467,17 +467,13 @@ impl Assembler {
         let wants_activity =
             inputs.activity.get().is_none() && (c.remove_pauses || inputs.transcript.is_none());
         let content = &inputs.content;
-        let (content_loudness, activity) = std::thread::scope(|s| {
-            let worker = wants_activity.then(|| {
-                s.spawn(|| ActivityMap::analyze_cancellable(content, &c.activity, cancel))
-            });
-            let loudness = loudness::measure_source(content, cancel);
-            let activity = worker.map(|w| match w.join() {
-                Ok(r) => r,
-                Err(panic) => std::panic::resume_unwind(panic),
-            });
-            (loudness, activity)
-        });
+        let (content_loudness, activity) = crate::par::join(
+            || loudness::measure_source(content, cancel),
+            || {
+                wants_activity
+                    .then(|| ActivityMap::analyze_cancellable(content, &c.activity, cancel))
+            },
+        );
         if let Some(a) = activity {
             let _ = inputs.activity.set(a?);
         }

@@ -23,6 +23,7 @@ mod limits;
 pub mod load;
 pub mod master;
 mod meta;
+mod par;
 mod progress;
 pub mod render;
 mod source;

@@ -199,6 +199,11 @@ impl BlockFilter {
     }
 }
 
+/// Seconds of K-filter warm-up before the second half of a split measurement: the filter's
+/// slowest pole (the 38 Hz high-pass) decays by e^-50 or more over it at any rate, so the
+/// state it reaches equals the sequential one to within rounding.
+pub(crate) const WARM_UP_S: u64 = 1;
+
 impl FastMeter {
     pub(crate) fn new(channels: usize, rate: NonZeroU32) -> Self {
         let (shelf, high_pass) = k_weighting(f64::from(rate.get()));

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::place::Arrangement;
 use super::template::{LevelingMode, SegmentType, Template};
-use crate::analyze::loudness::LoudnessMeter;
+use crate::analyze::loudness::{LoudnessMeter, meter_halves};
 use crate::error::{Error, Result};
 use crate::{CancelToken, FrameSource};
 
@@ -46,14 +46,24 @@ fn for_each_block(
     cancel: &CancelToken,
     mut f: impl FnMut(&[&[f32]]) -> Result<()>,
 ) -> Result<()> {
+    for_each_block_in(src, 0..src.frames(), channels, cancel, &mut f)
+}
+
+/// [`for_each_block`] over `range` of `src`.
+fn for_each_block_in(
+    src: &dyn FrameSource,
+    range: std::ops::Range<u64>,
+    channels: usize,
+    cancel: &CancelToken,
+    f: &mut dyn FnMut(&[&[f32]]) -> Result<()>,
+) -> Result<()> {
     let sc = src.channel_count();
     let mut raw = vec![vec![0.0f32; BLOCK]; sc];
     let mut mapped = vec![vec![0.0f32; BLOCK]; channels];
-    let total = src.frames();
-    let mut pos = 0u64;
-    while pos < total {
+    let mut pos = range.start;
+    while pos < range.end {
         cancel.check()?;
-        let n = (total - pos).min(BLOCK as u64) as usize;
+        let n = (range.end - pos).min(BLOCK as u64) as usize;
         {
             let mut planes: Vec<&mut [f32]> = raw.iter_mut().map(|p| &mut p[..n]).collect();
             src.read(pos, &mut planes);
@@ -69,21 +79,28 @@ fn for_each_block(
     Ok(())
 }
 
-/// Integrated loudness (LUFS) of `src` as it sounds mapped to `channels` channels.
+/// Integrated loudness (LUFS) of `src` as it sounds mapped to `channels` channels, metered
+/// in two halves on two threads when it is long enough (`loudness::meter_halves`).
 fn loudness_of(
     src: &dyn FrameSource,
     channels: usize,
     rate: std::num::NonZeroU32,
     cancel: &CancelToken,
 ) -> Result<f64> {
-    if src.channel_count() == 1 && channels == 2 {
-        // Mono into a stereo mix is the same signal twice: meter it once, weighted twice.
-        let mut meter = LoudnessMeter::mono_as_copies(rate.get(), 2)?;
-        for_each_block(src, 1, cancel, |planes| meter.add_planar(planes))?;
-        return Ok(meter.finish()?.integrated_lufs);
-    }
-    let mut meter = LoudnessMeter::new(channels, rate.get(), false)?;
-    for_each_block(src, channels, cancel, |planes| meter.add_planar(planes))?;
+    // Mono into a stereo mix is the same signal twice: meter it once, weighted twice.
+    let copies = src.channel_count() == 1 && channels == 2;
+    let fed = if copies { 1 } else { channels };
+    let make = || {
+        if copies {
+            LoudnessMeter::mono_as_copies(rate.get(), 2)
+        } else {
+            LoudnessMeter::new(channels, rate.get(), false)
+        }
+    };
+    let read = |range: std::ops::Range<u64>, f: &mut dyn FnMut(&[&[f32]]) -> Result<()>| {
+        for_each_block_in(src, range, fed, cancel, f)
+    };
+    let meter = meter_halves(src.frames(), rate, crate::par::threads(), &make, &read)?;
     Ok(meter.finish()?.integrated_lufs)
 }
 
@@ -199,5 +216,49 @@ mod finite_or_null {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
         Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NEG_INFINITY))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arrange::{Segment, place};
+    use crate::{AudioBuffer, synth};
+    use std::num::NonZeroU32;
+
+    /// The content is metered in two halves on two threads when it is long: the reference
+    /// equals one sequential pass over it, for mono content in a stereo mix (metered once,
+    /// weighted twice) and for stereo content; the intro's gain follows from it.
+    #[test]
+    fn long_content_measured_in_halves_equals_one_pass() {
+        let r = NonZeroU32::new(44_100).unwrap();
+        let n = 44_100 * 47 + 311;
+        let talk = synth::speech_like(r, 7, -21.0, n);
+        let contents = [
+            synth::mono(r, talk.clone()),
+            AudioBuffer::from_planar(r, vec![talk, synth::speech_like(r, 8, -27.0, n)]).unwrap(),
+        ];
+        let intro = synth::multi(r, synth::music_like(r, 9, -26.0, 44_100 * 5), 2);
+        let t = Template::new(vec![
+            Segment::new(SegmentType::Intro, "intro"),
+            Segment::new(SegmentType::Content, "talk"),
+        ]);
+        for content in &contents {
+            let lookup = |id: &str| -> Option<&dyn FrameSource> {
+                match id {
+                    "talk" => Some(content),
+                    "intro" => Some(&intro),
+                    _ => None,
+                }
+            };
+            let arrangement = place(&t, r, |id| lookup(id).map(FrameSource::frames)).unwrap();
+            let got = level_segments(&t, &arrangement, lookup, 2, &CancelToken::new()).unwrap();
+            let mut one = LoudnessMeter::new(2, 44_100, false).unwrap();
+            for_each_block(content, 2, &CancelToken::new(), |p| one.add_planar(p)).unwrap();
+            let want = one.finish().unwrap().integrated_lufs;
+            assert!((got.reference - want).abs() < 1e-9, "{} vs {want}", got.reference);
+            let intro_lufs = crate::analyze::loudness::measure(&intro).unwrap().integrated_lufs;
+            assert!((got.gains[0].gain_db - (want - intro_lufs)).abs() < 1e-6, "{got:?}");
+        }
     }
 }

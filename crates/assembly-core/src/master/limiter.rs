@@ -210,6 +210,27 @@ impl TruePeakScanner {
         }
     }
 
+    /// Takes the last samples of `planes` as the history the next block interpolates from,
+    /// without measuring them: the state of a scanner that had been fed them.
+    pub(crate) fn warm_up(&mut self, planes: &[&[f32]]) {
+        for (x, hist) in planes.iter().zip(self.history.iter_mut()) {
+            if x.len() >= TAPS - 1 {
+                hist.clear();
+                hist.extend_from_slice(&x[x.len() - (TAPS - 1)..]);
+            } else {
+                hist.drain(..x.len());
+                hist.extend_from_slice(x);
+            }
+        }
+    }
+
+    /// Takes in a scanner fed the audio right after this one's: the peak is the larger of
+    /// the two (the spans either skipped cannot exceed it), the history the later one's.
+    pub(crate) fn append(&mut self, next: TruePeakScanner) {
+        self.peak = self.peak.max(next.peak);
+        self.history = next.history;
+    }
+
     fn add_piece(&mut self, planes: &[&[f32]]) {
         for (x, hist) in planes.iter().zip(self.history.iter_mut()) {
             if x.is_empty() {

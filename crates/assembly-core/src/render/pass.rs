@@ -167,14 +167,8 @@ pub fn measure_mix(
     cancel: &CancelToken,
     progress: &mut dyn FnMut(f64),
 ) -> Result<MixMeasurement> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    measure_mix_threads(program, rate, options, cancel, progress, threads)
+    measure_mix_threads(program, rate, options, cancel, progress, crate::par::threads())
 }
-
-/// Frames of K-filter warm-up before the second half of a split measurement: the filter's
-/// slowest pole (the 38 Hz high-pass) decays by e^-50 or more over it at any rate, so the
-/// state it reaches equals the sequential one to within rounding.
-const WARM_UP_S: u64 = 1;
 
 /// [`measure_mix`] on up to `threads` threads. With two or more and a program of at least
 /// 20 s, the program is cut in two at a multiple of both the 100 ms sub-block and the window
@@ -194,8 +188,7 @@ fn measure_mix_threads(
     let sub_len = ((u64::from(rate.get()) + 5) / 10).max(1);
     let unit = lcm(sub_len, WINDOW as u64);
     let total = program.frames();
-    let cut = total / 2 / unit * unit;
-    let warm = u64::from(rate.get()) * WARM_UP_S;
+    let warm = u64::from(rate.get()) * crate::analyze::meter::WARM_UP_S;
     let meter_over = |range: std::ops::Range<u64>, progress: &mut dyn FnMut(f64)| {
         let mut meter = FastMeter::new(channels, rate).with_windows(WINDOW);
         if range.start > 0 {
@@ -220,20 +213,17 @@ fn measure_mix_threads(
         })?;
         Ok::<_, Error>(meter)
     };
-    let mut meter = if threads >= 2 && total >= 20 * u64::from(rate.get()) && cut > 0 {
-        std::thread::scope(|s| {
-            let second = s.spawn(|| meter_over(cut..total, &mut |_| {}));
-            let first = meter_over(0..cut, progress);
-            let second = match second.join() {
-                Ok(r) => r,
-                Err(panic) => std::panic::resume_unwind(panic),
-            };
+    let mut meter = match crate::par::cut(total, unit, 20 * u64::from(rate.get()), threads) {
+        Some(cut) => {
+            let (first, second) = crate::par::join(
+                || meter_over(0..cut, progress),
+                || meter_over(cut..total, &mut |_| {}),
+            );
             let mut first = first?;
             first.append(second?);
-            Ok::<_, Error>(first)
-        })?
-    } else {
-        meter_over(0..total, progress)?
+            first
+        }
+        None => meter_over(0..total, progress)?,
     };
     let windows = meter.take_windows();
     Ok(MixMeasurement {
