@@ -91,8 +91,19 @@ pub(crate) fn add_mapped(
     }
 }
 
+/// The `(sin, cos)` gains of an equal-power loop crossfade of `xf` frames, one pair per
+/// frame: computed once per bed rather than per frame and channel at every loop point. At
+/// most 16 bytes a frame of a crossfade no longer than a quarter of its asset, so never more
+/// memory than the asset's own samples.
+pub(crate) fn loop_crossfade_gains(xf: u64) -> Vec<(f64, f64)> {
+    let w = std::f64::consts::FRAC_PI_2 / xf as f64;
+    (0..xf).map(|k| (k as f64 * w).sin_cos()).collect()
+}
+
 /// Reads `n` frames of `src` looped with an equal-power crossfade of `xf` frames at each loop
-/// point, starting at loop time `t0`, into `out` (one plane per source channel).
+/// point, starting at loop time `t0`, into `out` (one plane per source channel). `xf_gains`
+/// holds the crossfade's `(sin, cos)` gains, one pair per frame ([`loop_crossfade_gains`]);
+/// `xf` is its length.
 ///
 /// Loop period `P = len - xf`: the first pass plays `[0, P)`; every later pass starts with the
 /// asset's head `[0, xf)` fading in (sine) over its tail `[P, len)` fading out (cosine), then
@@ -100,12 +111,13 @@ pub(crate) fn add_mapped(
 pub(crate) fn read_looped(
     src: &dyn FrameSource,
     len: u64,
-    xf: u64,
+    xf_gains: &[(f64, f64)],
     t0: u64,
     n: usize,
     out: &mut [Vec<f32>],
     tmp: &mut [Vec<f32>],
 ) {
+    let xf = xf_gains.len() as u64;
     let period = len - xf; // xf <= len / 4, len >= 4
     let mut i = 0usize;
     while i < n {
@@ -122,12 +134,10 @@ pub(crate) fn read_looped(
             src.read(u, &mut head);
             let mut tail: Vec<&mut [f32]> = tmp.iter_mut().map(|p| &mut p[..m]).collect();
             src.read(period + u, &mut tail);
-            let w = std::f64::consts::FRAC_PI_2 / xf as f64;
+            let gains = &xf_gains[u as usize..u as usize + m];
             for (o, tl) in out.iter_mut().zip(tmp.iter()) {
-                for j in 0..m {
-                    let ph = (u + j as u64) as f64 * w;
-                    o[i + j] =
-                        (f64::from(o[i + j]) * ph.sin() + f64::from(tl[j]) * ph.cos()) as f32;
+                for ((o, &t), &(si, co)) in o[i..i + m].iter_mut().zip(&tl[..m]).zip(gains) {
+                    *o = (f64::from(*o) * si + f64::from(t) * co) as f32;
                 }
             }
             i += m;
@@ -178,7 +188,8 @@ struct BedVoice<'a> {
     start: u64,
     end: u64,
     asset_len: u64,
-    loop_xf: u64,
+    /// The loop crossfade's gains ([`loop_crossfade_gains`]).
+    loop_gains: Vec<(f64, f64)>,
     gain: f32,
     fade_in: u64,
     fade_out: u64,
@@ -344,7 +355,7 @@ impl<'a> Mix<'a> {
                 start: b.start_frame,
                 end: b.end_frame,
                 asset_len: b.asset_frames.min(src.frames()).max(4),
-                loop_xf: b.loop_crossfade_frames.min(src.frames() / 4),
+                loop_gains: loop_crossfade_gains(b.loop_crossfade_frames.min(src.frames() / 4)),
                 gain: 10f64.powf(b.volume_db / 20.0) as f32,
                 fade_in: b.fade_in_frames,
                 fade_out: b.fade_out_frames,
@@ -409,7 +420,7 @@ impl<'a> Mix<'a> {
             read_looped(
                 b.src,
                 b.asset_len,
-                b.loop_xf,
+                &b.loop_gains,
                 off,
                 m,
                 &mut scratch.a[..sc],
