@@ -64,82 +64,126 @@ pub struct CompactAudio {
 struct Packed {
     offsets: Vec<u64>,
     widths: Vec<u8>,
-    /// Packed bits, little-endian, with 8 zero bytes of slack at the end (reads are 8 bytes).
+    /// Packed bits, little-endian, with [`SLACK`] zero bytes at the end (reads take windows).
     data: Vec<u8>,
 }
 
 impl Packed {
-    /// Appends one block of grid values.
+    /// Appends one block of grid values (at most [`BLOCK`]; a short last block repeats its
+    /// last value).
     fn push_block(&mut self, q: &[i32]) {
+        let mut z = [0u32; BLOCK];
         let mut prev = 0i32;
-        let mut max = 0u32;
-        for &v in q {
-            max |= zigzag(v - prev);
+        for (zi, &v) in z.iter_mut().zip(q) {
+            *zi = zigzag(v - prev);
             prev = v;
         }
-        let width = 32 - max.leading_zeros();
+        let width = 32 - z.iter().fold(0u32, |m, &v| m | v).leading_zeros();
+        // Blocks are BLOCK values of `width` bits, a whole number of bytes: each starts on a
+        // byte boundary, where the previous one's zero slack begins.
         let bit0 = self
             .offsets
             .last()
             .map_or(0, |&o| o + u64::from(*self.widths.last().unwrap_or(&0)) * BLOCK as u64);
         self.offsets.push(bit0);
         self.widths.push(width as u8);
-        // The block's bytes plus the 8 bytes of slack that reads rely on; the partial byte the
-        // previous block ended in is completed first.
-        let total_bits = bit0 + u64::from(width) * BLOCK as u64;
-        self.data.resize(total_bits.div_ceil(8) as usize + 8, 0);
-        let mut at = (bit0 / 8) as usize;
-        let mut used = (bit0 % 8) as u32;
-        let mut acc = u64::from(self.data[at]) & ((1u64 << used) - 1);
-        let mut prev = 0i32;
-        for i in 0..BLOCK {
-            let v = q.get(i).copied().unwrap_or(prev);
-            acc |= u64::from(zigzag(v - prev)) << used;
-            prev = v;
-            used += width;
-            if used >= 32 {
-                self.data[at..at + 4].copy_from_slice(&(acc as u32).to_le_bytes());
-                at += 4;
-                acc >>= 32;
-                used -= 32;
-            }
-        }
-        self.data[at..at + 4].copy_from_slice(&(acc as u32).to_le_bytes());
+        let byte0 = (bit0 / 8) as usize;
+        let width = width as usize;
+        self.data.resize(byte0 + width * BLOCK / 8 + SLACK, 0);
+        pack(width, &z, &mut self.data[byte0..]);
     }
 
     /// Decodes values `from..upto` of block `b` into `out[..upto - from]`, times `inv`.
     fn decode(&self, b: usize, from: usize, upto: usize, inv: f32, out: &mut [f32]) {
         let out = &mut out[..upto - from];
-        let width = u32::from(self.widths[b]);
+        let width = usize::from(self.widths[b]);
         if width == 0 {
             out.fill(0.0);
             return;
         }
-        let bit0 = self.offsets[b];
-        let byte0 = (bit0 / 8) as usize;
-        let span = (bit0 % 8) as usize + width as usize * upto;
-        // `push_block` leaves 8 bytes of slack after every block, so this slice exists.
-        let Some(bytes) = self.data.get(byte0..byte0 + span.div_ceil(8) + 8) else {
+        // Every block is BLOCK values of `width` bits, a multiple of 64 bytes: blocks start on
+        // a byte boundary. `push_block` leaves SLACK bytes after the last one.
+        let byte0 = (self.offsets[b] / 8) as usize;
+        let groups = upto.div_ceil(8);
+        let Some(bytes) = self.data.get(byte0..byte0 + groups * width + SLACK) else {
             out.fill(0.0);
             return;
         };
-        let mask = u64::MAX >> (64 - width);
-        let step = width as usize;
-        let mut bit = (bit0 % 8) as usize;
+        let mut z = [0u32; BLOCK];
+        unpack(width, bytes, &mut z[..groups * 8]);
+        // The running sum of the differences (one add per value), then the conversion, which
+        // vectorizes once it is a separate loop.
         let mut prev = 0i32;
-        let mut next = || {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(&bytes[bit / 8..bit / 8 + 8]);
-            let z = ((u64::from_le_bytes(w) >> (bit % 8)) & mask) as u32;
-            bit += step;
-            prev = prev.wrapping_add(unzigzag(z));
-            prev
-        };
-        for _ in 0..from {
-            next();
+        for v in &mut z[..upto] {
+            prev = prev.wrapping_add(*v as i32);
+            *v = prev as u32;
         }
-        for o in out.iter_mut() {
-            *o = next() as f32 * inv;
+        for (o, &v) in out.iter_mut().zip(&z[from..upto]) {
+            *o = v as i32 as f32 * inv;
+        }
+    }
+}
+
+/// Bytes of zeros after the packed data: an 8-value group is read as one 40-byte window.
+const SLACK: usize = 40;
+
+/// Unpacks `out.len()` (a multiple of 8) zigzag-coded values of `width` bits from `bytes`;
+/// each `u32` holds the bits of the decoded `i32` difference.
+fn unpack(width: usize, bytes: &[u8], out: &mut [u32]) {
+    macro_rules! widths {
+        ($($w:literal)*) => {
+            match width {
+                $($w => unpack_w::<$w>(bytes, out),)*
+                _ => unreachable!("a zigzag difference has at most 32 bits"),
+            }
+        };
+    }
+    widths!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32);
+}
+
+/// Packs `values` (a multiple of 8, each under 2^`width`) at `width` bits each into `out`,
+/// which must be zero.
+fn pack(width: usize, values: &[u32], out: &mut [u8]) {
+    macro_rules! widths {
+        ($($w:literal)*) => {
+            match width {
+                0 => {}
+                $($w => pack_w::<$w>(values, out),)*
+                _ => unreachable!("a zigzag difference has at most 32 bits"),
+            }
+        };
+    }
+    widths!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32);
+}
+
+/// [`pack`] for a width known at compile time: each group of 8 values fills `W` bytes.
+fn pack_w<const W: usize>(values: &[u32], out: &mut [u8]) {
+    for (vals, bytes) in values.chunks_exact(8).zip(out.chunks_exact_mut(W)) {
+        // Unrolled for a constant W: the bit count at every step is a constant.
+        let (mut acc, mut used, mut at) = (0u64, 0usize, 0usize);
+        for &v in vals {
+            acc |= u64::from(v) << used;
+            used += W;
+            while used >= 8 {
+                bytes[at] = acc as u8;
+                acc >>= 8;
+                used -= 8;
+                at += 1;
+            }
+        }
+    }
+}
+
+/// [`unpack`] for a width known at compile time: each group of 8 values is `W` bytes, and
+/// every value's byte offset and shift within it are constants.
+fn unpack_w<const W: usize>(bytes: &[u8], out: &mut [u32]) {
+    let mask = u64::MAX >> (64 - W);
+    for (g, vals) in out.chunks_exact_mut(8).enumerate() {
+        let window: &[u8; SLACK] = bytes[g * W..g * W + SLACK].try_into().expect("SLACK bytes");
+        for (j, v) in vals.iter_mut().enumerate() {
+            let (at, shift) = (j * W / 8, j * W % 8);
+            let word: [u8; 8] = window[at..at + 8].try_into().expect("8 bytes");
+            *v = unzigzag(((u64::from_le_bytes(word) >> shift) & mask) as u32) as u32;
         }
     }
 }
