@@ -229,7 +229,7 @@ fn measure_source_threads(
 
 /// Feeds `range` of `src` to `f` in blocks of up to 64k frames, checking `cancel` before
 /// each.
-pub(crate) fn read_blocks(
+fn read_blocks(
     src: &dyn FrameSource,
     range: Range<u64>,
     cancel: &CancelToken,
