@@ -127,33 +127,33 @@ impl Packed {
 /// Bytes of zeros after the packed data: an 8-value group is read as one 40-byte window.
 const SLACK: usize = 40;
 
-/// Unpacks `out.len()` (a multiple of 8) zigzag-coded values of `width` bits from `bytes`;
-/// each `u32` holds the bits of the decoded `i32` difference.
+/// Calls `$f::<W>($args)` for the bit width `$width` (1..=32) as a constant `W`, so each
+/// width gets its own unrolled code.
+macro_rules! by_width {
+    ($width:expr, $f:ident $args:tt) => {
+        by_width!(@ $width, $f, $args, 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23
+            24 25 26 27 28 29 30 31 32)
+    };
+    (@ $width:expr, $f:ident, $args:tt, $($w:literal)*) => {
+        match $width {
+            $($w => $f::<$w> $args,)*
+            _ => unreachable!("a zigzag difference has at most 32 bits"),
+        }
+    };
+}
+
+/// Unpacks `out.len()` (a multiple of 8) zigzag-coded values of `width` (1..=32) bits from
+/// `bytes`; each `u32` holds the bits of the decoded `i32` difference.
 fn unpack(width: usize, bytes: &[u8], out: &mut [u32]) {
-    macro_rules! widths {
-        ($($w:literal)*) => {
-            match width {
-                $($w => unpack_w::<$w>(bytes, out),)*
-                _ => unreachable!("a zigzag difference has at most 32 bits"),
-            }
-        };
-    }
-    widths!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32);
+    by_width!(width, unpack_w(bytes, out));
 }
 
 /// Packs `values` (a multiple of 8, each under 2^`width`) at `width` bits each into `out`,
 /// which must be zero.
 fn pack(width: usize, values: &[u32], out: &mut [u8]) {
-    macro_rules! widths {
-        ($($w:literal)*) => {
-            match width {
-                0 => {}
-                $($w => pack_w::<$w>(values, out),)*
-                _ => unreachable!("a zigzag difference has at most 32 bits"),
-            }
-        };
+    if width > 0 {
+        by_width!(width, pack_w(values, out));
     }
-    widths!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32);
 }
 
 /// [`pack`] for a width known at compile time: each group of 8 values fills `W` bytes.

@@ -2,7 +2,8 @@
 
 use std::num::NonZeroU32;
 
-use crate::AudioBuffer;
+use crate::error::{Error, Result};
+use crate::{AudioBuffer, CancelToken};
 
 /// Audio at the working rate that can be read block by block at any position.
 ///
@@ -38,6 +39,41 @@ pub(crate) fn read_window(src: &dyn FrameSource, start: u64, len: usize) -> Vec<
     let mut outs: Vec<&mut [f32]> = planes.iter_mut().map(Vec::as_mut_slice).collect();
     src.read(start, &mut outs);
     planes
+}
+
+/// Reads frames `range` of `src` in blocks of up to `block` frames and calls `f` with each
+/// block's planes: the loop of every pass over a whole program (metering, leveling, the
+/// mix measurement, the final render). Checks `cancel` before every block and once at the
+/// end, and reports progress (the fraction of `range` done) after each block.
+pub(crate) fn for_each_block_in(
+    src: &dyn FrameSource,
+    range: std::ops::Range<u64>,
+    block: usize,
+    cancel: &CancelToken,
+    progress: &mut dyn FnMut(f64),
+    mut f: impl FnMut(&[&[f32]]) -> Result<()>,
+) -> Result<()> {
+    let channels = src.channel_count();
+    if channels == 0 {
+        return Err(Error::invalid_input("program", "has no channels"));
+    }
+    let total = range.end.saturating_sub(range.start);
+    let mut buf = vec![vec![0.0f32; block]; channels];
+    let mut pos = range.start;
+    while pos < range.end {
+        cancel.check()?;
+        let n = (range.end - pos).min(block as u64) as usize;
+        {
+            let mut planes: Vec<&mut [f32]> = buf.iter_mut().map(|p| &mut p[..n]).collect();
+            src.read(pos, &mut planes);
+        }
+        let planes: Vec<&[f32]> = buf.iter().map(|p| &p[..n]).collect();
+        f(&planes)?;
+        pos += n as u64;
+        progress((pos - range.start) as f64 / total as f64);
+    }
+    cancel.check()?;
+    Ok(())
 }
 
 impl FrameSource for AudioBuffer {

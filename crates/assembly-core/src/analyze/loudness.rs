@@ -12,6 +12,7 @@ use std::ops::Range;
 use super::meter::FastMeter;
 use crate::error::{Error, Result};
 use crate::master::TruePeakScanner;
+use crate::source::for_each_block_in;
 use crate::{AudioBuffer, CancelToken, FrameSource};
 
 /// What a loudness measurement found.
@@ -222,32 +223,9 @@ fn measure_source_threads(
     let rate = src.sample_rate();
     let make = || LoudnessMeter::new(ch, rate.get(), true);
     let read = |range: Range<u64>, f: &mut dyn FnMut(&[&[f32]]) -> Result<()>| {
-        read_blocks(src, range, cancel, f)
+        for_each_block_in(src, range, 1 << 16, cancel, &mut |_| {}, f)
     };
     meter_halves(src.frames(), rate, threads, &make, &read)?.finish()
-}
-
-/// Feeds `range` of `src` to `f` in blocks of up to 64k frames, checking `cancel` before
-/// each.
-fn read_blocks(
-    src: &dyn FrameSource,
-    range: Range<u64>,
-    cancel: &CancelToken,
-    f: &mut dyn FnMut(&[&[f32]]) -> Result<()>,
-) -> Result<()> {
-    const BLOCK: usize = 1 << 16;
-    let mut planes = vec![vec![0.0f32; BLOCK]; src.channel_count()];
-    let mut pos = range.start;
-    while pos < range.end {
-        cancel.check()?;
-        let n = (range.end - pos).min(BLOCK as u64) as usize;
-        let mut outs: Vec<&mut [f32]> = planes.iter_mut().map(|p| &mut p[..n]).collect();
-        src.read(pos, &mut outs);
-        let ins: Vec<&[f32]> = planes.iter().map(|p| &p[..n]).collect();
-        f(&ins)?;
-        pos += n as u64;
-    }
-    Ok(())
 }
 
 /// Feeds a range of frames, block by block, to a sink of planar blocks.
@@ -279,7 +257,7 @@ pub(crate) fn meter_halves(
         read(range, &mut |p| m.add_planar(p))?;
         Ok::<_, Error>(m)
     };
-    match crate::par::cut(total, (r + 5) / 10, 20 * r, threads) {
+    match crate::par::cut(total, super::meter::sub_block_frames(rate), 20 * r, threads) {
         Some(cut) => {
             let (first, second) =
                 crate::par::join(|| meter_over(0..cut), || meter_over(cut..total));

@@ -204,6 +204,12 @@ impl BlockFilter {
 /// state it reaches equals the sequential one to within rounding.
 pub(crate) const WARM_UP_S: u64 = 1;
 
+/// Frames in one 100 ms sub-block at `rate` (rounded; at least 1): the unit the meter sums
+/// energy in, and so the boundary a split measurement must be cut on.
+pub(crate) fn sub_block_frames(rate: NonZeroU32) -> u64 {
+    ((u64::from(rate.get()) + 5) / 10).max(1)
+}
+
 impl FastMeter {
     pub(crate) fn new(channels: usize, rate: NonZeroU32) -> Self {
         let (shelf, high_pass) = k_weighting(f64::from(rate.get()));
@@ -213,7 +219,7 @@ impl FastMeter {
             high_pass,
             weights: channel_weights(channels),
             state: vec![[0.0; 4]; channels],
-            sub_len: (rate.get() as usize + 5) / 10,
+            sub_len: sub_block_frames(rate) as usize,
             sub_fill: 0,
             sub_acc: 0.0,
             subs: Vec::new(),

@@ -57,26 +57,16 @@ fn for_each_block_in(
     cancel: &CancelToken,
     f: &mut dyn FnMut(&[&[f32]]) -> Result<()>,
 ) -> Result<()> {
-    let sc = src.channel_count();
-    let mut raw = vec![vec![0.0f32; BLOCK]; sc];
     let mut mapped = vec![vec![0.0f32; BLOCK]; channels];
-    let mut pos = range.start;
-    while pos < range.end {
-        cancel.check()?;
-        let n = (range.end - pos).min(BLOCK as u64) as usize;
-        {
-            let mut planes: Vec<&mut [f32]> = raw.iter_mut().map(|p| &mut p[..n]).collect();
-            src.read(pos, &mut planes);
-        }
+    crate::source::for_each_block_in(src, range, BLOCK, cancel, &mut |_| {}, |raw| {
+        let n = raw.first().map_or(0, |p| p.len());
         for m in &mut mapped {
             m[..n].fill(0.0);
         }
-        crate::render::add_mapped(&mut mapped, 0, &raw, n, 1.0, None);
+        crate::render::add_mapped(&mut mapped, 0, raw, n, 1.0, None);
         let planes: Vec<&[f32]> = mapped.iter().map(|p| &p[..n]).collect();
-        f(&planes)?;
-        pos += n as u64;
-    }
-    Ok(())
+        f(&planes)
+    })
 }
 
 /// Integrated loudness (LUFS) of `src` as it sounds mapped to `channels` channels, metered

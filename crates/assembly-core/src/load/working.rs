@@ -1,10 +1,9 @@
 //! Conversion to the working format: one rate and channel count for a whole job.
 
 use std::num::NonZeroU32;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-
-use std::path::Path;
 
 use super::decode::{DecodeOptions, decode_file_streaming};
 use super::remix::{check_remix, remix};
@@ -111,10 +110,10 @@ pub fn into_working_format(
     to_working_format(&buf, format, cancel)
 }
 
-/// Decodes the file at `path` into compact storage on a grid of `bits` bits, block by block: each decoded block is downmixed
-/// (more than two channels become two), resampled to the working rate when it differs (the
-/// streaming [`Resampler`], which gives the same samples as resampling the whole
-/// recording) and appended, so the recording never exists in memory as `f32`.
+/// Decodes the file at `path` into compact storage on a grid of `bits` bits, block by block:
+/// each decoded block is downmixed (more than two channels become two), resampled to `rate`
+/// when it differs (the streaming [`Resampler`], which gives the same samples as resampling
+/// the whole recording) and appended, so the recording never exists in memory as `f32`.
 pub(crate) fn decode_file_compact(
     path: &Path,
     opts: &DecodeOptions,

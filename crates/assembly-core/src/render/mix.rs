@@ -69,7 +69,7 @@ impl<'a> Sources<'a> {
 pub(crate) fn add_mapped(
     out: &mut [Vec<f32>],
     at: usize,
-    src: &[Vec<f32>],
+    src: &[impl AsRef<[f32]>],
     n: usize,
     scalar: f32,
     gain: Option<&[f32]>,
@@ -82,12 +82,12 @@ pub(crate) fn add_mapped(
     if out.len() == 1 && sc > 1 {
         let k = scalar / sc as f32;
         for s in src {
-            add(&mut out[0][at..at + n], &s[..n], k);
+            add(&mut out[0][at..at + n], &s.as_ref()[..n], k);
         }
         return;
     }
     for (c, o) in out.iter_mut().enumerate() {
-        add(&mut o[at..at + n], &src[c % sc][..n], scalar);
+        add(&mut o[at..at + n], &src[c % sc].as_ref()[..n], scalar);
     }
 }
 

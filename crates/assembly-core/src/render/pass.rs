@@ -10,6 +10,7 @@ use crate::analyze::loudness::{Loudness, LoudnessMeter};
 use crate::analyze::meter::{FastMeter, integrated_from_subs};
 use crate::error::{Error, Result};
 use crate::master::{LimiterOptions, LimiterStats, LimiterStream, MasterOptions, SAFETY_MARGIN_DB};
+use crate::source::for_each_block_in;
 use crate::{AudioBuffer, CancelToken, FrameSource};
 
 /// Frames per window of the first pass's peak/energy summary (used to predict limiting).
@@ -110,47 +111,16 @@ pub struct RenderReport {
     pub outcome: RenderOutcome,
 }
 
-/// Reads `program` block by block, calling `f(block_start, planes)`; checks `cancel` and
-/// reports progress (0..1 of this pass) per block.
+/// Reads `program` block by block into `f`; checks `cancel` and reports progress (0..1 of
+/// this pass) per block.
 fn for_each_block(
     program: &dyn FrameSource,
     block: usize,
     cancel: &CancelToken,
     progress: &mut dyn FnMut(f64),
-    f: impl FnMut(u64, &[Vec<f32>], usize) -> Result<()>,
+    f: impl FnMut(&[&[f32]]) -> Result<()>,
 ) -> Result<()> {
     for_each_block_in(program, 0..program.frames(), block, cancel, progress, f)
-}
-
-/// [`for_each_block`] over frames `range` of `program`; progress is the fraction of `range`.
-fn for_each_block_in(
-    program: &dyn FrameSource,
-    range: std::ops::Range<u64>,
-    block: usize,
-    cancel: &CancelToken,
-    progress: &mut dyn FnMut(f64),
-    mut f: impl FnMut(u64, &[Vec<f32>], usize) -> Result<()>,
-) -> Result<()> {
-    let channels = program.channel_count();
-    if channels == 0 {
-        return Err(Error::invalid_input("program", "has no channels"));
-    }
-    let total = range.end.saturating_sub(range.start);
-    let mut buf = vec![vec![0.0f32; block]; channels];
-    let mut pos = range.start;
-    while pos < range.end {
-        cancel.check()?;
-        let n = (range.end - pos).min(block as u64) as usize;
-        {
-            let mut planes: Vec<&mut [f32]> = buf.iter_mut().map(|p| &mut p[..n]).collect();
-            program.read(pos, &mut planes);
-        }
-        f(pos, &buf, n)?;
-        pos += n as u64;
-        progress((pos - range.start) as f64 / total as f64);
-    }
-    cancel.check()?;
-    Ok(())
 }
 
 /// First pass: renders `program` without encoding and meters it (integrated loudness,
@@ -185,7 +155,7 @@ fn measure_mix_threads(
 ) -> Result<MixMeasurement> {
     let block = options.block()?;
     let channels = program.channel_count();
-    let sub_len = ((u64::from(rate.get()) + 5) / 10).max(1);
+    let sub_len = crate::analyze::meter::sub_block_frames(rate);
     let unit = lcm(sub_len, WINDOW as u64);
     let total = program.frames();
     let warm = u64::from(rate.get()) * crate::analyze::meter::WARM_UP_S;
@@ -193,22 +163,13 @@ fn measure_mix_threads(
         let mut meter = FastMeter::new(channels, rate).with_windows(WINDOW);
         if range.start > 0 {
             let from = range.start.saturating_sub(warm);
-            for_each_block_in(
-                program,
-                from..range.start,
-                block,
-                cancel,
-                &mut |_| {},
-                |_, b, n| {
-                    let planes: Vec<&[f32]> = b.iter().map(|p| &p[..n]).collect();
-                    meter.warm_up(&planes);
-                    Ok(())
-                },
-            )?;
+            for_each_block_in(program, from..range.start, block, cancel, &mut |_| {}, |p| {
+                meter.warm_up(p);
+                Ok(())
+            })?;
         }
-        for_each_block_in(program, range, block, cancel, progress, |_, b, n| {
-            let planes: Vec<&[f32]> = b.iter().map(|p| &p[..n]).collect();
-            meter.add(&planes);
+        for_each_block_in(program, range, block, cancel, progress, |p| {
+            meter.add(p);
             Ok(())
         })?;
         Ok::<_, Error>(meter)
@@ -349,10 +310,7 @@ fn limited_pass(
     let channels = program.channel_count();
     let mut lim = LimiterStream::new(channels, rate, ceiling_dbtp, limiter)?;
     let g = 10f64.powf(gain_db / 20.0) as f32;
-    for_each_block(program, block, cancel, progress, |_, buf, n| {
-        let planes: Vec<&[f32]> = buf.iter().map(|p| &p[..n]).collect();
-        lim.push_scaled(&planes, g, sink)
-    })?;
+    for_each_block(program, block, cancel, progress, |p| lim.push_scaled(p, g, sink))?;
     let stats = lim.stats();
     lim.finish(sink)?;
     Ok(stats)
