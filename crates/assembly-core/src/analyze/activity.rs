@@ -169,25 +169,46 @@ struct Windows<'a> {
     src: &'a dyn FrameSource,
     /// How far before a missed range a new block starts (edge refinement looks back).
     back: usize,
+    /// Frames read per miss.
+    block: usize,
     start: usize,
     planes: Vec<Vec<f32>>,
     len: usize,
 }
 
 impl<'a> Windows<'a> {
-    /// A reader for ranges of at most `max_range` frames.
-    fn new(src: &'a dyn FrameSource, max_range: usize) -> Self {
-        let back = (2 * max_range).max(1 << 13);
-        let block = (4 * back).max(1 << 16);
-        Self { src, back, start: 0, planes: vec![vec![0.0; block]; src.channel_count()], len: 0 }
+    /// A reader of `block` frames per miss, starting `back` frames before the missed range
+    /// (ranges must be at most `block - back` frames long).
+    fn new(src: &'a dyn FrameSource, block: usize, back: usize) -> Self {
+        debug_assert!(back < block);
+        Self {
+            src,
+            back,
+            block,
+            start: 0,
+            planes: vec![vec![0.0; block]; src.channel_count()],
+            len: 0,
+        }
     }
 
-    /// Sum of squares over all channels of frames `r` (at most `max_range` frames long).
+    /// From now on reads `block` frames per miss, `back` of them before the missed range.
+    fn reshape(&mut self, block: usize, back: usize) {
+        debug_assert!(back < block);
+        for p in &mut self.planes {
+            if p.len() < block {
+                p.resize(block, 0.0);
+            }
+        }
+        self.block = block;
+        self.back = back;
+    }
+
+    /// Sum of squares over all channels of frames `r` (at most `block - back` frames long).
     fn sum_sq(&mut self, r: Range<usize>) -> f64 {
         if r.start < self.start || r.end > self.start + self.len {
             self.start = r.start.saturating_sub(self.back);
             let total = usize::try_from(self.src.frames()).unwrap_or(usize::MAX);
-            self.len = self.planes[0].len().min(total.saturating_sub(self.start));
+            self.len = self.block.min(total.saturating_sub(self.start));
             let mut outs: Vec<&mut [f32]> =
                 self.planes.iter_mut().map(|p| &mut p[..self.len]).collect();
             self.src.read(self.start as u64, &mut outs);
@@ -224,7 +245,8 @@ impl ActivityMap {
             ((u64::from(rate.get()) * u64::from(options.hop_ms) + 500) / 1000).max(1) as usize;
         let channels = audio.channel_count();
         let sub = ((rate.get() as usize).div_ceil(1000)).max(1);
-        let mut win = Windows::new(audio, hop.max(sub));
+        // The hops read the content once, in order: big blocks, nothing read twice.
+        let mut win = Windows::new(audio, (1 << 16).max(4 * hop), 0);
         let n_hops = frames.div_ceil(hop);
         let mut levels_db = Vec::with_capacity(n_hops);
         for h in 0..n_hops {
@@ -251,6 +273,10 @@ impl ActivityMap {
         let edge_threshold = (noise + options.above_noise_db).max(floor).min(threshold);
 
         // Active hop runs, edges refined to 1 ms sub-windows, then extended by hysteresis.
+        // Each edge reads only the frames around it (one small block, half of it before the
+        // edge for the backward walks); the start is finished before the end is looked at.
+        let edge_block = (4 * (2 * hop + sub)).max(2048);
+        win.reshape(edge_block, edge_block / 2);
         let mut sub_db = |r: Range<usize>| {
             let n = r.len() * channels;
             power_db(win.sum_sq(r), n)
@@ -282,6 +308,17 @@ impl ActivityMap {
                 }
                 p = q;
             }
+            // Hysteresis: extend while the previous/next sub-window stays above the edge
+            // threshold, not past the previous run nor further than `max_extend`.
+            let stop = start.saturating_sub(max_extend).max(prev_end);
+            while start > stop {
+                let p = start.saturating_sub(sub).max(stop);
+                if sub_db(p..start) > edge_threshold {
+                    start = p;
+                } else {
+                    break;
+                }
+            }
             // End: last loud sub-window in [last active hop, hop after].
             let lo = (h - 1) * hop;
             let hi = ((h + 1) * hop).min(frames);
@@ -295,17 +332,7 @@ impl ActivityMap {
                 }
                 q = p;
             }
-            // Hysteresis: extend while the previous/next sub-window stays above the edge
-            // threshold, not past the previous run nor further than `max_extend`.
-            let stop = start.saturating_sub(max_extend).max(prev_end);
-            while start > stop {
-                let p = start.saturating_sub(sub).max(stop);
-                if sub_db(p..start) > edge_threshold {
-                    start = p;
-                } else {
-                    break;
-                }
-            }
+            // Hysteresis at the end, likewise.
             let stop = (end + max_extend).min(frames);
             while end < stop {
                 let q = (end + sub).min(stop);
@@ -429,6 +456,7 @@ impl ActivityMap {
 mod tests {
     use super::*;
     use crate::synth;
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
     fn rate(r: u32) -> NonZeroU32 {
         NonZeroU32::new(r).unwrap()
@@ -455,6 +483,40 @@ mod tests {
         assert!(map.is_silent(burst as u64 + 50..period - 50));
         assert!(!map.is_silent(burst as u64 - 500..burst as u64 + 500));
         assert!((map.speech_level_db() - synth::amp_to_db(0.4 / 3f64.sqrt())).abs() < 1.0);
+    }
+
+    /// A source that counts the frames read from it.
+    struct Counted<'a>(&'a crate::AudioBuffer, AtomicU64);
+
+    impl FrameSource for Counted<'_> {
+        fn sample_rate(&self) -> NonZeroU32 {
+            self.0.sample_rate()
+        }
+        fn channel_count(&self) -> usize {
+            self.0.channel_count()
+        }
+        fn frames(&self) -> u64 {
+            FrameSource::frames(self.0)
+        }
+        fn read(&self, start: u64, out: &mut [&mut [f32]]) {
+            self.1.fetch_add(out.first().map_or(0, |o| o.len()) as u64, Relaxed);
+            self.0.read(start, out);
+        }
+    }
+
+    #[test]
+    fn content_is_read_about_once() {
+        // Speech-like turns with many edges: 2 minutes, bursts of 0.2-1.5 s.
+        let r = rate(44_100);
+        let speech = synth::mono(r, synth::speech_like(r, 7, -20.0, 44_100 * 120));
+        let counted = Counted(&speech, AtomicU64::new(0));
+        let map = ActivityMap::analyze(&counted, &ActivityOptions::default()).unwrap();
+        let edges = 2 * map.active_intervals().len() as u64;
+        assert!(edges > 100, "{edges} edges: the signal should have many");
+        let read = counted.1.load(Relaxed);
+        let frames = speech.frames() as u64;
+        // One pass for the hop levels, then a few ms around each edge.
+        assert!(read < frames + edges * 4096, "read {read} frames of {frames} for {edges} edges");
     }
 
     #[test]
