@@ -189,12 +189,25 @@ fn unpack_w<const W: usize>(bytes: &[u8], out: &mut [u32]) {
 }
 
 /// `v` rounded half away from zero (as `f32::round`, without its libm call), clamped to
-/// ±[`MAX_Q`]; NaN is 0.
+/// ±[`MAX_Q`]; NaN is 0. Only adds, compares and a bit cast (no float-to-int conversion, whose
+/// saturating form does not vectorize): `floor(|v| + 0.5)` is exact in `f64`, and adding 2^52
+/// leaves that integer in the low bits of the mantissa.
 fn round_to_grid(v: f32) -> i32 {
-    let v = v.clamp(-(MAX_Q as f32), MAX_Q as f32); // NaN stays NaN
-    let t = v as i32; // truncates; NaN becomes 0
-    let frac = v - t as f32; // exact: |v| < 2^29 has no bits below those of 0.5 lost
-    t + i32::from(frac >= 0.5) - i32::from(frac <= -0.5)
+    const MAGIC: f64 = 4_503_599_627_370_496.0; // 2^52
+    let v = if v.is_nan() { 0.0 } else { v.clamp(-(MAX_Q as f32), MAX_Q as f32) };
+    let a = f64::from(v.abs()) + 0.5;
+    let r = (a + MAGIC) - MAGIC; // `a` to the nearest integer (ties to even)
+    let floor = if r > a { r - 1.0 } else { r };
+    let m = (floor + MAGIC).to_bits() as u32 as i32; // `floor` ≤ 2^29 + 1: fits
+    if v < 0.0 { -m } else { m }
+}
+
+/// `out[i] = round_to_grid(x[i] * scale)`, compiled for AVX2 too and chosen at run time.
+#[multiversion::multiversion(targets("x86_64+avx2"))]
+fn quantize(x: &[f32], scale: f32, out: &mut [i32]) {
+    for (q, &v) in out.iter_mut().zip(x) {
+        *q = round_to_grid(v * scale);
+    }
 }
 
 fn zigzag(v: i32) -> u32 {
@@ -259,9 +272,7 @@ impl CompactBuilder {
                 let fill = pending.len();
                 let k = (BLOCK - fill).min(rest.len());
                 pending.resize(fill + k, 0);
-                for (q, &x) in pending[fill..].iter_mut().zip(&rest[..k]) {
-                    *q = round_to_grid(x * scale);
-                }
+                quantize(&rest[..k], scale, &mut pending[fill..]);
                 rest = &rest[k..];
                 if pending.len() == BLOCK {
                     packed.push_block(pending);
@@ -368,6 +379,57 @@ mod tests {
     use super::*;
     use crate::{AudioBuffer, synth};
     use proptest::prelude::*;
+
+    /// Round half away from zero, clamped, the plain way (what `round_to_grid` must equal).
+    fn plain_round(v: f32) -> i32 {
+        if v.is_nan() { 0 } else { v.round().clamp(-(MAX_Q as f32), MAX_Q as f32) as i32 }
+    }
+
+    #[test]
+    fn rounding_is_half_away_from_zero_and_clamped() {
+        let mut cases = vec![
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            1.5,
+            -1.5,
+            2.5,
+            -2.5,
+            0.499_999_97,
+            -0.499_999_97,
+            32_767.5,
+            -32_768.5,
+            8_388_607.5,
+            16_777_215.0,
+            16_777_216.0,
+            1e9,
+            -1e9,
+            MAX_Q as f32,
+            -(MAX_Q as f32),
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            f32::MIN_POSITIVE,
+            -f32::MIN_POSITIVE,
+            f32::from_bits(0x7fc0_1234),
+        ];
+        // Every half step in a range, and their neighbours one ulp away.
+        for k in -70_000..70_000 {
+            let h = k as f32 + 0.5;
+            cases.extend([h, f32::from_bits(h.to_bits() + 1), f32::from_bits(h.to_bits() - 1)]);
+        }
+        for v in cases {
+            assert_eq!(round_to_grid(v), plain_round(v), "{v:e}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn rounding_matches_f32_round(v in proptest::num::f32::ANY) {
+            prop_assert_eq!(round_to_grid(v), plain_round(v));
+        }
+    }
 
     fn rate() -> NonZeroU32 {
         NonZeroU32::new(44_100).unwrap()
