@@ -113,13 +113,14 @@ fn filter(x: f64, s: &mut [f64; 4], sh: &Biquad, hp: &Biquad) -> f64 {
 }
 
 /// Frames per step of the block form of the filter.
-const K: usize = 4;
+const K: usize = 8;
 
-/// The K-weighting cascade in block (state-space) form: four outputs and the state after
-/// four frames are each a dot product of the state and the four inputs, so the frames of a
-/// step are independent instead of one long dependency chain. Same linear system as
-/// [`filter`], derived from it exactly. The matrices are stored by column, so each product
-/// is four-wide vector arithmetic (one AVX register of `f64`).
+/// The K-weighting cascade in block (state-space) form: the `K` outputs and the state after
+/// `K` frames are each a dot product of the state and the `K` inputs, so the frames of a step
+/// are independent and the only serial dependency is one 4×4 product per step, instead of
+/// one long chain through every frame. Same linear system as [`filter`], derived from it
+/// exactly. The matrices are stored by column, so each product is vector arithmetic (AVX
+/// registers of four `f64`).
 #[derive(Debug, Clone)]
 struct BlockFilter {
     /// `y[k] = Σ_i out_s[i][k]·s[i] + Σ_j out_x[j][k]·x[j]`.
@@ -130,34 +131,49 @@ struct BlockFilter {
     next_x: [[f64; 4]; K],
 }
 
-/// `Σ_i m[i]·v[i]` by columns, summed as a tree (`(m0·v0 + m1·v1) + (m2·v2 + m3·v3)` in
-/// every lane: a shorter dependency chain than summing in order, and the same bits whatever
-/// the instruction set).
+/// `Σ_i m[i]·v[i]` over four columns, summed as a tree (`(m0·v0 + m1·v1) + (m2·v2 + m3·v3)`
+/// in every lane: a short dependency chain, and the same bits whatever the instruction set).
 #[inline(always)]
-fn mat_vec(m: &[[f64; 4]; 4], v: &[f64; 4]) -> [f64; 4] {
-    let mut out = [0.0; 4];
+fn cols4<const N: usize>(m: &[[f64; N]; 4], v: &[f64; 4]) -> [f64; N] {
+    let mut out = [0.0; N];
     for (k, o) in out.iter_mut().enumerate() {
         *o = (m[0][k] * v[0] + m[1][k] * v[1]) + (m[2][k] * v[2] + m[3][k] * v[3]);
     }
     out
 }
 
+/// [`cols4`] over eight columns: the two halves' sums added.
+#[inline(always)]
+fn cols8<const N: usize>(m: &[[f64; N]; 8], v: &[f64; 8]) -> [f64; N] {
+    let lo = cols4(&[m[0], m[1], m[2], m[3]], &[v[0], v[1], v[2], v[3]]);
+    let hi = cols4(&[m[4], m[5], m[6], m[7]], &[v[4], v[5], v[6], v[7]]);
+    let mut out = [0.0; N];
+    for ((o, a), b) in out.iter_mut().zip(lo).zip(hi) {
+        *o = a + b;
+    }
+    out
+}
+
 /// The block filter's loop over whole steps: filters `x` (a multiple of `K` frames) from
-/// state `s` (updated) and returns the per-lane sums of squared outputs. Compiled for AVX too
-/// (AVX2) and chosen at run time; no fused multiply-add, so the result is the same bits either way.
+/// state `state` (updated) and returns the per-lane sums of squared outputs. Compiled for
+/// AVX2 too and chosen at run time; no fused multiply-add, so the result is the same bits
+/// either way.
 #[multiversion::multiversion(targets("x86_64+avx2"))]
 fn block_steps(f: &BlockFilter, state: &mut [f64; 4], x: &[f32]) -> [f64; K] {
     let mut acc = [0.0f64; K];
     // A local copy, so the state stays in registers.
     let mut s = *state;
     for c in x.chunks_exact(K) {
-        let xv = [f64::from(c[0]), f64::from(c[1]), f64::from(c[2]), f64::from(c[3])];
-        let (ys, yx) = (mat_vec(&f.out_s, &s), mat_vec(&f.out_x, &xv));
+        let mut xv = [0.0f64; K];
+        for (v, &c) in xv.iter_mut().zip(c) {
+            *v = f64::from(c);
+        }
+        let (ys, yx) = (cols4(&f.out_s, &s), cols8(&f.out_x, &xv));
         for ((a, &y1), &y2) in acc.iter_mut().zip(&ys).zip(&yx) {
             let y = y1 + y2;
             *a += y * y;
         }
-        let (ns, nx) = (mat_vec(&f.next_s, &s), mat_vec(&f.next_x, &xv));
+        let (ns, nx) = (cols4(&f.next_s, &s), cols8(&f.next_x, &xv));
         for ((si, &a), &b) in s.iter_mut().zip(&ns).zip(&nx) {
             *si = a + b;
         }
