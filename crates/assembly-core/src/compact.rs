@@ -205,6 +205,13 @@ fn round_to_grid(v: f32) -> i32 {
 /// `out[i] = round_to_grid(x[i] * scale)`, compiled for AVX2 too and chosen at run time.
 #[multiversion::multiversion(targets("x86_64+avx2"))]
 fn quantize(x: &[f32], scale: f32, out: &mut [i32]) {
+    quantize_body(x, scale, out)
+}
+
+/// The body of [`quantize`], inlined into each of its clones (and, in the tests, into
+/// portable code, to check that the clones give the same bits).
+#[inline(always)]
+fn quantize_body(x: &[f32], scale: f32, out: &mut [i32]) {
     for (q, &v) in out.iter_mut().zip(x) {
         *q = round_to_grid(v * scale);
     }
@@ -422,6 +429,18 @@ mod tests {
         for v in cases {
             assert_eq!(round_to_grid(v), plain_round(v), "{v:e}");
         }
+    }
+
+    /// The dispatched quantizer (the AVX2 clone on a CPU that has it) gives the integers of
+    /// the same code compiled for the baseline instruction set.
+    #[test]
+    fn avx2_clone_quantizes_as_the_portable_code() {
+        let mut x = synth::speech_like(rate(), 2, -3.0, 100_000);
+        x.extend([0.5, -0.5, 1.5 / 32_768.0, -2.5 / 32_768.0, f32::NAN, f32::INFINITY, -1e12]);
+        let (mut a, mut b) = (vec![0i32; x.len()], vec![0i32; x.len()]);
+        quantize(&x, 32_768.0, &mut a);
+        quantize_body(&x, 32_768.0, &mut b);
+        assert_eq!(a, b);
     }
 
     proptest! {

@@ -131,6 +131,13 @@ pub(crate) fn interpolator_bound() -> f32 {
 /// fused multiply-add, so the same bits either way).
 #[multiversion::multiversion(targets("x86_64+avx2"))]
 fn interpolated_peak(coef: &[[f32; TAPS]; 3], x: &[f32], acc: &mut [f32], peak: f32) -> f32 {
+    interpolated_peak_body(coef, x, acc, peak)
+}
+
+/// The body of [`interpolated_peak`], inlined into each of its clones (and, in the tests, into
+/// portable code, to check that the clones give the same bits).
+#[inline(always)]
+fn interpolated_peak_body(coef: &[[f32; TAPS]; 3], x: &[f32], acc: &mut [f32], peak: f32) -> f32 {
     let n = acc.len();
     let mut lanes = [peak; 8];
     for phase in coef {
@@ -759,4 +766,26 @@ pub fn limit(
         p.truncate(buffer.frames());
     }
     Ok((AudioBuffer::from_planar(buffer.sample_rate(), planes)?, stats))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The dispatched interpolation (the AVX2 clone on a CPU that has it) finds the bits of
+    /// the same code compiled for the baseline instruction set.
+    #[test]
+    fn avx2_clone_gives_the_portable_bits() {
+        let rate = std::num::NonZeroU32::new(44_100).unwrap();
+        let x = crate::synth::speech_like(rate, 4, -3.0, 10_000);
+        let coef = interpolator();
+        for (start, n) in [(0, 9_000), (17, 256), (3, 1), (100, 4_001)] {
+            let taps = &x[start..start + n + TAPS - 1];
+            let (mut a1, mut a2) = (vec![0.0f32; n], vec![0.0f32; n]);
+            let p1 = interpolated_peak(&coef, taps, &mut a1, 0.0);
+            let p2 = interpolated_peak_body(&coef, taps, &mut a2, 0.0);
+            assert_eq!(p1.to_bits(), p2.to_bits(), "{start}+{n}");
+            assert!(p1 > 0.0);
+        }
+    }
 }
