@@ -12,6 +12,7 @@
 use std::num::NonZeroU32;
 
 use crate::analyze::loudness::Loudness;
+use crate::buffer::max_abs;
 
 /// Energy of a −70 LUFS block: blocks below are dropped (absolute gate).
 fn abs_gate() -> f64 {
@@ -86,19 +87,6 @@ pub(crate) struct FastMeter {
     win_peak: f32,
     win_energy: f64,
     windows: Vec<(f32, f32)>,
-}
-
-/// Largest magnitude in `x` (lane-parallel so it vectorizes).
-pub(crate) fn max_abs(x: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 8];
-    let chunks = x.chunks_exact(8);
-    let rest = chunks.remainder().iter().fold(0.0f32, |m, s| m.max(s.abs()));
-    for c in chunks {
-        for (l, s) in lanes.iter_mut().zip(c) {
-            *l = l.max(s.abs());
-        }
-    }
-    lanes.iter().fold(rest, |m, &l| m.max(l))
 }
 
 #[inline(always)]
@@ -462,16 +450,6 @@ mod tests {
             best = best.min(t.elapsed().as_secs_f64() / x.len() as f64 * 1e9);
         }
         println!("K-weighted energy: {best:.2} ns/sample");
-        let mut best = f64::INFINITY;
-        let mut peak = 0.0;
-        for _ in 0..5 {
-            let t = std::time::Instant::now();
-            for c in x.chunks(4096) {
-                peak = crate::master::true_peak_4x(&[c]).max(peak);
-            }
-            best = best.min(t.elapsed().as_secs_f64() / x.len() as f64 * 1e9);
-        }
-        println!("4x true peak, every point: {best:.2} ns/sample ({peak})");
     }
 
     /// The dispatched block filter (the AVX2 clone on a CPU that has it) gives the bits of the
