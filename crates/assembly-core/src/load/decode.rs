@@ -487,7 +487,7 @@ fn open_source<'s>(
             detail: format!("unrecognised audio codec in this {container} file"),
         });
     }
-    let registry = symphonia::default::get_codecs();
+    let registry = crate::load::mp3dec::codecs();
     let codec = match registry.get_audio_decoder(params.codec) {
         Some(reg) => reg.codec.info.short_name.to_string(),
         None => {
