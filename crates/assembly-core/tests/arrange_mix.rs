@@ -291,3 +291,51 @@ fn inconsistent_plans_are_errors_not_panics() {
     let e = assembly_core::arrange::DuckingEnvelope::new(&huge, R, &[0..10, 20..30]).unwrap_err();
     assert!(e.to_string().contains("ducking.attack_ms"), "{e}");
 }
+
+#[test]
+fn block_reads_equal_one_whole_read_bit_for_bit() {
+    // A ducked, looping bed under talk between an intro and an outro, crossfaded: every kind of
+    // voice the mix renders, read in blocks that straddle its internal 4096-frame steps.
+    let noise2 = |seed| synth::white_noise(seed, 0.3, 48_000);
+    let intro = AudioBuffer::from_planar(R, vec![noise2(3), noise2(6)]).unwrap();
+    let talk = synth::mono(R, synth::speech_like(R, 5, -20.0, 48_000 * 6));
+    let outro = synth::multi(R, synth::white_noise(4, 0.3, 40_000), 2);
+    let bed = unmatched_loop();
+    let mut sources = Sources::new();
+    sources.insert("intro", &intro).insert("talk", &talk).insert("outro", &outro);
+    sources.insert("bed", &bed);
+    let mut t = Template::new(vec![
+        Segment::new(SegmentType::Intro, "intro"),
+        Segment { crossfade_s: 0.4, ..Segment::new(SegmentType::Content, "talk") },
+        Segment { crossfade_s: 0.3, ..Segment::new(SegmentType::Outro, "outro") },
+    ]);
+    let mut rule = BedRule::new("bed");
+    rule.ducking.enabled = true;
+    t.background_music_rules.push(rule);
+    let a = place(&t, R, |id| sources.frames(id)).unwrap();
+    let speech = vec![48_000u64 * 2..48_000 * 3, 48_000 * 4..48_000 * 5];
+    let mix = Mix::new(&a, &sources, 2, &[], &speech).unwrap();
+    let whole = render(&mix);
+    let n = mix.frames() as usize;
+    for block in [1usize, 1000, 4095, 4097, 10_007] {
+        let mut planes = vec![vec![f32::NAN; n + 3]; 2];
+        let mut at = 0usize;
+        while at < n + 3 {
+            let m = block.min(n + 3 - at);
+            let mut refs: Vec<&mut [f32]> = planes.iter_mut().map(|p| &mut p[at..at + m]).collect();
+            mix.read(at as u64, &mut refs);
+            at += m;
+        }
+        for (c, plane) in planes.iter().enumerate() {
+            let (got, want) = (&plane[..n], whole.channel(c));
+            let bad = got.iter().zip(want).position(|(g, w)| g.to_bits() != w.to_bits());
+            assert_eq!(bad, None, "block {block}, channel {c}: first difference");
+            assert!(plane[n..].iter().all(|&s| s == 0.0), "past the end reads zeros");
+        }
+    }
+    // Fewer planes than channels: channel 0 is still channel 0, not a downmix.
+    let mut only = vec![0.0f32; n];
+    mix.read(0, &mut [only.as_mut_slice()]);
+    assert!(only.iter().zip(whole.channel(0)).all(|(a, b)| a.to_bits() == b.to_bits()));
+    assert!(whole.channel(0) != whole.channel(1), "the stereo intro differs between channels");
+}

@@ -67,7 +67,7 @@ impl<'a> Sources<'a> {
 /// mean of the source channels, otherwise output channel `c` takes source channel
 /// `c % source_channels`.
 pub(crate) fn add_mapped(
-    out: &mut [Vec<f32>],
+    out: &mut [impl AsMut<[f32]>],
     at: usize,
     src: &[impl AsRef<[f32]>],
     n: usize,
@@ -82,12 +82,12 @@ pub(crate) fn add_mapped(
     if out.len() == 1 && sc > 1 {
         let k = scalar / sc as f32;
         for s in src {
-            add(&mut out[0][at..at + n], &s.as_ref()[..n], k);
+            add(&mut out[0].as_mut()[at..at + n], &s.as_ref()[..n], k);
         }
         return;
     }
     for (c, o) in out.iter_mut().enumerate() {
-        add(&mut o[at..at + n], &src[c % sc].as_ref()[..n], scalar);
+        add(&mut o.as_mut()[at..at + n], &src[c % sc].as_ref()[..n], scalar);
     }
 }
 
@@ -378,7 +378,8 @@ impl<'a> Mix<'a> {
         self.rate
     }
 
-    fn render_step(&self, start: u64, n: usize, out: &mut [Vec<f32>], scratch: &mut Scratch) {
+    /// Renders frames `start..start + n` into `out[c][..n]`, one plane per output channel.
+    fn render_step(&self, start: u64, n: usize, out: &mut [&mut [f32]], scratch: &mut Scratch) {
         let end = start + n as u64;
         for o in out.iter_mut() {
             o[..n].fill(0.0);
@@ -446,7 +447,6 @@ struct Scratch {
     a: Vec<Vec<f32>>,
     b: Vec<Vec<f32>>,
     gain: Vec<f32>,
-    out: Vec<Vec<f32>>,
 }
 
 impl FrameSource for Mix<'_> {
@@ -469,17 +469,22 @@ impl FrameSource for Mix<'_> {
             a: vec![vec![0.0; STEP]; self.max_src_channels],
             b: vec![vec![0.0; STEP]; self.max_src_channels],
             gain: vec![0.0; STEP],
-            out: vec![vec![0.0; STEP]; self.channels],
         });
+        // Rendered straight into the caller's planes, a step at a time. A caller that passes
+        // fewer planes than channels (against the `FrameSource` contract) gets the channels it
+        // asked for: the others render into spare planes, so the channel mapping is unchanged.
+        let missing = self.channels.saturating_sub(out.len());
+        let mut spare = vec![vec![0.0f32; STEP]; missing];
         let mut done = 0usize;
         while done < len {
             let n = (len - done).min(STEP);
-            let mut tmp = std::mem::take(&mut scratch.out);
-            self.render_step(start + done as u64, n, &mut tmp, &mut scratch);
-            for (o, t) in out.iter_mut().zip(&tmp) {
-                o[done..done + n].copy_from_slice(&t[..n]);
-            }
-            scratch.out = tmp;
+            let mut planes: Vec<&mut [f32]> = out
+                .iter_mut()
+                .take(self.channels)
+                .map(|o| &mut o[done..done + n])
+                .chain(spare.iter_mut().map(|p| &mut p[..n]))
+                .collect();
+            self.render_step(start + done as u64, n, &mut planes, &mut scratch);
             done += n;
         }
         if let Ok(mut p) = self.pool.lock() {
