@@ -108,8 +108,7 @@ pub(super) fn plan(opened: &Opened<'_>, _input: &Input<'_>, opts: &DecodeOptions
     if threads < 2 {
         return None;
     }
-    // MPEG-1 (32 kHz and up) packets hold 1152 frames, MPEG-2/2.5 576.
-    let per_packet = if opened.info.sample_rate >= 32_000 { 1152 } else { 576 };
+    let per_packet = crate::load::mp3dec::layer3_frame_samples(opened.info.sample_rate) as u64;
     let packets = usize::try_from(opened.header_frames? / per_packet).ok()?;
     if packets < 2 * MIN_RANGE_PACKETS {
         return None;

@@ -36,6 +36,12 @@ use symphonia::core::packet::PacketRef;
 /// one.
 const MAX_FRAME_SAMPLES: usize = 1152;
 
+/// Samples per channel in a layer III frame at `rate` Hz: MPEG-1 (32 kHz and up) has two
+/// granules of 576, MPEG-2 and 2.5 one.
+pub(crate) fn layer3_frame_samples(rate: u32) -> usize {
+    if rate >= 32_000 { 1152 } else { 576 }
+}
+
 /// The codec registry every decode in this crate uses: symphonia's enabled codecs, with
 /// [`Mp3Decoder`] preferred for MP3.
 pub(crate) fn codecs() -> &'static CodecRegistry {
@@ -100,11 +106,7 @@ impl Mp3Decoder {
         }
         // A layer III frame decodes to 576 samples a granule; with a missing reservoir nanomp3
         // gives none, so the frame's length comes from its header.
-        let n = if silent {
-            if info.sample_rate >= 32_000 { 1152 } else { 576 }
-        } else {
-            info.samples_produced
-        };
+        let n = if silent { layer3_frame_samples(info.sample_rate) } else { info.samples_produced };
         if n > MAX_FRAME_SAMPLES {
             return decode_error("mp3: frame longer than 1152 samples");
         }
@@ -353,17 +355,13 @@ mod tests {
     #[test]
     fn registry_prefers_this_decoder_for_mp3_only() {
         let reg = codecs();
-        let mp3 = reg.get_audio_decoder(CODEC_ID_MP3).unwrap();
-        assert_eq!(mp3.codec.info.short_name, "mp3");
-        let (p, _) = packets(&mp3_bytes_short());
+        let registered = reg.get_audio_decoder(CODEC_ID_MP3).unwrap();
+        assert_eq!(registered.codec.info.short_name, "mp3");
+        let (p, _) = packets(&mp3(44_100, 1, 4410));
         let dec = reg.make_audio_decoder(&p, &AudioDecoderOptions::default()).unwrap();
         assert_eq!(dec.codec_info().long_name, "MPEG Audio Layer 3");
         // Any other codec comes from symphonia's own registration.
         let flac = symphonia::core::codecs::audio::well_known::CODEC_ID_FLAC;
         assert_eq!(reg.get_audio_decoder(flac).unwrap().codec.info.short_name, "flac");
-    }
-
-    fn mp3_bytes_short() -> Vec<u8> {
-        mp3(44_100, 1, 4410)
     }
 }
