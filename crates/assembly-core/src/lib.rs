@@ -16,6 +16,7 @@ mod buffer;
 mod cancel;
 mod checkpoint;
 mod compact;
+mod dsp;
 pub mod edit;
 pub mod encode;
 mod error;
@@ -28,6 +29,7 @@ mod progress;
 pub mod render;
 mod source;
 mod spec;
+#[doc(hidden)]
 pub mod synth;
 pub mod transcript;
 mod warning;

@@ -10,12 +10,12 @@ use crate::AudioBuffer;
 
 /// Converts decibels to a linear amplitude factor.
 pub fn db_to_amp(db: f64) -> f64 {
-    10f64.powf(db / 20.0)
+    crate::dsp::db_to_gain(db)
 }
 
 /// Converts a linear amplitude factor to decibels (`-inf` for 0).
 pub fn amp_to_db(amp: f64) -> f64 {
-    20.0 * amp.log10()
+    crate::dsp::gain_to_db(amp)
 }
 
 /// A small, fast, seeded pseudo-random generator (xorshift64*), for reproducible noise.

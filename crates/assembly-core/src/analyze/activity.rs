@@ -22,6 +22,7 @@ use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
+use crate::dsp::power_to_db;
 use crate::error::{Error, Result};
 use crate::{CancelToken, FrameSource};
 
@@ -128,7 +129,7 @@ fn power_db(sum_sq: f64, n: usize) -> f64 {
         return MIN_DB;
     }
     let p = sum_sq / n as f64;
-    if p <= 1e-14 { MIN_DB } else { (10.0 * p.log10()).max(MIN_DB) }
+    if p <= 1e-14 { MIN_DB } else { power_to_db(p).max(MIN_DB) }
 }
 
 fn percentile(values: &mut [f32], q: f64) -> f64 {

@@ -2,4 +2,3 @@
 
 pub mod activity;
 pub mod loudness;
-pub(crate) mod meter;

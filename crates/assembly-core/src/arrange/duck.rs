@@ -4,12 +4,9 @@ use std::num::NonZeroU32;
 use std::ops::Range;
 
 use super::template::DuckingOptions;
+use crate::dsp::db_to_gain;
+use crate::dsp::mix::raised_cosine;
 use crate::error::{Error, Result};
-
-/// Raised-cosine ramp from 0 (at `u = 0`) to 1 (at `u = 1`).
-pub(crate) fn raised_cosine(u: f64) -> f64 {
-    0.5 - 0.5 * (std::f64::consts::PI * u.clamp(0.0, 1.0)).cos()
-}
 
 /// Gain over time for a ducked bed, from speech intervals on the episode timeline.
 ///
@@ -79,7 +76,7 @@ impl DuckingEnvelope {
         let mut env = Self {
             runs: Vec::new(),
             depth_db: opts.depth_db,
-            depth_lin: 10f64.powf(-opts.depth_db / 20.0) as f32,
+            depth_lin: db_to_gain(-opts.depth_db) as f32,
             attack: ms(opts.attack_ms),
             release: ms(opts.release_ms),
             lookahead: ms(opts.lookahead_ms),
@@ -96,7 +93,7 @@ impl DuckingEnvelope {
             return Ok(env);
         }
         let depth = opts.depth_db;
-        let lin = |amount: f64| 10f64.powf(-depth * amount / 20.0) as f32;
+        let lin = |amount: f64| db_to_gain(-depth * amount) as f32;
         env.attack_gain =
             (0..env.attack).map(|i| lin(raised_cosine(i as f64 / env.attack as f64))).collect();
         env.release_gain = (0..env.release)

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::place::Arrangement;
 use super::template::{LevelingMode, SegmentType, Template};
 use crate::analyze::loudness::{LoudnessMeter, meter_halves};
+use crate::dsp::{db_to_power, power_to_db};
 use crate::error::{Error, Result};
 use crate::{CancelToken, FrameSource};
 
@@ -63,7 +64,7 @@ fn for_each_block_in(
         for m in &mut mapped {
             m[..n].fill(0.0);
         }
-        crate::render::add_mapped(&mut mapped, 0, raw, n, 1.0, None);
+        crate::dsp::mix::add_mapped(&mut mapped, 0, raw, n, 1.0, None);
         let planes: Vec<&[f32]> = mapped.iter().map(|p| &p[..n]).collect();
         f(&planes)
     })
@@ -108,7 +109,7 @@ fn rms_dbfs_of(src: &dyn FrameSource, channels: usize, cancel: &CancelToken) -> 
     if count == 0 || sum <= 0.0 {
         return Ok(f64::NEG_INFINITY);
     }
-    Ok(10.0 * (sum / count as f64).log10())
+    Ok(power_to_db(sum / count as f64))
 }
 
 /// Computes the leveling gain of every leveled segment.
@@ -156,13 +157,13 @@ pub fn level_segments<'a>(
                     let s = src(&p.asset)?;
                     let l = loudness_of(s, channels, rate, cancel)?;
                     if l.is_finite() {
-                        power += 10f64.powf(l / 10.0) * s.frames() as f64;
+                        power += db_to_power(l) * s.frames() as f64;
                         frames += s.frames() as f64;
                     }
                 }
             }
             if frames > 0.0 {
-                out.reference = 10.0 * (power / frames).log10();
+                out.reference = power_to_db(power / frames);
             }
             for (i, p) in arrangement.placements.iter().enumerate() {
                 if p.segment_type == SegmentType::Content || !template.is_leveled(i) {

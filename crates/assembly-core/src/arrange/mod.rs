@@ -13,7 +13,6 @@ mod template;
 
 pub use chapters::{PodcastChapter, PodcastChapters, chapters};
 pub use duck::DuckingEnvelope;
-pub(crate) use duck::raised_cosine;
 pub use level::{Leveling, SegmentGain, level_segments};
 pub use place::{Arrangement, BedPlacement, Placement, place};
 pub use template::{

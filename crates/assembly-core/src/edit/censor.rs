@@ -3,8 +3,8 @@
 use super::Ctx;
 use super::matcher::PhraseMatcher;
 use super::merge::{Action, Op};
+use super::merge::{Fill, Reason};
 use super::options::{CensorMode, CensorOptions};
-use super::plan::{Fill, Reason};
 
 /// One replacement per match of `o.words`: the words' span becomes `beep_ms` (or, with
 /// `match_word_length`, exactly the span's length) of beep or silence.

@@ -2,8 +2,8 @@
 
 use super::Ctx;
 use super::merge::Op;
+use super::merge::Reason;
 use super::options::MsRange;
-use super::plan::Reason;
 use crate::frames_to_ms;
 use crate::warning::{Warning, WarningCode};
 

@@ -5,8 +5,8 @@ use std::collections::HashSet;
 use super::Ctx;
 use super::matcher::{PhraseMatcher, tokens};
 use super::merge::Op;
+use super::merge::Reason;
 use super::options::CleanupOptions;
-use super::plan::Reason;
 
 /// The set of protected tokens.
 pub(crate) fn protected_set(words: &[String]) -> HashSet<String> {

@@ -15,8 +15,8 @@ use super::Ctx;
 use super::fillers::protected_set;
 use super::matcher::PhraseMatcher;
 use super::merge::Op;
+use super::merge::Reason;
 use super::options::FlubberOptions;
-use super::plan::Reason;
 use crate::frames_to_ms;
 use crate::warning::{Warning, WarningCode};
 

@@ -3,9 +3,9 @@
 
 use super::Ctx;
 use super::matcher::PhraseMatcher;
+use super::merge::Reason;
 use super::merge::{Action, Op};
 use super::options::{InsertClip, SoundEffect};
-use super::plan::Reason;
 use crate::error::Result;
 use crate::frames_to_ms;
 use crate::warning::{Warning, WarningCode};

@@ -9,8 +9,47 @@
 
 use std::ops::Range;
 
-use super::plan::{Fill, Reason};
+use serde::{Deserialize, Serialize};
+
 use crate::warning::{Warning, WarningCode};
+
+/// Why audio was removed, replaced or inserted. The order is the merge precedence, highest
+/// first: when operations overlap, the merged range carries the first reason in this list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// An explicit cut (`cuts_ms`).
+    Cut,
+    /// A retake: keyword-marked or explicit (`flubber_cuts_ms`).
+    Flubber,
+    /// A trigger word replaced by a sound effect.
+    SoundEffect,
+    /// A censored word.
+    Censor,
+    /// A filler word or phrase.
+    Filler,
+    /// A shortened pause.
+    Pause,
+    /// An inserted clip.
+    Clip,
+}
+
+/// Generated audio that replaces a source range.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Fill {
+    /// A sine beep with raised-cosine fades at both ends.
+    Beep {
+        /// Frequency, in Hz.
+        freq_hz: f64,
+        /// Peak level, in dBFS.
+        gain_db: f64,
+        /// Fade in and out, in frames.
+        fade_frames: u64,
+    },
+    /// Silence.
+    Silence,
+}
 
 /// What an operation does to its range.
 #[derive(Clone, Debug, PartialEq)]

@@ -57,13 +57,12 @@ mod splice;
 
 use std::num::NonZeroU32;
 
+pub use merge::{Fill, Reason};
 pub use options::{
     CensorMode, CensorOptions, CleanupOptions, FlubberOptions, InsertClip, MsRange, PauseDetection,
     SoundEffect, SpliceOptions,
 };
-pub use plan::{
-    Crossfade, EditPlan, EditStats, EntryKind, Fill, PlanEntry, Reason, Segment, SegmentSource,
-};
+pub use plan::{Crossfade, EditPlan, EditStats, EntryKind, PlanEntry, Segment, SegmentSource};
 pub use reader::EditedAudio;
 pub use retime::TimeMap;
 

@@ -16,9 +16,9 @@
 use std::ops::Range;
 
 use super::Ctx;
+use super::merge::Reason;
 use super::merge::{Merged, Op};
 use super::options::{CleanupOptions, PauseDetection};
-use super::plan::Reason;
 use crate::analyze::activity::ActivityMap;
 use crate::warning::{Warning, WarningCode};
 

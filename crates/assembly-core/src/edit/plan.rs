@@ -7,32 +7,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::Ctx;
-use super::merge::Merged;
+use super::merge::{Fill, Merged, Reason};
 use super::options::CleanupOptions;
 use super::splice::{correlation, fade_half, level_db};
 use crate::frames_to_ms;
 use crate::warning::Warning;
-
-/// Why audio was removed, replaced or inserted. The order is the merge precedence, highest
-/// first: when operations overlap, the merged range carries the first reason in this list.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Reason {
-    /// An explicit cut (`cuts_ms`).
-    Cut,
-    /// A retake: keyword-marked or explicit (`flubber_cuts_ms`).
-    Flubber,
-    /// A trigger word replaced by a sound effect.
-    SoundEffect,
-    /// A censored word.
-    Censor,
-    /// A filler word or phrase.
-    Filler,
-    /// A shortened pause.
-    Pause,
-    /// An inserted clip.
-    Clip,
-}
 
 /// What an entry did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,23 +76,6 @@ pub struct EditStats {
     pub source_duration_s: f64,
     /// Output duration, in seconds.
     pub output_duration_s: f64,
-}
-
-/// Generated audio that replaces a source range.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Fill {
-    /// A sine beep with raised-cosine fades at both ends.
-    Beep {
-        /// Frequency, in Hz.
-        freq_hz: f64,
-        /// Peak level, in dBFS.
-        gain_db: f64,
-        /// Fade in and out, in frames.
-        fade_frames: u64,
-    },
-    /// Silence.
-    Silence,
 }
 
 /// Where a segment's samples come from.

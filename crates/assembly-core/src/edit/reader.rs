@@ -3,8 +3,10 @@
 use std::f64::consts::TAU;
 
 use super::Clip;
-use super::plan::{EditPlan, Fill, SegmentSource};
+use super::merge::Fill;
+use super::plan::{EditPlan, SegmentSource};
 use super::splice::{crossfade_gains, fade_in_gain};
+use crate::dsp::db_to_gain;
 use crate::error::{Error, Result};
 use crate::source::read_window;
 use crate::{AudioBuffer, FrameSource};
@@ -127,7 +129,7 @@ impl<'a> EditedAudio<'a> {
                             }
                             Src::Beep {
                                 w: TAU * freq_hz / f64::from(plan.sample_rate),
-                                amp: 10f64.powf(gain_db.min(0.0) / 20.0) as f32,
+                                amp: db_to_gain(gain_db.min(0.0)) as f32,
                                 fade: (*fade_frames).min(s.frames / 2),
                             }
                         }

@@ -21,6 +21,7 @@ use std::ops::Range;
 use super::Ctx;
 use super::merge::Merged;
 use super::options::SpliceOptions;
+use crate::dsp::power_to_db;
 use crate::source::read_window;
 
 /// Sum of the channels at frames `start .. start + len` (0 outside the audio).
@@ -47,7 +48,7 @@ pub(crate) fn level_db(ctx: &Ctx<'_>, r: Range<u64>) -> f64 {
         acc += c.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>();
     }
     let p = acc / ((e - s) as usize * planes.len()) as f64;
-    if p <= 1e-14 { -140.0 } else { 10.0 * p.log10() }
+    if p <= 1e-14 { -140.0 } else { power_to_db(p) }
 }
 
 /// The position in `[lo, hi]` at the centre of the quietest window (see the module docs).

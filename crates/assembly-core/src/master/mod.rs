@@ -7,10 +7,11 @@ mod limiter;
 mod preset;
 mod verify;
 
+pub(crate) use limiter::ceiling_target;
+
 pub use limiter::{
     LimiterOptions, LimiterStats, LimiterStream, SAFETY_MARGIN_DB, TruePeakLimiter, limit,
 };
-pub(crate) use limiter::{TruePeakScanner, true_peak_4x};
 pub use preset::{MasterOptions, Preset, gain_to_target_db};
 pub use verify::{
     EncodeMeasurement, EncodeRequest, VerifyAttempt, VerifyOptions, VerifyReport, verify_encoded,

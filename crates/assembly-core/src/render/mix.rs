@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use crate::FrameSource;
 use crate::arrange::{Arrangement, DuckingEnvelope, SegmentGain};
+use crate::dsp::db_to_gain;
+use crate::dsp::mix::{add_mapped, raised_cosine};
 use crate::error::{Error, Result};
 
 /// Frames rendered per internal step (bounds scratch memory).
@@ -59,35 +61,6 @@ impl<'a> Sources<'a> {
     /// [`crate::arrange::place`].
     pub fn frames(&self, id: &str) -> Option<u64> {
         self.get(id).map(|s| s.frames())
-    }
-}
-
-/// Adds `gain[i] * src` (or `scalar * src` when `gain` is `None`) into `out`, mapping channels:
-/// equal counts map one to one, mono goes to every output channel, a mono output takes the
-/// mean of the source channels, otherwise output channel `c` takes source channel
-/// `c % source_channels`.
-pub(crate) fn add_mapped(
-    out: &mut [impl AsMut<[f32]>],
-    at: usize,
-    src: &[impl AsRef<[f32]>],
-    n: usize,
-    scalar: f32,
-    gain: Option<&[f32]>,
-) {
-    let sc = src.len();
-    let add = |o: &mut [f32], s: &[f32], k: f32| match gain {
-        None => o.iter_mut().zip(s).for_each(|(o, &s)| *o += k * s),
-        Some(g) => o.iter_mut().zip(s).zip(g).for_each(|((o, &s), &g)| *o += k * g * s),
-    };
-    if out.len() == 1 && sc > 1 {
-        let k = scalar / sc as f32;
-        for s in src {
-            add(&mut out[0].as_mut()[at..at + n], &s.as_ref()[..n], k);
-        }
-        return;
-    }
-    for (c, o) in out.iter_mut().enumerate() {
-        add(&mut o.as_mut()[at..at + n], &src[c % sc].as_ref()[..n], scalar);
     }
 }
 
@@ -167,10 +140,10 @@ impl Voice<'_> {
         let len = self.end - self.start;
         let mut g = 1.0f64;
         if off < self.fade_in {
-            g *= crate::arrange::raised_cosine(off as f64 / self.fade_in as f64);
+            g *= raised_cosine(off as f64 / self.fade_in as f64);
         }
         if off + self.fade_out >= len && self.fade_out > 0 {
-            g *= crate::arrange::raised_cosine((len - off) as f64 / self.fade_out as f64);
+            g *= raised_cosine((len - off) as f64 / self.fade_out as f64);
         }
         if off < self.xf_in {
             g *= (std::f64::consts::FRAC_PI_2 * off as f64 / self.xf_in as f64).sin();
@@ -201,10 +174,10 @@ impl BedVoice<'_> {
         let len = self.end - self.start;
         let mut g = 1.0;
         if off < self.fade_in {
-            g *= crate::arrange::raised_cosine(off as f64 / self.fade_in as f64);
+            g *= raised_cosine(off as f64 / self.fade_in as f64);
         }
         if off + self.fade_out >= len && self.fade_out > 0 {
-            g *= crate::arrange::raised_cosine((len - off) as f64 / self.fade_out as f64);
+            g *= raised_cosine((len - off) as f64 / self.fade_out as f64);
         }
         g as f32
     }
@@ -316,7 +289,7 @@ impl<'a> Mix<'a> {
                 src,
                 start: p.start_frame,
                 end: p.end_frame,
-                gain: 10f64.powf((p.gain_db + level) / 20.0) as f32,
+                gain: db_to_gain(p.gain_db + level) as f32,
                 fade_in: p.fade_in_frames,
                 fade_out: p.fade_out_frames,
                 xf_in: p.crossfade_in_frames,
@@ -356,7 +329,7 @@ impl<'a> Mix<'a> {
                 end: b.end_frame,
                 asset_len: b.asset_frames.min(src.frames()).max(4),
                 loop_gains: loop_crossfade_gains(b.loop_crossfade_frames.min(src.frames() / 4)),
-                gain: 10f64.powf(b.volume_db / 20.0) as f32,
+                gain: db_to_gain(b.volume_db) as f32,
                 fade_in: b.fade_in_frames,
                 fade_out: b.fade_out_frames,
                 duck,

@@ -5,7 +5,6 @@
 mod mix;
 mod pass;
 
-pub(crate) use mix::add_mapped;
 pub use mix::{Mix, Sources};
 pub use pass::{
     MasterPlan, MixMeasurement, RenderOptions, RenderOutcome, RenderReport, measure_mix,

@@ -7,9 +7,10 @@ use std::num::NonZeroU32;
 use serde::{Deserialize, Serialize};
 
 use crate::analyze::loudness::{Loudness, LoudnessMeter};
-use crate::analyze::meter::{FastMeter, integrated_from_subs};
+use crate::dsp::meter::{FastMeter, integrated_from_subs};
+use crate::dsp::{db_to_gain, db_to_power};
 use crate::error::{Error, Result};
-use crate::master::{LimiterOptions, LimiterStats, LimiterStream, MasterOptions, SAFETY_MARGIN_DB};
+use crate::master::{LimiterOptions, LimiterStats, LimiterStream, MasterOptions, ceiling_target};
 use crate::source::for_each_block_in;
 use crate::{AudioBuffer, CancelToken, FrameSource};
 
@@ -155,10 +156,10 @@ fn measure_mix_threads(
 ) -> Result<MixMeasurement> {
     let block = options.block()?;
     let channels = program.channel_count();
-    let sub_len = crate::analyze::meter::sub_block_frames(rate);
+    let sub_len = crate::dsp::meter::sub_block_frames(rate);
     let unit = lcm(sub_len, WINDOW as u64);
     let total = program.frames();
-    let warm = u64::from(rate.get()) * crate::analyze::meter::WARM_UP_S;
+    let warm = u64::from(rate.get()) * crate::dsp::meter::WARM_UP_S;
     let meter_over = |range: std::ops::Range<u64>, progress: &mut dyn FnMut(f64)| {
         let mut meter = FastMeter::new(channels, rate).with_windows(WINDOW);
         if range.start > 0 {
@@ -214,8 +215,8 @@ fn window_peaks(
     ceiling_dbtp: f64,
     cancel: &CancelToken,
 ) -> Result<Vec<f32>> {
-    let g = 10f64.powf(max_gain_db / 20.0) as f32;
-    let target = 10f64.powf((ceiling_dbtp - SAFETY_MARGIN_DB) / 20.0) as f32;
+    let g = db_to_gain(max_gain_db) as f32;
+    let target = ceiling_target(ceiling_dbtp);
     // Normal audio's inter-sample overs stay under 3 dB; candidates get their exact peak.
     let candidate = |peak: f32| peak * g * std::f32::consts::SQRT_2 > target;
     let mut peaks: Vec<f32> = m.windows.iter().map(|w| w.0).collect();
@@ -247,7 +248,7 @@ fn window_peaks(
             let lo = a.saturating_sub(5);
             let hi = (a + WINDOW + 6).min(len);
             let slices: Vec<&[f32]> = buf.iter().map(|b| &b[lo..hi]).collect();
-            *peak = peak.max(crate::master::true_peak_4x(&slices));
+            *peak = peak.max(crate::dsp::true_peak::true_peak_4x(&slices));
         }
         w = end;
     }
@@ -266,9 +267,9 @@ fn predict_output_lufs(
     limiter: &LimiterOptions,
     rate: NonZeroU32,
 ) -> f64 {
-    let g = 10f64.powf(gain_db / 20.0) as f32;
+    let g = db_to_gain(gain_db) as f32;
     let g2 = f64::from(g) * f64::from(g);
-    let target = 10f64.powf((ceiling_dbtp - SAFETY_MARGIN_DB) / 20.0) as f32;
+    let target = ceiling_target(ceiling_dbtp);
     let release_frames = f64::from(limiter.release_ms) * f64::from(rate.get()) / 1000.0;
     let decay = (-(WINDOW as f64) / release_frames).exp() as f32;
     // Per sub-block: (energy before, energy kept) of the windows starting in it.
@@ -309,7 +310,7 @@ fn limited_pass(
 ) -> Result<LimiterStats> {
     let channels = program.channel_count();
     let mut lim = LimiterStream::new(channels, rate, ceiling_dbtp, limiter)?;
-    let g = 10f64.powf(gain_db / 20.0) as f32;
+    let g = db_to_gain(gain_db) as f32;
     for_each_block(program, block, cancel, progress, |p| lim.push_scaled(p, g, sink))?;
     let stats = lim.stats();
     lim.finish(sink)?;
@@ -386,7 +387,7 @@ pub fn plan_master(
     let peaks = window_peaks(program, measurement, (gain0 + 1.0).min(cap), ceiling, cancel)?;
     // Predicted output loudness, relative to the measured input: gain minus the loss.
     let unlimited = integrated_from_subs(
-        &measurement.subs.iter().map(|e| e * 10f64.powf(gain0 / 10.0)).collect::<Vec<_>>(),
+        &measurement.subs.iter().map(|e| e * db_to_power(gain0)).collect::<Vec<_>>(),
     ) - gain0;
     let predict = |gain: f64| {
         predict_output_lufs(measurement, &peaks, gain, ceiling, &options.limiter, rate) - unlimited

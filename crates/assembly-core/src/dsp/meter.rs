@@ -1,5 +1,6 @@
-//! A fast BS.1770 loudness meter: the engine behind [`crate::analyze::loudness`] and the
-//! render passes.
+//! The BS.1770 loudness meter: [`Loudness`] (what a measurement found), the public streaming
+//! [`LoudnessMeter`], and [`FastMeter`], the engine behind them, [`crate::analyze::loudness`]
+//! and the render passes.
 //!
 //! Same maths as `ebur128` in its default (queue) mode — K-weighting with libebur128's
 //! filter design, 100 ms sub-blocks, 400 ms gating blocks every 100 ms with the −70 LUFS
@@ -11,16 +12,182 @@
 
 use std::num::NonZeroU32;
 
-use crate::analyze::loudness::Loudness;
+use serde::{Deserialize, Serialize};
+
+use crate::AudioBuffer;
 use crate::buffer::max_abs;
+use crate::dsp::true_peak::TruePeakScanner;
+use crate::dsp::{db_to_gain, db_to_power, gain_to_db, power_to_db};
+use crate::error::{Error, Result};
+
+/// What a loudness measurement found.
+///
+/// Silence (or audio entirely below the −70 LUFS absolute gate) has an integrated loudness
+/// and peaks of `f64::NEG_INFINITY`; in JSON those are written as `null`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Loudness {
+    /// Integrated (programme) loudness in LUFS.
+    #[serde(with = "finite_or_null")]
+    pub integrated_lufs: f64,
+    /// Loudness range in LU (EBU Tech 3342).
+    pub range_lu: f64,
+    /// Highest true (inter-sample, 4× oversampled) peak over all channels, in dBTP.
+    #[serde(with = "finite_or_null")]
+    pub true_peak_dbtp: f64,
+    /// Highest sample peak over all channels, in dBFS.
+    #[serde(with = "finite_or_null")]
+    pub sample_peak_dbfs: f64,
+}
+
+/// A streaming loudness meter: feed blocks with [`add`](Self::add), read with
+/// [`finish`](Self::finish).
+///
+/// # Examples
+///
+/// ```
+/// use std::num::NonZeroU32;
+/// use assembly_core::{analyze::loudness::LoudnessMeter, synth};
+///
+/// let rate = NonZeroU32::new(48_000).unwrap();
+/// // A 1 kHz stereo sine at -23 dBFS reads -23 LUFS (EBU Tech 3341, case 1).
+/// let s = synth::sine(rate, 1000.0, synth::db_to_amp(-23.0), 48_000 * 20);
+/// let buf = synth::multi(rate, s, 2);
+/// let mut meter = LoudnessMeter::new(2, rate.get(), true).unwrap();
+/// meter.add(&buf).unwrap();
+/// let l = meter.finish().unwrap();
+/// assert!((l.integrated_lufs + 23.0).abs() < 0.1);
+/// ```
+pub struct LoudnessMeter {
+    meter: FastMeter,
+    true_peak: Option<TruePeakScanner>,
+    channels: usize,
+}
+
+/// Most channels a meter takes.
+const MAX_CHANNELS: usize = 64;
+/// Sample rates a meter takes, Hz (BS.1770's K-weighting is defined for audio rates).
+const RATES: std::ops::RangeInclusive<u32> = 1_000..=2_822_400;
+
+impl LoudnessMeter {
+    /// A meter for `channels` channels at `rate` Hz. `true_peak` enables the 4× oversampled
+    /// true-peak measurement; without it `true_peak_dbtp` equals the sample peak.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] if `channels` is not in 1..=64 or `rate` not in
+    /// 1000..=2822400 Hz.
+    pub fn new(channels: usize, rate: u32, true_peak: bool) -> Result<Self> {
+        if !(1..=MAX_CHANNELS).contains(&channels) || !RATES.contains(&rate) {
+            return Err(Error::invalid_input(
+                "loudness",
+                format!(
+                    "cannot meter {channels} ch at {rate} Hz (1..={MAX_CHANNELS} channels, \
+                     {}..={} Hz)",
+                    RATES.start(),
+                    RATES.end()
+                ),
+            ));
+        }
+        let rate = NonZeroU32::new(rate).ok_or_else(|| Error::invalid_input("rate", "zero"))?;
+        Ok(Self {
+            meter: FastMeter::new(channels, rate),
+            true_peak: true_peak.then(|| TruePeakScanner::new(channels)),
+            channels,
+        })
+    }
+
+    /// A meter (no true peak) fed one mono channel that stands for `copies` identical
+    /// channels of a `copies`-channel signal: the same measurement as duplicating it, for
+    /// half the filtering. Only 2 copies are supported (both weigh 1 in BS.1770, so the sum
+    /// `e + e` equals `2·e` exactly and the result is bit-identical).
+    ///
+    /// # Errors
+    ///
+    /// As [`LoudnessMeter::new`]; [`Error::InvalidInput`] for `copies` other than 2.
+    pub(crate) fn mono_as_copies(rate: u32, copies: usize) -> Result<Self> {
+        if copies != 2 {
+            return Err(Error::invalid_input("copies", "only a mono pair is supported"));
+        }
+        let mut m = Self::new(1, rate, false)?;
+        m.meter = m.meter.with_weights(vec![2.0]);
+        Ok(m)
+    }
+
+    /// Feeds a block of planar audio.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] if the block's channel count differs from the meter's.
+    pub fn add(&mut self, block: &AudioBuffer) -> Result<()> {
+        let planes: Vec<&[f32]> = block.planes().iter().map(Vec::as_slice).collect();
+        self.add_planar(&planes)
+    }
+
+    /// Feeds planar channel slices of equal length.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] if the channel count differs or slices differ in length.
+    pub fn add_planar(&mut self, planes: &[&[f32]]) -> Result<()> {
+        if planes.len() != self.channels {
+            return Err(Error::invalid_input(
+                "channels",
+                format!("meter has {} channels, block has {}", self.channels, planes.len()),
+            ));
+        }
+        let n = planes[0].len();
+        if planes.iter().any(|p| p.len() != n) {
+            return Err(Error::invalid_input("block", "channel slices differ in length"));
+        }
+        self.meter.add(planes);
+        if let Some(tp) = &mut self.true_peak {
+            tp.add(planes);
+        }
+        Ok(())
+    }
+
+    /// Runs the filters (and the true-peak history) over `planes` without measuring them:
+    /// the state of a meter that starts mid-program, so its first blocks measure as if it
+    /// had been fed everything before.
+    pub(crate) fn warm_up(&mut self, planes: &[&[f32]]) {
+        self.meter.warm_up(planes);
+        if let Some(tp) = &mut self.true_peak {
+            tp.warm_up(planes);
+        }
+    }
+
+    /// Appends the measurement of `next`, a meter (made the same way) over the audio right
+    /// after this one's, which must end on a 100 ms sub-block boundary.
+    pub(crate) fn append(&mut self, next: LoudnessMeter) {
+        self.meter.append(next.meter);
+        if let (Some(a), Some(b)) = (&mut self.true_peak, next.true_peak) {
+            a.append(b);
+        }
+    }
+
+    /// The measurement so far.
+    ///
+    /// # Errors
+    ///
+    /// None today; kept fallible for meters that can fail.
+    pub fn finish(&self) -> Result<Loudness> {
+        let mut l = self.meter.loudness();
+        if let Some(tp) = &self.true_peak {
+            let peak = tp.peak();
+            let db = if peak > 0.0 { gain_to_db(f64::from(peak)) } else { f64::NEG_INFINITY };
+            l.true_peak_dbtp = db.max(l.sample_peak_dbfs);
+        }
+        Ok(l)
+    }
+}
 
 /// Energy of a −70 LUFS block: blocks below are dropped (absolute gate).
 fn abs_gate() -> f64 {
-    10f64.powf((-70.0 + 0.691) / 10.0)
+    db_to_power(-70.0 + 0.691)
 }
 
 fn energy_to_lufs(e: f64) -> f64 {
-    10.0 * e.log10() - 0.691
+    power_to_db(e) - 0.691
 }
 
 /// Biquad coefficients `[b0, b1, b2, a1, a2]`.
@@ -33,7 +200,7 @@ fn k_weighting(rate: f64) -> (Biquad, Biquad) {
     let g = 3.999_843_853_973_347;
     let q = 0.707_175_236_955_419_6;
     let k = (std::f64::consts::PI * f0 / rate).tan();
-    let vh = 10f64.powf(g / 20.0);
+    let vh = db_to_gain(g);
     let vb = vh.powf(0.499_666_774_154_541_6);
     let a0 = 1.0 + k / q + k * k;
     let shelf = [
@@ -356,8 +523,7 @@ impl FastMeter {
 
     /// The measurement so far (true peak = sample peak: this meter does not oversample).
     pub(crate) fn loudness(&self) -> Loudness {
-        let sp =
-            if self.peak > 0.0 { 20.0 * f64::from(self.peak).log10() } else { f64::NEG_INFINITY };
+        let sp = if self.peak > 0.0 { gain_to_db(f64::from(self.peak)) } else { f64::NEG_INFINITY };
         Loudness {
             integrated_lufs: integrated_from_subs(&self.subs),
             range_lu: range_from_subs(&self.subs),
@@ -414,10 +580,47 @@ pub(crate) fn range_from_subs(subs: &[f64]) -> f64 {
     energy_to_lufs(hi) - energy_to_lufs(lo)
 }
 
+mod finite_or_null {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_finite() { s.serialize_f64(*v) } else { s.serialize_none() }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NEG_INFINITY))
+    }
+}
+
+/// `ebur128`'s own measurement (integrated, range, sample and 4× true peak): the reference
+/// the tests hold [`LoudnessMeter`] to.
+#[cfg(test)]
+pub(crate) fn reference(buffer: &AudioBuffer) -> Loudness {
+    use ebur128::{EbuR128, Mode};
+    let ch = buffer.channel_count();
+    let mode = Mode::I | Mode::LRA | Mode::SAMPLE_PEAK | Mode::TRUE_PEAK;
+    let mut m = EbuR128::new(ch as u32, buffer.sample_rate().get(), mode).unwrap();
+    let planes: Vec<&[f32]> = buffer.planes().iter().map(Vec::as_slice).collect();
+    m.add_frames_planar_f32(&planes).unwrap();
+    let (mut sp, mut tp) = (0.0f64, 0.0f64);
+    for c in 0..ch as u32 {
+        sp = sp.max(m.sample_peak(c).unwrap());
+        tp = tp.max(m.true_peak(c).unwrap());
+    }
+    let i = m.loudness_global().unwrap();
+    let r = m.loudness_range().unwrap();
+    Loudness {
+        integrated_lufs: if i.is_finite() { i } else { f64::NEG_INFINITY },
+        range_lu: if r.is_finite() { r } else { 0.0 },
+        true_peak_dbtp: 20.0 * tp.log10(),
+        sample_peak_dbfs: 20.0 * sp.log10(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::reference as measure;
     use super::*;
-    use crate::analyze::loudness::reference as measure;
     use crate::{AudioBuffer, synth};
 
     fn fast(buf: &AudioBuffer, block: usize) -> Loudness {
