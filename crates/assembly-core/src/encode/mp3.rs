@@ -24,13 +24,13 @@ use super::mp3_par::{ParConfig, ParOut};
 use super::{Mp3Bitrate, Tags, sanitize_clamped, tags};
 use crate::atomic::AtomicFile;
 use crate::error::{Error, Result};
+use crate::mp3::{
+    ChannelMode, Header, LAME_EXT_LEN, Version, XING_BYTES, XING_FRAMES, XING_LEN, XING_QUALITY,
+    XING_TOC, crc16_update, frame_info,
+};
 
 /// LAME's encoder delay in samples (`ENCDELAY`, constant in LAME 3.100 without resampling).
 pub(super) const LAME_ENCODER_DELAY: u64 = 576;
-/// Size of the Xing part of the info tag: id, flags, frames, bytes, 100-byte TOC, quality.
-const XING_LEN: usize = 4 + 4 + 4 + 4 + 100 + 4;
-/// Size of the LAME extension including its CRC.
-const LAME_EXT_LEN: usize = 36;
 
 /// The MP3 backend: CBR is encoded in parallel chunks (see `mp3_par`), VBR sequentially.
 pub(super) enum Mp3Out {
@@ -347,14 +347,9 @@ fn to_bitrate(kbps: u16) -> Option<Bitrate> {
     })
 }
 
-/// Layer III bitrates by index, kbit/s: MPEG-1, then MPEG-2/2.5.
-const KBPS_V1: [u16; 15] = [0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320];
-const KBPS_V2: [u16; 15] = [0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160];
-
 /// MPEG version, channel mode and sizes for one output configuration.
 pub(super) struct MpegLayout {
-    /// 3 = MPEG-1, 2 = MPEG-2, 0 = MPEG-2.5 (the header's 2-bit version field).
-    version_bits: u8,
+    version: Version,
     rate_index: u8,
     rate: u32,
     mono: bool,
@@ -362,38 +357,19 @@ pub(super) struct MpegLayout {
 
 impl MpegLayout {
     pub(super) fn new(rate: u32, channels: usize) -> Self {
-        let (version_bits, rate_index) = match rate {
-            44_100 => (3, 0),
-            48_000 => (3, 1),
-            32_000 => (3, 2),
-            22_050 => (2, 0),
-            24_000 => (2, 1),
-            16_000 => (2, 2),
-            11_025 => (0, 0),
-            12_000 => (0, 1),
-            _ => (0, 2), // 8000; other rates were rejected by validation
-        };
-        Self { version_bits, rate_index, rate, mono: channels == 1 }
-    }
-
-    fn mpeg1(&self) -> bool {
-        self.version_bits == 3
+        // Other rates were rejected by validation; they get 8000 Hz's fields.
+        let (version, rate_index) = Version::for_rate(rate).unwrap_or((Version::Mpeg25, 2));
+        Self { version, rate_index, rate, mono: channels == 1 }
     }
 
     /// Header (4) + side information, where the Xing tag starts.
     fn side_info_end(&self) -> usize {
-        4 + match (self.mpeg1(), self.mono) {
-            (true, true) => 17,
-            (true, false) => 32,
-            (false, true) => 9,
-            (false, false) => 17,
-        }
+        4 + self.version.side_info_len(self.mono)
     }
 
     /// Frame length in bytes at `kbps` without the padding slot.
     fn frame_len(&self, kbps: u16) -> usize {
-        let coef = if self.mpeg1() { 144_000 } else { 72_000 };
-        (coef * u64::from(kbps) / u64::from(self.rate)) as usize
+        self.version.frame_len(kbps, self.rate, false)
     }
 
     /// LAME's own test (`InitVbrTag`): does its info tag fit in a frame of this CBR bitrate?
@@ -404,37 +380,38 @@ impl MpegLayout {
     /// An "Info" frame at `kbps` when LAME's tag fits in a frame of that bitrate (as LAME's
     /// own CBR tag), else at the bitrate LAME uses for VBR tags.
     pub(super) fn cbr_tag(&self, kbps: u16) -> OwnTag {
-        let table = if self.mpeg1() { &KBPS_V1 } else { &KBPS_V2 };
-        match table.iter().position(|&k| k == kbps) {
-            Some(index) if self.lame_tag_fits(kbps) => {
-                let mut tag = self.own_tag();
-                tag.header[2] = ((index as u8) << 4) | (self.rate_index << 2);
-                tag.frame_len = self.frame_len(kbps);
-                tag
-            }
+        match self.version.bitrate_index(kbps) {
+            Some(index) if self.lame_tag_fits(kbps) => self.info_frame(index, kbps),
             _ => self.own_tag(),
         }
     }
 
     /// An "Info" frame at the bitrate LAME uses for VBR tags (128 / 64 / 32 kbit/s).
     pub(super) fn own_tag(&self) -> OwnTag {
-        let (table, kbps) = if self.mpeg1() {
-            (&KBPS_V1, 128)
+        let kbps = if self.version == Version::Mpeg1 {
+            128
         } else if self.rate >= 16_000 {
-            (&KBPS_V2, 64)
+            64
         } else {
-            (&KBPS_V2, 32)
+            32
         };
-        let index = table.iter().position(|&k| k == kbps).unwrap_or(0) as u8;
-        let mode = if self.mono { 3u8 } else { 1 }; // mono / joint stereo, as LAME is set up
-        let header = [
-            0xFF,
-            0xE0 | (self.version_bits << 3) | (0b01 << 1) | 1, // Layer III, no CRC
-            (index << 4) | (self.rate_index << 2),
-            (mode << 6) | 0x04, // mode, "original" bit as LAME sets it
-        ];
+        self.info_frame(self.version.bitrate_index(kbps).unwrap_or(0), kbps)
+    }
+
+    /// An empty "Info" frame at bitrate index `index` (`kbps`).
+    fn info_frame(&self, index: u8, kbps: u16) -> OwnTag {
+        let header = Header {
+            version: self.version,
+            crc: false,
+            bitrate_index: index,
+            rate_index: self.rate_index,
+            padding: false,
+            // As LAME is set up; the "original" bit as LAME sets it.
+            mode: if self.mono { ChannelMode::Mono } else { ChannelMode::JointStereo },
+            original: true,
+        };
         OwnTag {
-            header,
+            header: header.bytes(),
             frame_len: self.frame_len(kbps),
             side_info_end: self.side_info_end(),
             music_crc: 0,
@@ -472,7 +449,7 @@ impl OwnTag {
             p += bytes.len();
         };
         put(b"Info");
-        put(&0x0Fu32.to_be_bytes()); // frames, bytes, TOC, quality present
+        put(&(XING_FRAMES | XING_BYTES | XING_TOC | XING_QUALITY).to_be_bytes());
         put(&frames32.to_be_bytes());
         put(&stream_bytes.to_be_bytes());
         let toc: Vec<u8> = (0..100u32).map(|i| (i * 256 / 100) as u8).collect(); // CBR: linear
@@ -544,72 +521,9 @@ impl FrameCounter {
     }
 }
 
-/// Length in bytes and samples per frame of a Layer III frame header.
-pub(super) fn frame_info(h: [u8; 4]) -> Option<(usize, u64)> {
-    if h[0] != 0xFF || h[1] & 0xE0 != 0xE0 || (h[1] >> 1) & 0b11 != 0b01 {
-        return None;
-    }
-    let version = (h[1] >> 3) & 0b11;
-    let bitrate_index = usize::from(h[2] >> 4);
-    let rate_index = usize::from((h[2] >> 2) & 0b11);
-    let padding = usize::from((h[2] >> 1) & 1);
-    if bitrate_index == 0 || bitrate_index == 15 || rate_index == 3 || version == 1 {
-        return None;
-    }
-    let base = [44_100u32, 48_000, 32_000][rate_index];
-    let (rate, kbps, coef, spf) = match version {
-        3 => (base, KBPS_V1[bitrate_index], 144_000u64, 1152),
-        2 => (base / 2, KBPS_V2[bitrate_index], 72_000, 576),
-        _ => (base / 4, KBPS_V2[bitrate_index], 72_000, 576),
-    };
-    Some(((coef * u64::from(kbps) / u64::from(rate)) as usize + padding, spf))
-}
-
-/// CRC-16/ARC (polynomial 0x8005 reflected, init 0): LAME's music and tag CRC.
-pub(super) fn crc16_update(mut crc: u16, data: &[u8]) -> u16 {
-    for &b in data {
-        crc = (crc >> 8) ^ CRC16_TABLE[usize::from((crc ^ u16::from(b)) & 0xFF)];
-    }
-    crc
-}
-
-const CRC16_TABLE: [u16; 256] = {
-    let mut t = [0u16; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u16;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 { (c >> 1) ^ 0xA001 } else { c >> 1 };
-            k += 1;
-        }
-        t[i] = c;
-        i += 1;
-    }
-    t
-};
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn crc16_matches_lame_table() {
-        // First entries of LAME's crc16_lookup (VbrTag.c).
-        assert_eq!(&CRC16_TABLE[..4], &[0x0000, 0xC0C1, 0xC181, 0x0140]);
-        assert_eq!(crc16_update(0, b"123456789"), 0xBB3D); // CRC-16/ARC check value
-    }
-
-    #[test]
-    fn frame_lengths() {
-        // 128 kbit/s, 44.1 kHz, no padding: 417 bytes; with padding 418.
-        assert_eq!(frame_info([0xFF, 0xFB, 0x90, 0x64]), Some((417, 1152)));
-        assert_eq!(frame_info([0xFF, 0xFB, 0x92, 0x64]), Some((418, 1152)));
-        // MPEG-2, 64 kbit/s, 24 kHz: 192 bytes, 576 samples.
-        assert_eq!(frame_info([0xFF, 0xF3, 0x84, 0xC4]), Some((192, 576)));
-        assert_eq!(frame_info([0xFF, 0xFB, 0xF0, 0x64]), None);
-        assert_eq!(frame_info([0x49, 0x44, 0x33, 0x04]), None);
-    }
 
     #[test]
     fn lame_tag_fit_follows_lame() {

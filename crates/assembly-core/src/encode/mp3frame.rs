@@ -7,7 +7,7 @@
 //! the bit reservoir. [`Stream`] models a whole stream's main-data bytes as one contiguous
 //! coordinate ("slot position") so reservoir references can be checked and copied.
 
-use super::mp3::frame_info;
+use crate::mp3::frame_info;
 
 /// One parsed Layer III frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
