@@ -17,7 +17,6 @@
 mod flac;
 mod mp3;
 mod mp3_par;
-mod mp3frame;
 mod tags;
 mod wav;
 

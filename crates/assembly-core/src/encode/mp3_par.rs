@@ -33,11 +33,10 @@ use std::thread::JoinHandle;
 use mp3lame_encoder::{DualPcm, FlushGap, MonoPcm};
 
 use super::mp3::{LAME_ENCODER_DELAY, MpegLayout, OwnTag, build_lame, lame_call, lame_cbr_scale};
-use super::mp3frame::Stream;
 use super::{Mp3Bitrate, Tags, sanitize_clamped, tags};
 use crate::atomic::AtomicFile;
 use crate::error::{Error, Result};
-use crate::mp3::{crc16_update, samples_per_frame};
+use crate::mp3::{Stream, crc16_update, samples_per_frame};
 
 /// Chunk layout and threading. Only `threads` may vary without changing the output bytes.
 #[derive(Clone, Copy, Debug)]
