@@ -15,6 +15,7 @@
 //! - MP3 clamps to `[-1.0, 1.0]` and feeds LAME floats.
 
 mod flac;
+mod lame;
 mod mp3;
 mod mp3_par;
 mod tags;

@@ -32,7 +32,7 @@ use std::thread::JoinHandle;
 
 use mp3lame_encoder::{DualPcm, FlushGap, MonoPcm};
 
-use super::mp3::{LAME_ENCODER_DELAY, MpegLayout, OwnTag, build_lame, lame_call, lame_cbr_scale};
+use super::lame::{LAME_ENCODER_DELAY, MpegLayout, OwnTag, build_lame, lame_call, lame_cbr_scale};
 use super::{Mp3Bitrate, Tags, sanitize_clamped, tags};
 use crate::atomic::AtomicFile;
 use crate::error::{Error, Result};
