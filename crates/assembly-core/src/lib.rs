@@ -24,6 +24,7 @@ mod limits;
 pub mod load;
 pub mod master;
 mod meta;
+mod mp3;
 mod par;
 mod progress;
 pub mod render;

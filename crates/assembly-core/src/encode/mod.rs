@@ -15,9 +15,9 @@
 //! - MP3 clamps to `[-1.0, 1.0]` and feeds LAME floats.
 
 mod flac;
+mod lame;
 mod mp3;
 mod mp3_par;
-mod mp3frame;
 mod tags;
 mod wav;
 

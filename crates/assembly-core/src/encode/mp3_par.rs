@@ -32,13 +32,11 @@ use std::thread::JoinHandle;
 
 use mp3lame_encoder::{DualPcm, FlushGap, MonoPcm};
 
-use super::mp3::{
-    LAME_ENCODER_DELAY, MpegLayout, OwnTag, build_lame, crc16_update, lame_call, lame_cbr_scale,
-};
-use super::mp3frame::Stream;
+use super::lame::{LAME_ENCODER_DELAY, MpegLayout, OwnTag, build_lame, lame_call, lame_cbr_scale};
 use super::{Mp3Bitrate, Tags, sanitize_clamped, tags};
 use crate::atomic::AtomicFile;
 use crate::error::{Error, Result};
+use crate::mp3::{Stream, crc16_update, samples_per_frame};
 
 /// Chunk layout and threading. Only `threads` may vary without changing the output bytes.
 #[derive(Clone, Copy, Debug)]
@@ -63,7 +61,7 @@ impl ParConfig {
     /// The production layout: ~26.7 s chunks (1,179,648 samples), 16 frames of pre-roll and
     /// 12 of post-roll (~2.4 % extra encoding), one worker per core (at most 8).
     pub fn new(rate: u32) -> Self {
-        let spf: u64 = if rate >= 32_000 { 1152 } else { 576 };
+        let spf = samples_per_frame(rate) as u64;
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
         Self {
             chunk_frames: 1024 * 1152 / spf,
@@ -273,7 +271,7 @@ impl ParOut {
             path,
             cfg,
             setup,
-            spf: if rate >= 32_000 { 1152 } else { 576 },
+            spf: samples_per_frame(rate) as u64,
             gain: 1.0 / lame_cbr_scale(kbps),
             buf: vec![Vec::new(); channels],
             buf_start: 0,
@@ -572,9 +570,10 @@ impl ParOut {
 
 #[cfg(test)]
 mod tests {
-    use super::super::mp3::{SeqOut, frame_info};
+    use super::super::mp3::SeqOut;
     use super::*;
     use crate::load::{DecodeOptions, decode_bytes};
+    use crate::mp3::frame_info;
     use crate::{AudioBuffer, CancelToken, synth};
     use proptest::prelude::*;
 

@@ -39,6 +39,7 @@ use super::{
     Acc, BlockSink, DecodeOptions, Decoded, Input, MAX_EMPTY_PACKETS_IN_A_ROW, Mode, Opened,
     Report, finish,
 };
+use crate::mp3::{self, Header};
 use crate::{CancelToken, Error, Result};
 
 /// Packets per range, at most (a range of 1000 MPEG-1 packets is 26 s of audio).
@@ -108,7 +109,7 @@ pub(super) fn plan(opened: &Opened<'_>, _input: &Input<'_>, opts: &DecodeOptions
     if threads < 2 {
         return None;
     }
-    let per_packet = crate::load::mp3dec::layer3_frame_samples(opened.info.sample_rate) as u64;
+    let per_packet = mp3::samples_per_frame(opened.info.sample_rate) as u64;
     let packets = usize::try_from(opened.header_frames? / per_packet).ok()?;
     if packets < 2 * MIN_RANGE_PACKETS {
         return None;
@@ -475,9 +476,8 @@ fn decode_range(
 fn warmup_len(history: &VecDeque<Packet>, whole: bool) -> Option<usize> {
     let Some(last) = history.back() else { return Some(0) };
     // Conservative if the header does not parse: MPEG-1's reach, MPEG-2's granule count.
-    let (granule_packets, reach) = match layer3_header(&last.data) {
-        Some(h) if h.mpeg1 => (1, 511),
-        Some(_) => (2, 255),
+    let (granule_packets, reach) = match Header::parse(&last.data) {
+        Some(h) => (2 / h.version.granules(), h.version.max_main_data_begin()),
         None => (2, 511),
     };
     let mut bytes = 0;
@@ -486,7 +486,9 @@ fn warmup_len(history: &VecDeque<Packet>, whole: bool) -> Option<usize> {
         if bytes >= reach {
             break;
         }
-        bytes += layer3_header(&p.data).map_or(0, |h| h.slot);
+        // The packet is one frame: its main-data slot follows the side information.
+        bytes +=
+            Header::parse(&p.data).map_or(0, |h| p.data.len().saturating_sub(h.main_data_start()));
         count += 1;
     }
     if count <= history.len() && bytes >= reach {
@@ -496,36 +498,6 @@ fn warmup_len(history: &VecDeque<Packet>, whole: bool) -> Option<usize> {
     } else {
         None
     }
-}
-
-/// What the warm-up rule needs from a Layer III frame header.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Layer3Header {
-    mpeg1: bool,
-    /// Bytes of main-data slot: the frame minus header, CRC and side information.
-    slot: usize,
-}
-
-/// Parses the 4-byte header at the start of a packet (a whole MPEG audio frame).
-fn layer3_header(frame: &[u8]) -> Option<Layer3Header> {
-    let h = u32::from_be_bytes(frame.get(..4)?.try_into().ok()?);
-    if h >> 21 != 0x7ff || (h >> 17) & 0b11 != 0b01 {
-        return None;
-    }
-    let version = (h >> 19) & 0b11;
-    if version == 0b01 {
-        return None;
-    }
-    let mpeg1 = version == 0b11;
-    let crc = if (h >> 16) & 1 == 0 { 2 } else { 0 };
-    let mono = (h >> 6) & 0b11 == 0b11;
-    let side = match (mpeg1, mono) {
-        (true, true) => 17,
-        (true, false) => 32,
-        (false, true) => 9,
-        (false, false) => 17,
-    };
-    Some(Layer3Header { mpeg1, slot: frame.len().saturating_sub(4 + crc + side) })
 }
 
 #[cfg(test)]
@@ -644,25 +616,13 @@ mod tests {
         }
     }
 
-    /// Byte ranges of the Layer III frames in an MP3 file without ID3v2 tag (MPEG-1 and 2).
+    /// Byte ranges of the Layer III frames in an MP3 file without ID3v2 tag.
     fn frames_of(bytes: &[u8]) -> Vec<std::ops::Range<usize>> {
-        const MPEG1: [usize; 15] =
-            [0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320];
-        const MPEG2: [usize; 15] = [0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160];
         let mut out = Vec::new();
         let mut pos = 0;
-        while pos + 4 <= bytes.len() && bytes[pos] == 0xFF && bytes[pos + 1] & 0xE0 == 0xE0 {
-            let mpeg1 = bytes[pos + 1] & 0x18 == 0x18;
-            let base =
-                [[11_025, 12_000, 8_000], [22_050, 24_000, 16_000], [44_100, 48_000, 32_000]]
-                    [usize::from((bytes[pos + 1] >> 3) & 3).saturating_sub(1)];
-            let hz = base[usize::from((bytes[pos + 2] >> 2) & 3)];
-            let index = usize::from(bytes[pos + 2] >> 4);
-            let padding = usize::from((bytes[pos + 2] >> 1) & 1);
-            let len = if mpeg1 { 144_000 * MPEG1[index] / hz } else { 72_000 * MPEG2[index] / hz }
-                + padding;
-            out.push(pos..pos + len);
-            pos += len;
+        while let Some(h) = bytes.get(pos..).and_then(Header::parse) {
+            out.push(pos..pos + h.frame_len());
+            pos += h.frame_len();
         }
         out
     }

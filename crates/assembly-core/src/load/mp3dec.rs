@@ -32,15 +32,7 @@ use symphonia::core::common::Tier;
 use symphonia::core::errors::{Result, decode_error, unsupported_error};
 use symphonia::core::packet::PacketRef;
 
-/// Samples per channel in a layer III frame: MPEG-1 has two granules of 576, MPEG-2 and 2.5
-/// one.
-const MAX_FRAME_SAMPLES: usize = 1152;
-
-/// Samples per channel in a layer III frame at `rate` Hz: MPEG-1 (32 kHz and up) has two
-/// granules of 576, MPEG-2 and 2.5 one.
-pub(crate) fn layer3_frame_samples(rate: u32) -> usize {
-    if rate >= 32_000 { 1152 } else { 576 }
-}
+use crate::mp3::{MAX_FRAME_SAMPLES, samples_per_frame};
 
 /// The codec registry every decode in this crate uses: symphonia's enabled codecs, with
 /// [`Mp3Decoder`] preferred for MP3.
@@ -106,7 +98,7 @@ impl Mp3Decoder {
         }
         // A layer III frame decodes to 576 samples a granule; with a missing reservoir nanomp3
         // gives none, so the frame's length comes from its header.
-        let n = if silent { layer3_frame_samples(info.sample_rate) } else { info.samples_produced };
+        let n = if silent { samples_per_frame(info.sample_rate) } else { info.samples_produced };
         if n > MAX_FRAME_SAMPLES {
             return decode_error("mp3: frame longer than 1152 samples");
         }
