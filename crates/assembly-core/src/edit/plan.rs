@@ -171,14 +171,50 @@ fn secs(frames: u64, rate: u32) -> f64 {
     frames as f64 / f64::from(rate)
 }
 
-/// Builds the plan from the merged, refined edit list.
+/// Builds the plan from the merged, refined edit list, in three named steps: the timeline
+/// walk ([`walk`]: output segments and plan entries), the joins ([`joins`]: crossfades and
+/// fades) and the statistics ([`edit_stats`]).
 pub(crate) fn build(
     ctx: &Ctx<'_>,
     m: Merged,
     o: &CleanupOptions,
     warnings: Vec<Warning>,
 ) -> EditPlan {
-    let rate = ctx.rate.get();
+    let mut walked = walk(ctx, &m);
+    let crossfades = joins(ctx, &mut walked.segments, o);
+    let stats = edit_stats(ctx, &m, &walked);
+    EditPlan {
+        sample_rate: ctx.rate.get(),
+        channels: ctx.audio.channel_count(),
+        source_frames: ctx.n,
+        output_frames: walked.out,
+        entries: walked.entries,
+        stats,
+        warnings,
+        mask_censored: o.censor.mask_transcript,
+        segments: walked.segments,
+        crossfades,
+    }
+}
+
+/// What the timeline walk produced.
+struct Walked {
+    /// The render program, without fades yet.
+    segments: Vec<Segment>,
+    /// The edit list.
+    entries: Vec<PlanEntry>,
+    /// Output length, frames.
+    out: u64,
+    /// Source frames removed or replaced.
+    removed: u64,
+    /// Frames added (clips, their silence, replacements).
+    inserted: u64,
+}
+
+/// Walks the source timeline through the merged edits in source order, producing the output
+/// segments (source runs, replacements, inserted clips with their silence) and one plan entry
+/// per edit.
+fn walk(ctx: &Ctx<'_>, m: &Merged) -> Walked {
     let ms = |f: u64| frames_to_ms(f, ctx.rate);
     // Events in source order: removals and replacements are disjoint; inserts sit at points.
     enum Ev<'a> {
@@ -198,10 +234,8 @@ pub(crate) fn build(
     }
     ev.sort_by_key(|e| (e.0, e.1, e.2));
 
-    let mut segments: Vec<Segment> = Vec::new();
-    let mut entries = Vec::new();
-    let mut stats = EditStats::default();
-    let mut out = 0u64;
+    let mut w =
+        Walked { segments: Vec::new(), entries: Vec::new(), out: 0, removed: 0, inserted: 0 };
     let mut pos = 0u64;
     let push = |segments: &mut Vec<Segment>, out: &mut u64, frames: u64, source: SegmentSource| {
         if frames > 0 {
@@ -215,14 +249,12 @@ pub(crate) fn build(
             *out += frames;
         }
     };
-    let mut removed = 0u64;
-    let mut inserted = 0u64;
     for (start, _, _, e) in &ev {
         let start = (*start).max(pos).min(ctx.n);
         if start > pos {
             push(
-                &mut segments,
-                &mut out,
+                &mut w.segments,
+                &mut w.out,
                 start - pos,
                 SegmentSource::Source { source_start_frame: pos },
             );
@@ -231,32 +263,31 @@ pub(crate) fn build(
         match e {
             Ev::Rem(r) => {
                 let end = r.range.end.min(ctx.n).max(pos);
-                removed += end - pos;
-                let detail: Vec<&str> = r.parts.iter().map(|p| p.detail.as_str()).collect();
-                let mut detail = detail;
+                w.removed += end - pos;
+                let mut detail: Vec<&str> = r.parts.iter().map(|p| p.detail.as_str()).collect();
                 detail.dedup();
-                entries.push(PlanEntry {
+                w.entries.push(PlanEntry {
                     kind: EntryKind::Remove,
                     reason: r.reason(),
                     source_start_ms: ms(pos),
                     source_end_ms: ms(end),
-                    output_start_ms: ms(out),
-                    output_end_ms: ms(out),
+                    output_start_ms: ms(w.out),
+                    output_end_ms: ms(w.out),
                     detail: detail.join("; "),
                 });
                 pos = end;
             }
             Ev::Rep(r) => {
                 let end = r.range.end.min(ctx.n).max(pos);
-                removed += end - pos;
-                inserted += r.frames;
-                entries.push(PlanEntry {
+                w.removed += end - pos;
+                w.inserted += r.frames;
+                w.entries.push(PlanEntry {
                     kind: EntryKind::Replace,
                     reason: r.reason,
                     source_start_ms: ms(pos),
                     source_end_ms: ms(end),
-                    output_start_ms: ms(out),
-                    output_end_ms: ms(out + r.frames),
+                    output_start_ms: ms(w.out),
+                    output_end_ms: ms(w.out + r.frames),
                     detail: r.detail.clone(),
                 });
                 let fill = match &r.fill {
@@ -268,8 +299,8 @@ pub(crate) fn build(
                     f => f.clone(),
                 };
                 push(
-                    &mut segments,
-                    &mut out,
+                    &mut w.segments,
+                    &mut w.out,
                     r.frames,
                     SegmentSource::Replaced {
                         source_start_frame: pos,
@@ -277,46 +308,46 @@ pub(crate) fn build(
                         fill,
                     },
                 );
-                stats.censored += 1;
                 pos = end;
             }
             Ev::Ins(i) => {
-                let o0 = out;
-                push(&mut segments, &mut out, i.before, SegmentSource::Silence);
+                let o0 = w.out;
+                push(&mut w.segments, &mut w.out, i.before, SegmentSource::Silence);
                 push(
-                    &mut segments,
-                    &mut out,
+                    &mut w.segments,
+                    &mut w.out,
                     i.frames,
                     SegmentSource::Clip { clip: i.clip.clone(), offset_frame: 0 },
                 );
-                push(&mut segments, &mut out, i.after, SegmentSource::Silence);
-                inserted += out - o0;
-                entries.push(PlanEntry {
+                push(&mut w.segments, &mut w.out, i.after, SegmentSource::Silence);
+                w.inserted += w.out - o0;
+                w.entries.push(PlanEntry {
                     kind: EntryKind::Insert,
                     reason: i.reason,
                     source_start_ms: ms(pos),
                     source_end_ms: ms(pos),
                     output_start_ms: ms(o0),
-                    output_end_ms: ms(out),
+                    output_end_ms: ms(w.out),
                     detail: i.detail.clone(),
                 });
-                match i.reason {
-                    Reason::SoundEffect => stats.sound_effects += 1,
-                    _ => stats.inserts += 1,
-                }
             }
         }
     }
     if ctx.n > pos {
         push(
-            &mut segments,
-            &mut out,
+            &mut w.segments,
+            &mut w.out,
             ctx.n - pos,
             SegmentSource::Source { source_start_frame: pos },
         );
     }
+    w
+}
 
-    // Joins: crossfades between source segments, fades next to anything else.
+/// The joins: a crossfade between two source segments, a fade next to anything else (a
+/// replacement, a clip, silence, the output's end mid-source). Sets the segments' fades and
+/// returns the crossfades.
+fn joins(ctx: &Ctx<'_>, segments: &mut [Segment], o: &CleanupOptions) -> Vec<Crossfade> {
     let qw = ctx.ms(u64::from(o.splice.quiet_window_ms)).max(1);
     let mut crossfades = Vec::new();
     for k in 0..segments.len() {
@@ -369,8 +400,15 @@ pub(crate) fn build(
             }
         }
     }
+    crossfades
+}
 
-    // Stats from the merged parts.
+/// Counts and durations, each counted in one place: removals by their merged parts (a part
+/// covered by a higher-precedence part of the same removal is not counted), replacements
+/// (censor beeps) and inserts from the merged list, durations from the walk.
+fn edit_stats(ctx: &Ctx<'_>, m: &Merged, w: &Walked) -> EditStats {
+    let rate = ctx.rate.get();
+    let mut stats = EditStats::default();
     let mut pause_labels = std::collections::BTreeSet::new();
     for r in &m.removals {
         for p in &r.parts {
@@ -390,27 +428,24 @@ pub(crate) fn build(
                 }
                 Reason::Flubber if !covered => stats.flubbers_removed += 1,
                 Reason::Cut => stats.cuts += 1,
+                // A censored word inside a removal: cut, not beeped, still censored.
                 Reason::Censor if !covered => stats.censored += 1,
                 _ => {}
             }
         }
     }
-    stats.pauses_shortened = pause_labels.len() as u32;
-    stats.removed_s = secs(removed, rate);
-    stats.inserted_s = secs(inserted, rate);
-    stats.source_duration_s = secs(ctx.n, rate);
-    stats.output_duration_s = secs(out, rate);
-
-    EditPlan {
-        sample_rate: rate,
-        channels: ctx.audio.channel_count(),
-        source_frames: ctx.n,
-        output_frames: out,
-        entries,
-        stats,
-        warnings,
-        mask_censored: o.censor.mask_transcript,
-        segments,
-        crossfades,
+    // Only censoring replaces audio (a beep or silence over the word).
+    stats.censored += m.replacements.len() as u32;
+    for i in &m.insertions {
+        match i.reason {
+            Reason::SoundEffect => stats.sound_effects += 1,
+            _ => stats.inserts += 1,
+        }
     }
+    stats.pauses_shortened = pause_labels.len() as u32;
+    stats.removed_s = secs(w.removed, rate);
+    stats.inserted_s = secs(w.inserted, rate);
+    stats.source_duration_s = secs(ctx.n, rate);
+    stats.output_duration_s = secs(w.out, rate);
+    stats
 }
