@@ -84,15 +84,14 @@ fn bench(c: &mut Criterion) {
 
     // One timed run of each part, printed as x-realtime.
     let t = Instant::now();
-    let m = measure_mix(&mix, R, &opts, &cancel, &mut |_| {}).unwrap();
+    let m = measure_mix(&mix, &opts, &cancel, &mut |_| {}).unwrap();
     let t_measure = t.elapsed();
     let t = Instant::now();
-    let plan = plan_master(&mix, R, &m, &master, &opts, &cancel, &mut |_| {}).unwrap();
+    let plan = plan_master(&mix, &m, &master, &opts, &cancel, &mut |_| {}).unwrap();
     let t_plan = t.elapsed();
     let t = Instant::now();
     let outcome = render_final(
         &mix,
-        R,
         &plan,
         &opts,
         |b| {
@@ -143,7 +142,6 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             render_final(
                 &mix,
-                R,
                 &plan,
                 &opts,
                 |b| {
@@ -160,7 +158,6 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             render_mastered(
                 &mix,
-                R,
                 &master,
                 &opts,
                 |b| {

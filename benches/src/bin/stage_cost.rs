@@ -254,7 +254,6 @@ fn render_work(dir: &Path) -> BoxResult<Work> {
     Ok(Box::new(move || {
         let report = render_mastered(
             &mix,
-            r,
             &MasterOptions::default(),
             &RenderOptions::default(),
             |b| {

@@ -352,9 +352,9 @@ impl Assembler {
 
         let master_plan = staged!(Stage::Master, MasterPlan, {
             let mut p = |f: f64| rep.update(Stage::Master, f * 0.5, "measuring the mix");
-            let m = render::measure_mix(&mix, rate, &render_opts, cancel, &mut p)?;
+            let m = render::measure_mix(&mix, &render_opts, cancel, &mut p)?;
             let mut p = |f: f64| rep.update(Stage::Master, 0.5 + f * 0.5, "planning the master");
-            render::plan_master(&mix, rate, &m, &self.spec.master, &render_opts, cancel, &mut p)
+            render::plan_master(&mix, &m, &self.spec.master, &render_opts, cancel, &mut p)
         });
 
         let t0 = Instant::now();
@@ -641,15 +641,8 @@ impl Assembler {
                 let mut progress = |f: f64| {
                     rep.update(Stage::Render, f.min(0.99), &format!("rendering (attempt {n})"))
                 };
-                let outcome = render::render_final(
-                    mix,
-                    rate,
-                    &p,
-                    &opts,
-                    |b| enc.write(b),
-                    cancel,
-                    &mut progress,
-                )?;
+                let outcome =
+                    render::render_final(mix, &p, &opts, |b| enc.write(b), cancel, &mut progress)?;
                 let info = enc.finish()?;
                 last = Some((info, outcome.output));
                 Ok(outcome.output)

@@ -428,7 +428,7 @@ fn plan_json_has_entries_stats_and_round_trips() {
     }
     assert!(EditedAudio::new(&audio, &bad, &[]).is_err());
     let mut bad = plan.clone();
-    bad.segments.push(assembly_core::edit::Segment {
+    bad.segments.push(assembly_core::edit::PlanSegment {
         output_start_frame: plan.output_frames,
         frames: 1 << 40,
         source: SegmentSource::Silence,

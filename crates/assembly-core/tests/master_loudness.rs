@@ -21,7 +21,6 @@ fn master(input: &AudioBuffer, opts: &MasterOptions) -> (AudioBuffer, RenderRepo
     let mut out = AudioBuffer::silence(rate, input.channel_count(), 0).unwrap();
     let report = render_mastered(
         input,
-        rate,
         opts,
         &RenderOptions::default(),
         |b| out.append(b),

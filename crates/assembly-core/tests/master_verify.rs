@@ -40,7 +40,6 @@ fn the_loop_tightens_until_the_decoded_file_meets_the_ceiling() {
         let mut out = AudioBuffer::silence(R, 2, 0).unwrap();
         let r = render_mastered(
             &prog,
-            R,
             &MasterOptions::explicit(req.target_lufs, req.ceiling_dbtp),
             &RenderOptions::default(),
             |b| out.append(b),

@@ -57,7 +57,6 @@ fn render_episode(a: &Assets, opts: &RenderOptions) -> (AudioBuffer, u64) {
     let mut calls = 0;
     let report = render_mastered(
         &mix,
-        R,
         &MasterOptions::default(),
         opts,
         |b| out.append(b),
@@ -129,7 +128,6 @@ fn cancellation_stops_the_render_with_cancelled() {
     let c2 = cancel.clone();
     let err = render_mastered(
         &prog,
-        R,
         &MasterOptions::default(),
         &RenderOptions::default(),
         |_| Ok(()),
@@ -151,7 +149,6 @@ fn sink_errors_propagate_and_bad_options_are_rejected() {
     let prog = synth::multi(R, synth::speech_like(R, 9, -20.0, 44_100 * 3), 2);
     let err = render_mastered(
         &prog,
-        R,
         &MasterOptions::default(),
         &RenderOptions::default(),
         |_| Err(Error::encode("/tmp/x.mp3", "disk full")),
@@ -162,7 +159,6 @@ fn sink_errors_propagate_and_bad_options_are_rejected() {
     assert!(err.to_string().contains("disk full"), "{err}");
     let err = render_mastered(
         &prog,
-        R,
         &MasterOptions::default(),
         &RenderOptions { block_frames: 10, ..Default::default() },
         |_| Ok(()),

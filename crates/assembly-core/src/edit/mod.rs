@@ -62,7 +62,7 @@ pub use options::{
     CensorMode, CensorOptions, CleanupOptions, FlubberOptions, InsertClip, MsRange, PauseDetection,
     SoundEffect, SpliceOptions,
 };
-pub use plan::{Crossfade, EditPlan, EditStats, EntryKind, PlanEntry, Segment, SegmentSource};
+pub use plan::{Crossfade, EditPlan, EditStats, EntryKind, PlanEntry, PlanSegment, SegmentSource};
 pub use reader::EditedAudio;
 pub use retime::TimeMap;
 

@@ -107,10 +107,12 @@ pub enum SegmentSource {
     },
 }
 
-/// One piece of the output, in frames of the working rate.
+/// One piece of the edited output (the render program [`EditedAudio`](super::EditedAudio)
+/// plays back), in frames of the working rate. Not to be confused with a template segment
+/// ([`crate::arrange::Segment`]: an asset placed on the episode timeline).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Segment {
+pub struct PlanSegment {
     /// First output frame.
     pub output_start_frame: u64,
     /// Length, in frames.
@@ -162,7 +164,7 @@ pub struct EditPlan {
     /// Whether re-timed transcripts mask censored words.
     pub mask_censored: bool,
     /// The render program: contiguous output segments.
-    pub segments: Vec<Segment>,
+    pub segments: Vec<PlanSegment>,
     /// Crossfaded joins, sorted by output frame.
     pub crossfades: Vec<Crossfade>,
 }
@@ -200,7 +202,7 @@ pub(crate) fn build(
 /// What the timeline walk produced.
 struct Walked {
     /// The render program, without fades yet.
-    segments: Vec<Segment>,
+    segments: Vec<PlanSegment>,
     /// The edit list.
     entries: Vec<PlanEntry>,
     /// Output length, frames.
@@ -237,18 +239,19 @@ fn walk(ctx: &Ctx<'_>, m: &Merged) -> Walked {
     let mut w =
         Walked { segments: Vec::new(), entries: Vec::new(), out: 0, removed: 0, inserted: 0 };
     let mut pos = 0u64;
-    let push = |segments: &mut Vec<Segment>, out: &mut u64, frames: u64, source: SegmentSource| {
-        if frames > 0 {
-            segments.push(Segment {
-                output_start_frame: *out,
-                frames,
-                source,
-                fade_in_frames: 0,
-                fade_out_frames: 0,
-            });
-            *out += frames;
-        }
-    };
+    let push =
+        |segments: &mut Vec<PlanSegment>, out: &mut u64, frames: u64, source: SegmentSource| {
+            if frames > 0 {
+                segments.push(PlanSegment {
+                    output_start_frame: *out,
+                    frames,
+                    source,
+                    fade_in_frames: 0,
+                    fade_out_frames: 0,
+                });
+                *out += frames;
+            }
+        };
     for (start, _, _, e) in &ev {
         let start = (*start).max(pos).min(ctx.n);
         if start > pos {
@@ -347,7 +350,7 @@ fn walk(ctx: &Ctx<'_>, m: &Merged) -> Walked {
 /// The joins: a crossfade between two source segments, a fade next to anything else (a
 /// replacement, a clip, silence, the output's end mid-source). Sets the segments' fades and
 /// returns the crossfades.
-fn joins(ctx: &Ctx<'_>, segments: &mut [Segment], o: &CleanupOptions) -> Vec<Crossfade> {
+fn joins(ctx: &Ctx<'_>, segments: &mut [PlanSegment], o: &CleanupOptions) -> Vec<Crossfade> {
     let qw = ctx.ms(u64::from(o.splice.quiet_window_ms)).max(1);
     let mut crossfades = Vec::new();
     for k in 0..segments.len() {

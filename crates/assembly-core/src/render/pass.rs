@@ -133,11 +133,11 @@ fn for_each_block(
 /// [`Error::Cancelled`] when cancelled.
 pub fn measure_mix(
     program: &dyn FrameSource,
-    rate: NonZeroU32,
     options: &RenderOptions,
     cancel: &CancelToken,
     progress: &mut dyn FnMut(f64),
 ) -> Result<MixMeasurement> {
+    let rate = program.sample_rate();
     measure_mix_threads(program, rate, options, cancel, progress, crate::par::threads())
 }
 
@@ -356,13 +356,13 @@ fn measure_limited(
 /// [`Error::InvalidInput`] for invalid options; [`Error::Cancelled`] when cancelled.
 pub fn plan_master(
     program: &dyn FrameSource,
-    rate: NonZeroU32,
     measurement: &MixMeasurement,
     options: &MasterOptions,
     render: &RenderOptions,
     cancel: &CancelToken,
     progress: &mut dyn FnMut(f64),
 ) -> Result<MasterPlan> {
+    let rate = program.sample_rate();
     options.validate()?;
     let block = render.block()?;
     let target = options.target_lufs();
@@ -464,13 +464,13 @@ pub fn plan_master(
 /// error of `sink`.
 pub fn render_final(
     program: &dyn FrameSource,
-    rate: NonZeroU32,
     plan: &MasterPlan,
     render: &RenderOptions,
     mut sink: impl FnMut(&AudioBuffer) -> Result<()>,
     cancel: &CancelToken,
     progress: &mut dyn FnMut(f64),
 ) -> Result<RenderOutcome> {
+    let rate = program.sample_rate();
     let block = render.block()?;
     let mut meter = if render.measure_output {
         Some(LoudnessMeter::new(program.channel_count(), rate.get(), true)?)
@@ -521,7 +521,7 @@ pub fn render_final(
 /// let rate = NonZeroU32::new(48_000).unwrap();
 /// let quiet = synth::multi(rate, synth::speech_like(rate, 7, -38.0, 48_000 * 20), 2);
 /// let mut out = AudioBuffer::silence(rate, 2, 0).unwrap();
-/// let report = render_mastered(&quiet, rate, &MasterOptions::default(),
+/// let report = render_mastered(&quiet, &MasterOptions::default(),
 ///     &RenderOptions::default(), |b| out.append(b), &CancelToken::new(), &mut |_| {}).unwrap();
 /// let l = measure(&out).unwrap();
 /// assert_eq!(out.frames(), quiet.frames());
@@ -535,7 +535,6 @@ pub fn render_final(
 /// As [`measure_mix`], [`plan_master`] and [`render_final`].
 pub fn render_mastered(
     program: &dyn FrameSource,
-    rate: NonZeroU32,
     master: &MasterOptions,
     render: &RenderOptions,
     sink: impl FnMut(&AudioBuffer) -> Result<()>,
@@ -550,11 +549,10 @@ pub fn render_mastered(
             progress(f);
         }
     };
-    let m = measure_mix(program, rate, render, cancel, &mut |f| report(0.45 * f))?;
-    let plan =
-        plan_master(program, rate, &m, master, render, cancel, &mut |f| report(0.45 + 0.1 * f))?;
+    let m = measure_mix(program, render, cancel, &mut |f| report(0.45 * f))?;
+    let plan = plan_master(program, &m, master, render, cancel, &mut |f| report(0.45 + 0.1 * f))?;
     let outcome =
-        render_final(program, rate, &plan, render, sink, cancel, &mut |f| report(0.55 + 0.45 * f))?;
+        render_final(program, &plan, render, sink, cancel, &mut |f| report(0.55 + 0.45 * f))?;
     Ok(RenderReport { input: m.loudness, plan, outcome })
 }
 
