@@ -197,6 +197,30 @@ impl AudioBuffer {
     }
 }
 
+/// Checks a block of planar slices for a processor of `channels` channels (`owner` names it
+/// in the message): one slice a channel, all the same length. Returns the length in frames.
+///
+/// # Errors
+///
+/// [`Error::InvalidInput`] (field `block`) if the count or the lengths differ.
+pub(crate) fn check_planes(
+    planes: &[impl AsRef<[f32]>],
+    channels: usize,
+    owner: &str,
+) -> Result<usize> {
+    if planes.len() != channels {
+        return Err(Error::invalid_input(
+            "block",
+            format!("{owner} has {channels} channels, block has {}", planes.len()),
+        ));
+    }
+    let n = planes.first().map_or(0, |p| p.as_ref().len());
+    if planes.iter().any(|p| p.as_ref().len() != n) {
+        return Err(Error::invalid_input("block", "channel slices differ in length"));
+    }
+    Ok(n)
+}
+
 /// Largest magnitude in `x`, 0.0 when empty (lane-parallel so it vectorizes; the maximum is
 /// exact in any order).
 pub(crate) fn max_abs(x: &[f32]) -> f32 {

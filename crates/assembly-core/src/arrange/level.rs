@@ -18,7 +18,7 @@ pub struct SegmentGain {
     /// What was measured: integrated loudness in LUFS (`match_content`) or mean (RMS) level
     /// in dBFS (`legacy`), as the segment will sound in the mix (after channel mapping, before
     /// its template gain). `null` in JSON for silence.
-    #[serde(with = "finite_or_null")]
+    #[serde(with = "crate::dsp::finite_or_null")]
     pub measured: f64,
     /// The gain to add, in dB.
     pub gain_db: f64,
@@ -32,7 +32,7 @@ pub struct Leveling {
     pub mode: LevelingMode,
     /// What segments were matched to: the content's integrated loudness in LUFS
     /// (`match_content`) or the legacy target in dBFS. `null` when there is none.
-    #[serde(with = "finite_or_null")]
+    #[serde(with = "crate::dsp::finite_or_null")]
     pub reference: f64,
     /// One entry per leveled segment, in template order.
     pub gains: Vec<SegmentGain>,
@@ -196,18 +196,6 @@ pub fn level_segments<'a>(
         }
     }
     Ok(out)
-}
-
-mod finite_or_null {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
-        if v.is_finite() { s.serialize_f64(*v) } else { s.serialize_none() }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NEG_INFINITY))
-    }
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use std::num::NonZeroU32;
 use serde::{Deserialize, Serialize};
 
 use crate::AudioBuffer;
-use crate::buffer::max_abs;
+use crate::buffer::{check_planes, max_abs};
 use crate::dsp::true_peak::TruePeakScanner;
 use crate::dsp::{db_to_gain, db_to_power, gain_to_db, power_to_db};
 use crate::error::{Error, Result};
@@ -27,15 +27,15 @@ use crate::error::{Error, Result};
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Loudness {
     /// Integrated (programme) loudness in LUFS.
-    #[serde(with = "finite_or_null")]
+    #[serde(with = "crate::dsp::finite_or_null")]
     pub integrated_lufs: f64,
     /// Loudness range in LU (EBU Tech 3342).
     pub range_lu: f64,
     /// Highest true (inter-sample, 4× oversampled) peak over all channels, in dBTP.
-    #[serde(with = "finite_or_null")]
+    #[serde(with = "crate::dsp::finite_or_null")]
     pub true_peak_dbtp: f64,
     /// Highest sample peak over all channels, in dBFS.
-    #[serde(with = "finite_or_null")]
+    #[serde(with = "crate::dsp::finite_or_null")]
     pub sample_peak_dbfs: f64,
 }
 
@@ -129,16 +129,7 @@ impl LoudnessMeter {
     ///
     /// [`Error::InvalidInput`] if the channel count differs or slices differ in length.
     pub fn add_planar(&mut self, planes: &[&[f32]]) -> Result<()> {
-        if planes.len() != self.channels {
-            return Err(Error::invalid_input(
-                "channels",
-                format!("meter has {} channels, block has {}", self.channels, planes.len()),
-            ));
-        }
-        let n = planes[0].len();
-        if planes.iter().any(|p| p.len() != n) {
-            return Err(Error::invalid_input("block", "channel slices differ in length"));
-        }
+        check_planes(planes, self.channels, "meter")?;
         self.meter.add(planes);
         if let Some(tp) = &mut self.true_peak {
             tp.add(planes);
@@ -578,18 +569,6 @@ pub(crate) fn range_from_subs(subs: &[f64]) -> f64 {
     let hi = st[gated + (last * 0.95 + 0.5) as usize];
     let lo = st[gated + (last * 0.1 + 0.5) as usize];
     energy_to_lufs(hi) - energy_to_lufs(lo)
-}
-
-mod finite_or_null {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
-        if v.is_finite() { s.serialize_f64(*v) } else { s.serialize_none() }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NEG_INFINITY))
-    }
 }
 
 /// `ebur128`'s own measurement (integrated, range, sample and 4× true peak): the reference

@@ -35,6 +35,22 @@ pub(crate) fn power_to_db(power: f64) -> f64 {
     10.0 * power.log10()
 }
 
+/// Serde for decibel values that may be `-inf` (silence): written as `null`, read back as
+/// `-inf`, so reports stay valid JSON.
+pub(crate) mod finite_or_null {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes a finite value as a number, anything else as `null`.
+    pub(crate) fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_finite() { s.serialize_f64(*v) } else { s.serialize_none() }
+    }
+
+    /// Reads a number, or `null` as `-inf`.
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NEG_INFINITY))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

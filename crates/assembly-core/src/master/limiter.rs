@@ -29,7 +29,7 @@ use std::num::NonZeroU32;
 use serde::{Deserialize, Serialize};
 
 use crate::AudioBuffer;
-use crate::buffer::max_abs;
+use crate::buffer::{check_planes, max_abs};
 use crate::dsp::true_peak::{AHEAD, TAPS, interpolator, interpolator_bound};
 use crate::dsp::{db_to_gain, gain_to_db};
 use crate::error::{Error, Result};
@@ -262,16 +262,7 @@ impl TruePeakLimiter {
     /// [`Error::InvalidInput`] if the number of planes differs from the channel count or the
     /// planes differ in length.
     pub fn process(&mut self, planes: &mut [&mut [f32]]) -> Result<()> {
-        if planes.len() != self.channels {
-            return Err(Error::invalid_input(
-                "block",
-                format!("limiter has {} channels, block has {}", self.channels, planes.len()),
-            ));
-        }
-        let frames = planes[0].len();
-        if planes.iter().any(|p| p.len() != frames) {
-            return Err(Error::invalid_input("block", "channels differ in length"));
-        }
+        let frames = check_planes(planes, self.channels, "limiter")?;
         let mut done = 0;
         while done < frames {
             let n = (frames - done).min(CHUNK);
@@ -494,16 +485,7 @@ impl LimiterStream {
         gain: f32,
         sink: &mut dyn FnMut(&AudioBuffer) -> Result<()>,
     ) -> Result<()> {
-        if planes.len() != self.limiter.channel_count() {
-            return Err(Error::invalid_input(
-                "block",
-                format!(
-                    "limiter has {} channels, block has {}",
-                    self.limiter.channel_count(),
-                    planes.len()
-                ),
-            ));
-        }
+        check_planes(planes, self.limiter.channel_count(), "limiter")?;
         for (s, p) in self.scratch.iter_mut().zip(planes) {
             s.clear();
             s.extend(p.iter().map(|&x| x * gain));

@@ -75,7 +75,7 @@ pub struct MasterPlan {
     /// Limiter timing.
     pub limiter: LimiterOptions,
     /// Integrated loudness of the unprocessed mix, LUFS (`null` for silence).
-    #[serde(with = "finite_or_null")]
+    #[serde(with = "crate::dsp::finite_or_null")]
     pub input_lufs: f64,
     /// The one linear gain applied before the limiter, dB.
     pub gain_db: f64,
@@ -554,18 +554,6 @@ pub fn render_mastered(
     let outcome =
         render_final(program, &plan, render, sink, cancel, &mut |f| report(0.55 + 0.45 * f))?;
     Ok(RenderReport { input: m.loudness, plan, outcome })
-}
-
-mod finite_or_null {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
-        if v.is_finite() { s.serialize_f64(*v) } else { s.serialize_none() }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NEG_INFINITY))
-    }
 }
 
 #[cfg(test)]
