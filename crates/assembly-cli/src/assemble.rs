@@ -98,7 +98,7 @@ fn print_summary(r: &Report) {
         println!("resumed from checkpoints: {}", names.join(", "));
     }
     for w in &r.warnings {
-        println!("warning: {w}");
+        println!("warning: {}", w.message);
     }
 }
 

@@ -68,7 +68,7 @@ pub fn convert(args: &ConvertArgs) -> Result<()> {
     let cancel = CancelToken::new();
     let decoded = load::decode_file(&args.input, &DecodeOptions::default(), &cancel)?;
     for w in &decoded.warnings {
-        eprintln!("podcast-assemble: warning: {w}");
+        eprintln!("podcast-assemble: warning: {}", w.message);
     }
     let rate = match args.rate {
         Some(r) => {

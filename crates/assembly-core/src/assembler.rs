@@ -30,6 +30,7 @@ use crate::progress::{ProgressSink, Reporter, Stage};
 use crate::render::{self, MasterPlan, Mix, RenderOptions, Sources};
 use crate::spec::{CONTENT_ASSET, Spec};
 use crate::transcript::{CueOptions, Transcript, Word};
+use crate::warning::Warning;
 use crate::{AudioBuffer, CancelToken, Chapter, CompactAudio, FrameSource, frames_to_ms};
 
 /// Runs one assembly job described by a [`Spec`].
@@ -122,8 +123,9 @@ pub struct Report {
     pub chapters: Vec<Chapter>,
     /// Sidecar files written.
     pub sidecars: Vec<PathBuf>,
-    /// Non-fatal findings.
-    pub warnings: Vec<String>,
+    /// Non-fatal findings, each with a [`WarningCode`](crate::WarningCode) and a message:
+    /// rejected checkpoints, then the edit plan's, then the arrangement's.
+    pub warnings: Vec<Warning>,
     /// Wall time per stage, ms.
     pub stage_ms: BTreeMap<Stage, u64>,
     /// Stages whose checkpoint was reused instead of recomputed.
@@ -379,7 +381,7 @@ impl Assembler {
                 stage_ms: BTreeMap::new(),
                 stages_resumed: std::mem::take(&mut resumed),
             };
-            report.warnings.extend(edit_plan.warnings.iter().map(|w| w.message.clone()));
+            report.warnings.extend(edit_plan.warnings.iter().cloned());
             report.warnings.extend(arranged.arrangement.warnings.iter().cloned());
             self.write_sidecars(&inputs, &edit_plan, &arranged, &mut report, cancel)?;
             stage_ms.insert(Stage::Render, t0.elapsed().as_millis() as u64);

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::progress::Stage;
+use crate::warning::{Warning, WarningCode};
 
 const MAGIC: &str = "podcast-assembly-checkpoint";
 const FORMAT: u32 = 1;
@@ -94,7 +95,7 @@ pub(crate) enum Loaded<T> {
     /// No checkpoint file.
     Missing,
     /// A file was there but unusable; the reason is a warning for the report.
-    Rejected(String),
+    Rejected(Warning),
 }
 
 /// The checkpoints of one job in a work folder.
@@ -145,10 +146,10 @@ impl CheckpointStore {
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Loaded::Missing,
-            Err(e) => return Loaded::Rejected(format!("cannot read {}: {e}", path.display())),
+            Err(e) => return recompute(format!("cannot read {}: {e}", path.display())),
         };
         let reject = |why: &str| {
-            Loaded::Rejected(format!("checkpoint {} ignored: {why}; recomputing", path.display()))
+            recompute(format!("checkpoint {} ignored: {why}; recomputing", path.display()))
         };
         let Some(nl) = bytes.iter().position(|&b| b == b'\n') else {
             return reject("no header");
@@ -174,6 +175,11 @@ impl CheckpointStore {
             Err(_) => reject("payload does not match the expected shape"),
         }
     }
+}
+
+/// A rejected checkpoint: the stage is recomputed, and `message` says why.
+fn recompute<T>(message: String) -> Loaded<T> {
+    Loaded::Rejected(Warning::new(WarningCode::CheckpointRecomputed, message))
 }
 
 #[cfg(test)]

@@ -35,6 +35,38 @@ pub enum WarningCode {
     PauseCapReached,
     /// An option key was not recognised and was ignored.
     UnknownOption,
+    // Load (decoding an input).
+    /// The end of the file could not be read (a damaged tail); it was decoded front to back.
+    UnreadableEnd,
+    /// The MP4 edit list's empty edits (a start delay) were ignored.
+    EmptyEditIgnored,
+    /// The MP4 edit list has more than one edit; only the first was applied.
+    ExtraEditsIgnored,
+    /// The MP4 edit list could not be read; no encoder priming was trimmed.
+    EditListUnread,
+    /// The file has more tags than are kept; the rest were dropped.
+    TagsDropped,
+    /// The stream ends early (a truncated file?); the audio up to there was kept.
+    Truncated,
+    /// The stream changes format mid-file (a chained stream); only the first part was decoded.
+    ChainedStream,
+    /// Decoding stopped at unreadable data; the audio before it was kept.
+    DamagedData,
+    /// The header's channel count differs from the audio's; the audio's was used.
+    ChannelMismatch,
+    /// A packet could not be decoded and was replaced by silence of its length.
+    CorruptPacket,
+    /// More warnings of this input were left out; the message says how many.
+    MoreWarnings,
+    // Arrange (placing segments and beds).
+    /// The first segment's crossfade has nothing to cross and was ignored.
+    CrossfadeIgnored,
+    /// A music bed span was empty after its offsets and was skipped.
+    EmptyBed,
+    // Checkpoints.
+    /// A stage's checkpoint could not be used (unreadable, corrupt, or of another job or
+    /// library version); the stage was recomputed.
+    CheckpointRecomputed,
 }
 
 /// A non-fatal finding, with a human-readable message.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use assembly_core::encode::{OutputFormat, Tags, write_file};
 use assembly_core::{
-    Assembler, CancelToken, Error, NoProgress, ProgressEvent, Spec, Stage, load, synth,
+    Assembler, CancelToken, Error, NoProgress, ProgressEvent, Spec, Stage, WarningCode, load, synth,
 };
 
 const RATE: u32 = 22_050;
@@ -276,7 +276,12 @@ fn two_runs_give_identical_bytes_and_a_rerun_resumes_from_checkpoints() {
     std::fs::write(&ck, b).unwrap();
     let third = a.run(&mut NoProgress, &CancelToken::new()).unwrap();
     assert!(!third.stages_resumed.contains(&Stage::Edit));
-    assert!(third.warnings.iter().any(|w| w.contains("edit.checkpoint")), "{:?}", third.warnings);
+    assert!(
+        third.warnings.iter().any(|w| w.code == WarningCode::CheckpointRecomputed
+            && w.message.contains("edit.checkpoint")),
+        "{:?}",
+        third.warnings
+    );
     assert_eq!(std::fs::read(job.path("out/episode.mp3")).unwrap(), bytes1);
 
     // Without a work folder: the same bytes again (determinism).
@@ -351,6 +356,36 @@ fn decoded_mp3_lands_on_target_from_any_input_level() {
         assert!((reported.integrated_lufs - l.integrated_lufs).abs() < 1e-9, "{name}");
         assert!((reported.true_peak_dbtp - l.true_peak_dbtp).abs() < 1e-9, "{name}");
     }
+}
+
+/// A warning of a later stage reaches the report with its code: a crossfade on the first
+/// segment is ignored by the arrange stage, and the report (and its JSON) says so.
+#[test]
+fn the_report_carries_an_arrange_warning_with_its_code() {
+    let rate = NonZeroU32::new(44_100).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let audio = synth::mono(rate, synth::speech_like(rate, 1, -20.0, 44_100 * 3));
+    write_file(&dir.path().join("in.wav"), &audio, &OutputFormat::wav16(), &Tags::default())
+        .unwrap();
+    let mut spec = Spec::from_json(
+        r#"{"version": 1, "content": "in.wav",
+            "cleanup": {"remove_fillers": false, "remove_pauses": false},
+            "template": {"segments": [
+                {"segment_type": "content", "asset": "content", "crossfade_s": 0.5}]},
+            "output": {"path": "out.wav", "encoding": {"format": "wav"},
+                       "report": "report.json"}}"#,
+    )
+    .unwrap();
+    spec.resolve_paths(dir.path());
+    let report = Assembler::new(spec).unwrap().run(&mut NoProgress, &CancelToken::new()).unwrap();
+    let w = report.warnings.iter().find(|w| w.code == WarningCode::CrossfadeIgnored);
+    let w = w.unwrap_or_else(|| panic!("{:?}", report.warnings));
+    assert!(w.message.contains("crossfade_s has nothing to cross"), "{w:?}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
+    let codes: Vec<&str> =
+        json["warnings"].as_array().unwrap().iter().filter_map(|w| w["code"].as_str()).collect();
+    assert!(codes.contains(&"crossfade_ignored"), "{json}");
 }
 
 /// Writes `audio` as the content in `format`, runs a job with cleanup off and a WAV output,

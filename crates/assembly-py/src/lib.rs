@@ -418,7 +418,7 @@ impl Report {
     fn sidecars<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         self.field(py, "sidecars")
     }
-    /// Warnings, as text.
+    /// Warnings, as `{code, message}` dicts.
     #[getter]
     fn warnings<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         self.field(py, "warnings")
@@ -734,7 +734,7 @@ impl Job {
 }
 
 /// Reads the backend's camelCase cleanup options onto the defaults; returns the spec's
-/// `cleanup` dict and the warnings (unknown keys).
+/// `cleanup` dict and the warnings (unknown keys) as `{code, message}` dicts.
 #[pyfunction]
 fn cleanup_from_backend<'py>(
     py: Python<'py>,
@@ -745,8 +745,8 @@ fn cleanup_from_backend<'py>(
         let (opts, warnings) =
             CleanupOptions::from_backend_json(&json).map_err(|e| to_py(py, e))?;
         let dict = json_loads(py, &to_json_string(&opts)?)?;
-        let warnings: Vec<String> = warnings.iter().map(|w| w.message.clone()).collect();
-        PyTuple::new(py, [dict, warnings.into_pyobject(py)?.into_any()])
+        let warnings = json_loads(py, &to_json_string(&warnings)?)?;
+        PyTuple::new(py, [dict, warnings])
     })
 }
 

@@ -62,6 +62,21 @@ def test_full_run_numbers(episode):
     assert d["duration_ms"] == report.duration_ms and d is not report.to_dict()
 
 
+def test_report_warnings_are_code_and_message_dicts(tmp_path):
+    # A crossfade on the first segment has nothing to cross: the arrange stage warns.
+    content = write_wav(tmp_path / "raw.wav", speech([("hello", 0.5, 1.0)], 3.0))
+    spec = {"version": 1, "content": str(content),
+            "cleanup": {"remove_fillers": False, "remove_pauses": False},
+            "template": {"segments": [
+                {"segment_type": "content", "asset": "content", "crossfade_s": 0.5}]},
+            "output": {"path": str(tmp_path / "ep.wav"), "encoding": {"format": "wav"}}}
+    report = pa.Assembler(spec).run()
+    assert report.warnings and all(set(w) == {"code", "message"} for w in report.warnings)
+    w = next(w for w in report.warnings if w["code"] == "crossfade_ignored")
+    assert "nothing to cross" in w["message"]
+    assert report.to_dict()["warnings"] == report.warnings
+
+
 def test_spec_as_json_string_and_file(episode, tmp_path):
     spec = episode.spec("out/a.wav", template=False)
     assert pa.Assembler(json.dumps(spec)).spec["content"] == str(episode.content)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import podcast_assembly as pa
+from podcast_assembly._native import cleanup_from_backend
 from conftest import RATE, read_wav, speech, tone, write_wav
 
 EXACT = {"fillerLeadTrimMs": 0, "fillerTailTrimMs": 0}
@@ -143,6 +144,11 @@ def test_backend_template_assets_and_cleaned_output(episode, tmp_path):
             cleaned_output_path=episode.dir / "out" / "cleaned.mp3", progress=events.append,
             target_lufs=-19.0, true_peak_dbtp=-2.0)
     assert any("someNewOption" in str(w.message) for w in caught)
+    # The native helper hands back coded warnings; the UserWarning carries the message text.
+    _, unknown = cleanup_from_backend({"someNewOption": 1})
+    assert unknown == [{"code": "unknown_option",
+                        "message": 'unknown cleanup option "someNewOption" ignored'}]
+    assert any(str(w.message) == unknown[0]["message"] for w in caught)
     ids = [(p["segment_type"]) for p in report.placements]
     assert ids == ["intro", "commercial", "content", "outro"]
     assert (episode.dir / "out" / "cleaned.mp3").stat().st_size > 1000

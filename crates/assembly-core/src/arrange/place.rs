@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::template::{DuckingOptions, SegmentType, Template};
 use crate::error::{Error, Result};
 use crate::frames_to_ms;
+use crate::warning::{Warning, WarningCode};
 
 /// Where one segment plays on the episode timeline.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -97,8 +98,8 @@ pub struct Arrangement {
     /// Episode length in ms.
     pub total_ms: u64,
     /// Things that were adjusted or skipped (an empty bed span, a crossfade on the first
-    /// segment), in plain words.
-    pub warnings: Vec<String>,
+    /// segment): a code and a message each.
+    pub warnings: Vec<Warning>,
 }
 
 impl Arrangement {
@@ -186,9 +187,12 @@ pub fn place(
         }
         let mut xf = crate::seconds_to_frames(seg.crossfade_s, rate);
         if i == 0 && xf > 0 {
-            warnings.push(format!(
-                "segment {:?} is first: its crossfade_s has nothing to cross and was ignored",
-                template.segment_id(i)
+            warnings.push(Warning::new(
+                WarningCode::CrossfadeIgnored,
+                format!(
+                    "segment {:?} is first: its crossfade_s has nothing to cross and was ignored",
+                    template.segment_id(i)
+                ),
             ));
             xf = 0;
         }
@@ -293,11 +297,14 @@ pub fn place(
             let bs = (i128::from(s) + start_off).max(0);
             let be = i128::from(e) - end_off;
             if be <= bs {
-                warnings.push(format!(
-                    "music bed {ri} ({:?}) over {}..{} ms is empty after its offsets and was skipped",
-                    rule.asset,
-                    frames_to_ms(s, rate),
-                    frames_to_ms(e, rate)
+                warnings.push(Warning::new(
+                    WarningCode::EmptyBed,
+                    format!(
+                        "music bed {ri} ({:?}) over {}..{} ms is empty after its offsets and was skipped",
+                        rule.asset,
+                        frames_to_ms(s, rate),
+                        frames_to_ms(e, rate)
+                    ),
                 ));
                 continue;
             }
@@ -418,6 +425,8 @@ mod tests {
         let a = place(&t, R, lens).unwrap();
         assert_eq!(a.placements[0].crossfade_in_frames, 0);
         assert_eq!(a.warnings.len(), 1);
+        assert_eq!(a.warnings[0].code, WarningCode::CrossfadeIgnored);
+        assert!(a.warnings[0].message.contains("crossfade_s"), "{:?}", a.warnings);
     }
 
     #[test]

@@ -27,6 +27,7 @@ use super::probe::{
     Mp4TrackEdit, ProbeInfo, collect_chapters, collect_tags, container_name, looks_like_mp4,
     scan_mp4, sniff_unsupported_container, unsupported_codec_name,
 };
+use crate::warning::{Warning, WarningCode};
 use crate::{AudioBuffer, BoxError, CancelToken, Error, Limits, Result, frames_to_ms};
 
 #[path = "mp3_par.rs"]
@@ -78,8 +79,8 @@ pub struct Decoded {
     pub info: ProbeInfo,
     /// Packets the decoder rejected and skipped (each leaves a gap of that packet's length).
     pub corrupt_packets: u32,
-    /// Human-readable notes: skipped packets, truncation, unusual edit lists, dropped tags.
-    pub warnings: Vec<String>,
+    /// Skipped packets, truncation, unusual edit lists, dropped tags: a code and a message each.
+    pub warnings: Vec<Warning>,
 }
 
 /// Label used in errors for in-memory input.
@@ -402,7 +403,7 @@ struct Opened<'s> {
     time_base: Option<(u32, u32)>,
     /// Most silence one corrupt packet may stand for: the codec's largest packet, at least 1 s.
     max_gap_frames: u64,
-    warnings: Vec<String>,
+    warnings: Vec<Warning>,
 }
 
 /// Opens a fresh byte source over the whole input; `false` asks for one that cannot seek.
@@ -441,8 +442,11 @@ fn open_source<'s>(
         Err(e @ SymError::Unsupported(_)) => Err(e),
         Err(e) => match probe_container(sources, false, label)? {
             Ok(reader) => {
-                warnings.push(format!(
-                    "the end of the file could not be read ({e}); decoded it front to back"
+                warnings.push(Warning::new(
+                    WarningCode::UnreadableEnd,
+                    format!(
+                        "the end of the file could not be read ({e}); decoded it front to back"
+                    ),
                 ));
                 Ok(reader)
             }
@@ -538,19 +542,28 @@ fn open_source<'s>(
         {
             priming = edit.priming_frames(rate);
             if edit.empty_edits > 0 {
-                warnings.push(format!(
-                    "ignored {} empty edit(s) (start delay) in the MP4 edit list",
-                    edit.empty_edits
+                warnings.push(Warning::new(
+                    WarningCode::EmptyEditIgnored,
+                    format!(
+                        "ignored {} empty edit(s) (start delay) in the MP4 edit list",
+                        edit.empty_edits
+                    ),
                 ));
             }
             if edit.edit_count > 1 + edit.empty_edits {
-                warnings.push(format!(
-                    "MP4 edit list has {} edits; only the first is applied",
-                    edit.edit_count
+                warnings.push(Warning::new(
+                    WarningCode::ExtraEditsIgnored,
+                    format!(
+                        "MP4 edit list has {} edits; only the first is applied",
+                        edit.edit_count
+                    ),
                 ));
             }
         } else if input.mp4.is_none() {
-            warnings.push("could not read the MP4 edit list; no priming trimmed".to_string());
+            warnings.push(Warning::new(
+                WarningCode::EditListUnread,
+                "could not read the MP4 edit list; no priming trimmed",
+            ));
         }
     }
 
@@ -606,7 +619,10 @@ fn open_source<'s>(
 
     let (tags, dropped) = collect_tags(reader.as_mut());
     if dropped > 0 {
-        warnings.push(format!("kept the first {} tags, dropped {dropped}", tags.len()));
+        warnings.push(Warning::new(
+            WarningCode::TagsDropped,
+            format!("kept the first {} tags, dropped {dropped}", tags.len()),
+        ));
     }
     let has_gapless_info =
         opts.gapless && (track.delay.is_some() || track.padding.is_some() || priming > 0);
@@ -674,18 +690,18 @@ fn bytes_cap(channels: usize, limits: &Limits) -> u64 {
 /// Per-run counters for corrupt packets and warnings.
 struct Report {
     corrupt: u32,
-    warnings: Vec<String>,
+    warnings: Vec<Warning>,
     dropped_warnings: usize,
 }
 
 impl Report {
-    fn new(warnings: Vec<String>) -> Self {
+    fn new(warnings: Vec<Warning>) -> Self {
         Self { corrupt: 0, warnings, dropped_warnings: 0 }
     }
 
-    fn warn(&mut self, w: String) {
+    fn warn(&mut self, code: WarningCode, message: impl Into<String>) {
         if self.warnings.len() < MAX_WARNINGS {
-            self.warnings.push(w);
+            self.warnings.push(Warning::new(code, message));
         } else {
             self.dropped_warnings += 1;
         }
@@ -761,16 +777,16 @@ fn decode_packets(
                 if acc.frames == 0 && report.corrupt == 0 && packets == 0 {
                     return Err(Error::decode(label, "file ends before the first audio packet"));
                 }
-                report.warn(format!(
-                    "stream ends early (truncated file?) after {} frames",
-                    acc.frames
-                ));
+                report.warn(
+                    WarningCode::Truncated,
+                    format!("stream ends early (truncated file?) after {} frames", acc.frames),
+                );
                 break;
             }
             Err(SymError::ResetRequired) => {
                 report.warn(
-                    "stream changes format mid-file (chained stream); decoded the first part only"
-                        .to_string(),
+                    WarningCode::ChainedStream,
+                    "stream changes format mid-file (chained stream); decoded the first part only",
                 );
                 break;
             }
@@ -779,7 +795,10 @@ fn decode_packets(
                     return Err(decode_err(label, format!("cannot read packets: {e}"), e));
                 }
                 report.corrupt += 1;
-                report.warn(format!("stopped at damaged data after {} frames: {e}", acc.frames));
+                report.warn(
+                    WarningCode::DamagedData,
+                    format!("stopped at damaged data after {} frames: {e}", acc.frames),
+                );
                 break;
             }
         };
@@ -823,10 +842,13 @@ fn decode_packets(
                     && acc.channels.is_some_and(|ch| ch != planes_in)
                 {
                     // The decoder knows better than the header (e.g. AAC parametric stereo).
-                    report.warn(format!(
-                        "header says {} channels, the audio has {planes_in}",
-                        acc.channels.unwrap_or(0)
-                    ));
+                    report.warn(
+                        WarningCode::ChannelMismatch,
+                        format!(
+                            "header says {} channels, the audio has {planes_in}",
+                            acc.channels.unwrap_or(0)
+                        ),
+                    );
                     acc.channels = None;
                 }
                 if buf.spec().rate() == rate
@@ -870,10 +892,13 @@ fn decode_packets(
             });
         }
         let silence = acc.push_silence(gap)?;
-        report.warn(format!(
-            "corrupt packet at {} ms replaced by {silence} frames of silence: {problem}",
-            frames_to_ms(acc.frames.saturating_sub(silence as u64), nonzero(rate))
-        ));
+        report.warn(
+            WarningCode::CorruptPacket,
+            format!(
+                "corrupt packet at {} ms replaced by {silence} frames of silence: {problem}",
+                frames_to_ms(acc.frames.saturating_sub(silence as u64), nonzero(rate))
+            ),
+        );
     }
 
     finish(label, mode, opened, acc, report)
@@ -895,7 +920,9 @@ fn finish(
     }
     if report.dropped_warnings > 0 {
         let more = report.dropped_warnings;
-        report.warnings.push(format!("… and {more} more warnings"));
+        report
+            .warnings
+            .push(Warning::new(WarningCode::MoreWarnings, format!("… and {more} more warnings")));
     }
     let mut info = opened.info;
     info.channels = u16::try_from(channel_count).unwrap_or(u16::MAX);

@@ -128,8 +128,8 @@ def episode_spec(
 
     if cleanup_options is not None:
         cleanup, unknown = cleanup_from_backend(dict(cleanup_options))
-        for message in unknown:
-            warnings.warn(message, UserWarning, stacklevel=3)
+        for warning in unknown:
+            warnings.warn(warning["message"], UserWarning, stacklevel=3)
         spec["cleanup"] = cleanup
         for item in list(cleanup.get("inserts", [])) + list(cleanup.get("sound_effects", [])):
             clip = item.get("clip")

@@ -1,7 +1,19 @@
 """Hand-written stubs of the native module (checked with ``python -m mypy.stubtest``)."""
 
 import os
-from typing import Any, Callable, Dict, Generator, List, Optional, Tuple, Union, final
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Generator,
+    List,
+    Optional,
+    Tuple,
+    TypedDict,
+    Union,
+    final,
+    type_check_only,
+)
 
 __version__: str
 __all__ = [
@@ -22,6 +34,13 @@ __all__ = [
     "_panic_for_test",
     "cleanup_from_backend",
 ]
+
+@type_check_only
+class WarningDict(TypedDict):
+    """A non-fatal finding: a stable snake_case ``code`` (see docs/spec.md) and a ``message``."""
+
+    code: str
+    message: str
 
 class AssemblyError(Exception): ...
 class DecodeError(AssemblyError): ...
@@ -84,7 +103,7 @@ class Report:
     @property
     def sidecars(self) -> List[str]: ...
     @property
-    def warnings(self) -> List[str]: ...
+    def warnings(self) -> List[WarningDict]: ...
     def to_dict(self) -> Dict[str, Any]: ...
 
 @final
@@ -117,5 +136,7 @@ class Assembler:
     ) -> Job: ...
     def _with_injected_panic(self, stage: str) -> Assembler: ...
 
-def cleanup_from_backend(options: Dict[str, Any]) -> Tuple[Dict[str, Any], List[str]]: ...
+def cleanup_from_backend(
+    options: Dict[str, Any],
+) -> Tuple[Dict[str, Any], List[WarningDict]]: ...
 def _panic_for_test() -> None: ...
