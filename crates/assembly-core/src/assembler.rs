@@ -160,6 +160,8 @@ struct Inputs {
     /// The content's speech activity, analyzed at most once per run (edit and arrange both
     /// may need it).
     activity: OnceCell<ActivityMap>,
+    /// What decoding the inputs and parsing the transcript found, for the report.
+    warnings: Vec<Warning>,
 }
 
 impl Inputs {
@@ -329,6 +331,7 @@ impl Assembler {
         rep.start(Stage::Load, "decoding inputs");
         self.fault_point(Stage::Load);
         let inputs = self.load(&mut rep, cancel)?;
+        warnings.extend(inputs.warnings.iter().cloned());
         rep.end(Stage::Load, "inputs decoded");
         stage_ms.insert(Stage::Load, t0.elapsed().as_millis() as u64);
 
@@ -425,23 +428,35 @@ impl Assembler {
         let fmt = self.working_format()?;
         let opts = DecodeOptions { limits: self.spec.limits.clone(), ..DecodeOptions::default() };
         let total = 1 + self.spec.assets.len();
-        let decode = |path: &Path, channels: Option<usize>| -> Result<AudioBuffer> {
-            let d = load::decode_file(path, &opts, cancel)?;
-            // Content keeps its channel count (mono speech stays mono until the mix), at most 2.
-            let ch = channels.unwrap_or(d.audio.channel_count().min(2));
-            load::into_working_format(
-                d.audio,
-                &WorkingFormat { rate: fmt.rate, channels: ch },
-                cancel,
-            )
+        // Every input's warnings go to the report, each message prefixed by the input's name.
+        let mut warnings = Vec::new();
+        let mut note = |from: &str, ws: Vec<Warning>| {
+            warnings.extend(
+                ws.into_iter().map(|w| Warning::new(w.code, format!("{from}: {}", w.message))),
+            );
         };
+        let decode =
+            |path: &Path, channels: Option<usize>| -> Result<(AudioBuffer, Vec<Warning>)> {
+                let d = load::decode_file(path, &opts, cancel)?;
+                // Content keeps its channel count (mono speech stays mono until the mix), at most 2.
+                let ch = channels.unwrap_or(d.audio.channel_count().min(2));
+                let audio = load::into_working_format(
+                    d.audio,
+                    &WorkingFormat { rate: fmt.rate, channels: ch },
+                    cancel,
+                )?;
+                Ok((audio, d.warnings))
+            };
         rep.update(Stage::Load, 0.0, "decoding content");
-        let content =
+        let (content, content_warnings) =
             load::decode_file_compact(&self.spec.content, &opts, fmt.rate, CONTENT_BITS, cancel)?;
+        note("content", content_warnings);
         let mut assets = BTreeMap::new();
         for (i, (id, path)) in self.spec.assets.iter().enumerate() {
             rep.update(Stage::Load, (i + 1) as f64 / total as f64, "decoding assets");
-            assets.insert(id.clone(), decode(path, None)?);
+            let (audio, asset_warnings) = decode(path, None)?;
+            note(&format!("asset {id:?}"), asset_warnings);
+            assets.insert(id.clone(), audio);
         }
         let transcript = match &self.spec.transcript {
             None => None,
@@ -454,11 +469,13 @@ impl Assembler {
                     (None, Some(v)) => v.to_string(),
                     (None, None) => return Err(Error::invalid_input("transcript", "no source")),
                 };
-                Some(Transcript::parse(&text, t.format)?.0)
+                let (transcript, transcript_warnings) = Transcript::parse(&text, t.format)?;
+                note("transcript", transcript_warnings);
+                Some(transcript)
             }
         };
         let clips = self.clips(&assets)?;
-        Ok(Inputs { content, assets, clips, transcript, activity: OnceCell::new() })
+        Ok(Inputs { content, assets, clips, transcript, activity: OnceCell::new(), warnings })
     }
 
     /// Measures the content's loudness. When a later stage will need the speech activity

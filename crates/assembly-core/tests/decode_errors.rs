@@ -286,3 +286,35 @@ fn a_directory_is_not_audio() {
     let dir = tempfile::tempdir().unwrap();
     assert!(decode_with(dir.path(), Limits::default()).is_err());
 }
+
+/// The warnings decoding and transcript parsing find reach the Assembler's report with their
+/// codes, each message prefixed by the input it is about.
+#[test]
+fn load_and_transcript_warnings_reach_the_report() {
+    use assembly_core::{Assembler, NoProgress, Spec};
+    let mut bytes = std::fs::read(fixture("speech.mp3")).unwrap();
+    let frames = mp3_frames(&bytes);
+    bytes[frames[30] + 4..frames[30] + 13].fill(0xFF);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.mp3"), &bytes).unwrap();
+    // Two words out of order: the parser sorts them and says so.
+    let words = r#"[{"word": "world", "start": 1.0, "end": 1.4},
+                    {"word": "hello", "start": 0.2, "end": 0.6}]"#;
+    std::fs::write(dir.path().join("words.json"), words).unwrap();
+    let mut spec = Spec::from_json(
+        r#"{"version": 1, "content": "in.mp3",
+            "transcript": {"format": "words", "path": "words.json"},
+            "cleanup": {"remove_fillers": false, "remove_pauses": false},
+            "output": {"path": "out.wav", "encoding": {"format": "wav"}}}"#,
+    )
+    .unwrap();
+    spec.resolve_paths(dir.path());
+    let report = Assembler::new(spec).unwrap().run(&mut NoProgress, &CancelToken::new()).unwrap();
+    let find = |code| report.warnings.iter().find(|w| w.code == code);
+    let corrupt =
+        find(WarningCode::CorruptPacket).unwrap_or_else(|| panic!("{:?}", report.warnings));
+    assert!(corrupt.message.starts_with("content: "), "{corrupt:?}");
+    assert!(corrupt.message.contains("576 frames of silence"), "{corrupt:?}");
+    let sorted = find(WarningCode::Unsorted).unwrap_or_else(|| panic!("{:?}", report.warnings));
+    assert!(sorted.message.starts_with("transcript: "), "{sorted:?}");
+}

@@ -9,6 +9,7 @@ use super::decode::{DecodeOptions, decode_file_streaming};
 use super::remix::{check_remix, remix};
 use super::resample::{MAX_RATE_RATIO, Resampler, resample};
 use crate::error::{Error, Result};
+use crate::warning::Warning;
 use crate::{AudioBuffer, CancelToken, CompactAudio, CompactBuilder};
 
 /// The rate and channel count every source is converted to before analysis and editing.
@@ -120,7 +121,7 @@ pub(crate) fn decode_file_compact(
     rate: NonZeroU32,
     bits: u32,
     cancel: &CancelToken,
-) -> Result<CompactAudio> {
+) -> Result<(CompactAudio, Vec<Warning>)> {
     struct Pipeline {
         from: (u32, usize),
         resampler: Option<Resampler>,
@@ -174,11 +175,11 @@ pub(crate) fn decode_file_compact(
                 let outs: Vec<&[f32]> = p.out.iter().map(Vec::as_slice).collect();
                 p.builder.push(&outs)?;
             }
-            Ok(p.builder.finish())
+            Ok((p.builder.finish(), d.warnings))
         }
         None => {
             let ch = usize::from(d.info.channels).clamp(1, 2);
-            Ok(CompactAudio::builder(rate, ch, bits)?.finish())
+            Ok((CompactAudio::builder(rate, ch, bits)?.finish(), d.warnings))
         }
     }
 }
