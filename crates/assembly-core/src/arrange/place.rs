@@ -4,7 +4,7 @@ use std::num::NonZeroU32;
 
 use serde::{Deserialize, Serialize};
 
-use super::template::{DuckingOptions, SegmentType, Template};
+use super::template::{BedRule, DuckingOptions, SegmentType, Template};
 use crate::error::{Error, Result};
 use crate::frames_to_ms;
 use crate::warning::{Warning, WarningCode};
@@ -167,6 +167,28 @@ pub fn place(
 ) -> Result<Arrangement> {
     template.validate()?;
     let mut warnings = Vec::new();
+    let (placements, cursor) = place_segments(template, rate, &asset_frames, &mut warnings)?;
+    let beds = place_beds(template, rate, &placements, &asset_frames, &mut warnings)?;
+    let total = beds.iter().map(|b| b.end_frame).fold(cursor, u64::max);
+    Ok(Arrangement {
+        rate,
+        placements,
+        beds,
+        total_frames: total,
+        total_ms: frames_to_ms(total, rate),
+        warnings,
+    })
+}
+
+/// Places the template's segments one after another: each starts where everything before it
+/// has ended, less its crossfade, plus the timing offset that applies to it. Returns the
+/// placements and the frame where the last one ends.
+fn place_segments(
+    template: &Template,
+    rate: NonZeroU32,
+    asset_frames: &impl Fn(&str) -> Option<u64>,
+    warnings: &mut Vec<Warning>,
+) -> Result<(Vec<Placement>, u64)> {
     let mut placements: Vec<Placement> = Vec::with_capacity(template.segments.len());
     let mut cursor: u64 = 0;
     let mut seen_content = false;
@@ -261,7 +283,37 @@ pub fn place(
         });
         cursor = cursor.max(end);
     }
+    Ok((placements, cursor))
+}
 
+/// The spans a bed rule covers: its segment types' placements, overlapping or touching spans
+/// merged, in time order.
+fn merged_spans(placements: &[Placement], rule: &BedRule) -> Vec<(u64, u64)> {
+    let mut spans: Vec<(u64, u64)> = placements
+        .iter()
+        .filter(|p| rule.apply_to_segments.contains(&p.segment_type))
+        .map(|p| (p.start_frame, p.end_frame))
+        .collect();
+    spans.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::new();
+    for (s, e) in spans {
+        match merged.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => merged.push((s, e)),
+        }
+    }
+    merged
+}
+
+/// Places every bed rule over the merged spans of its segment types, shifted by its offsets;
+/// a span left empty by the offsets is skipped with a warning.
+fn place_beds(
+    template: &Template,
+    rate: NonZeroU32,
+    placements: &[Placement],
+    asset_frames: &impl Fn(&str) -> Option<u64>,
+    warnings: &mut Vec<Warning>,
+) -> Result<Vec<BedPlacement>> {
     let mut beds = Vec::new();
     for (ri, rule) in template.background_music_rules.iter().enumerate() {
         let field = format!("template.background_music_rules[{ri}].asset");
@@ -277,19 +329,7 @@ pub fn place(
                 format!("asset {:?} is too short to loop ({asset_len} frames)", rule.asset),
             ));
         }
-        let mut spans: Vec<(u64, u64)> = placements
-            .iter()
-            .filter(|p| rule.apply_to_segments.contains(&p.segment_type))
-            .map(|p| (p.start_frame, p.end_frame))
-            .collect();
-        spans.sort_unstable();
-        let mut merged: Vec<(u64, u64)> = Vec::new();
-        for (s, e) in spans {
-            match merged.last_mut() {
-                Some(last) if s <= last.1 => last.1 = last.1.max(e),
-                _ => merged.push((s, e)),
-            }
-        }
+        let merged = merged_spans(placements, rule);
         let start_off = secs_to_frames_signed(rule.start_offset_s, rate);
         let end_off = secs_to_frames_signed(rule.end_offset_s, rate);
         let loop_xf = crate::seconds_to_frames(rule.loop_crossfade_s, rate).min(asset_len / 4);
@@ -330,15 +370,7 @@ pub fn place(
             });
         }
     }
-    let total = beds.iter().map(|b| b.end_frame).fold(cursor, u64::max);
-    Ok(Arrangement {
-        rate,
-        placements,
-        beds,
-        total_frames: total,
-        total_ms: frames_to_ms(total, rate),
-        warnings,
-    })
+    Ok(beds)
 }
 
 #[cfg(test)]
@@ -347,6 +379,24 @@ mod tests {
     use crate::arrange::template::{BedRule, Segment};
 
     const R: NonZeroU32 = NonZeroU32::new(44_100).unwrap();
+
+    #[test]
+    fn a_bed_covers_its_segment_types_merged_where_they_touch() {
+        let t = Template::new(vec![
+            Segment::new(SegmentType::Intro, "intro"),   // 0..441_000
+            Segment::new(SegmentType::Content, "talk"),  // 441_000..3_087_000
+            Segment::new(SegmentType::Content, "sting"), // 3_087_000..3_109_050 (touches)
+            Segment::new(SegmentType::Commercial, "ad"), // 3_109_050..3_770_550
+            Segment::new(SegmentType::Content, "talk"),  // 3_770_550..6_416_550
+        ]);
+        let (placements, end) = place_segments(&t, R, &lens, &mut Vec::new()).unwrap();
+        assert_eq!(end, 6_416_550);
+        let rule = BedRule::new("bed");
+        assert_eq!(
+            merged_spans(&placements, &rule),
+            [(441_000, 3_109_050), (3_770_550, 6_416_550)]
+        );
+    }
 
     fn lens(id: &str) -> Option<u64> {
         match id {
