@@ -14,10 +14,12 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use symphonia::core::audio::GenericAudioBufferRef;
 use symphonia::core::codecs::audio::well_known::{CODEC_ID_FLAC, CODEC_ID_VORBIS};
-use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions, CODEC_ID_NULL_AUDIO};
+use symphonia::core::codecs::audio::{
+    AudioCodecParameters, AudioDecoder, AudioDecoderOptions, CODEC_ID_NULL_AUDIO,
+};
 use symphonia::core::errors::Error as SymError;
 use symphonia::core::formats::probe::Hint;
-use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
+use symphonia::core::formats::{FormatOptions, FormatReader, Track, TrackType};
 use symphonia::core::io::{
     MediaSource, MediaSourceStream, MediaSourceStreamOptions, ReadOnlySource,
 };
@@ -390,6 +392,8 @@ struct Opened<'s> {
     reader: Box<dyn FormatReader + 's>,
     decoder: Box<dyn AudioDecoder>,
     track_id: u32,
+    /// The container's kind (its name is `info.container`).
+    container: Container,
     info: ProbeInfo,
     /// Header channel count, if the header gives one.
     channels: Option<usize>,
@@ -426,6 +430,33 @@ fn probe_container<'s>(
     ))
 }
 
+/// The containers whose rules differ (edit lists, exact frame counts); the rest are `Other`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Container {
+    Mp3,
+    Mp4,
+    Flac,
+    Ogg,
+    Other,
+}
+
+impl Container {
+    /// The kind of a container by its name ([`container_name`]).
+    fn of(name: &str) -> Self {
+        match name {
+            "mp3" => Self::Mp3,
+            "mp4" => Self::Mp4,
+            "flac" => Self::Flac,
+            "ogg" => Self::Ogg,
+            _ => Self::Other,
+        }
+    }
+}
+
+/// Opens an input in named steps: the container ([`open_reader`]), its audio track
+/// ([`audio_track`]), the codec ([`supported_codec`], [`make_decoder`]), the stream's shape
+/// against the limits ([`stream_shape`]), the MP4 priming ([`mp4_priming`]), and what the
+/// header's frame count is worth ([`trimmed_header_frames`], [`count_is_exact`]).
 fn open_source<'s>(
     sources: &mut Sources<'s>,
     input: &Input<'_>,
@@ -434,181 +465,28 @@ fn open_source<'s>(
     let label = input.label;
     let limits = &opts.limits;
     let mut warnings = Vec::new();
-    let first = match probe_container(sources, true, label)? {
-        Ok(reader) => Ok(reader),
-        // Readers that look at the end of a seekable input (Ogg finds its duration there,
-        // trailing ID3v1/APE tags) fail on a truncated or damaged tail. Read it front to back
-        // instead, as a stream, which is how ffmpeg still decodes such files.
-        Err(e @ SymError::Unsupported(_)) => Err(e),
-        Err(e) => match probe_container(sources, false, label)? {
-            Ok(reader) => {
-                warnings.push(Warning::new(
-                    WarningCode::UnreadableEnd,
-                    format!(
-                        "the end of the file could not be read ({e}); decoded it front to back"
-                    ),
-                ));
-                Ok(reader)
-            }
-            Err(_) => Err(e),
-        },
-    };
-    let mut reader = first.map_err(|e| match e {
-        SymError::Unsupported(_) => match sniff_unsupported_container(input.head) {
-            Some(name) => Error::UnsupportedFormat {
-                path: label.to_path_buf(),
-                detail: format!("{name} files are not supported"),
-            },
-            None => decode_err(
-                label,
-                "not a recognised audio file (no WAV, AIFF, CAF, MP3, FLAC, Ogg, MP4/M4A, \
-                     ADTS or Matroska signature found)",
-                e,
-            ),
-        },
-        SymError::IoError(ref io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-            decode_err(label, "file ends inside its header (truncated?)", e)
-        }
-        other => decode_err(label, format!("cannot read the container header: {other}"), other),
-    })?;
-
+    let mut reader = open_reader(sources, input, &mut warnings)?;
     let container = container_name(reader.format_info().short_name);
-    let track = reader.default_track(TrackType::Audio).cloned().ok_or_else(|| {
-        Error::UnsupportedFormat {
-            path: label.to_path_buf(),
-            detail: format!("no audio track in this {container} file"),
-        }
-    })?;
-    let Some(params) = track.codec_params.as_ref().and_then(|p| p.audio()).cloned() else {
-        return Err(Error::UnsupportedFormat {
-            path: label.to_path_buf(),
-            detail: format!("no audio track in this {container} file"),
-        });
-    };
-    if params.codec == CODEC_ID_NULL_AUDIO {
-        return Err(Error::UnsupportedFormat {
-            path: label.to_path_buf(),
-            detail: format!("unrecognised audio codec in this {container} file"),
-        });
-    }
-    let registry = crate::load::mp3dec::codecs();
-    let codec = match registry.get_audio_decoder(params.codec) {
-        Some(reg) => reg.codec.info.short_name.to_string(),
-        None => {
-            return Err(Error::UnsupportedFormat {
-                path: label.to_path_buf(),
-                detail: format!(
-                    "codec {} is not supported (container: {container})",
-                    unsupported_codec_name(params.codec)
-                ),
-            });
-        }
-    };
-
-    let rate = match params.sample_rate {
-        Some(r) if r > 0 => r,
-        _ => return Err(Error::decode(label, "the header gives no sample rate")),
-    };
-    if rate > limits.max_sample_rate {
-        return Err(limit(label, "sample_rate", rate, limits.max_sample_rate));
-    }
-    let channels = params.channels.as_ref().map(|c| c.count());
-    if let Some(ch) = channels {
-        if ch == 0 {
-            return Err(Error::decode(label, "the header declares zero channels"));
-        }
-        if ch > usize::from(limits.max_channels) {
-            return Err(limit(label, "channels", ch, limits.max_channels));
-        }
-    }
-
-    let decoder = registry
-        .make_audio_decoder(&params, &AudioDecoderOptions::default().gapless(opts.gapless))
-        .map_err(|e| match e {
-            SymError::Unsupported(what) => Error::UnsupportedFormat {
-                path: label.to_path_buf(),
-                detail: format!("{codec} stream uses an unsupported feature ({what})"),
-            },
-            other => decode_err(label, format!("cannot set up the {codec} decoder"), other),
-        })?;
-
+    let kind = Container::of(&container);
+    let (track, params) = audio_track(reader.as_ref(), label, &container)?;
+    let codec = supported_codec(&params, label, &container)?;
+    let (rate, channels) = stream_shape(&params, label, limits)?;
+    let decoder = make_decoder(&params, opts, label, &codec)?;
     // AAC (and anything else) in MP4: symphonia ignores the edit list; ffmpeg skips its
     // media_time at the start (the encoder priming, 1024 frames for AAC-LC) and keeps the
     // rest, so do the same.
-    let mut priming = 0;
-    if container == "mp4" && opts.gapless {
-        if let Some(edit) =
-            input.mp4.as_ref().and_then(|t| t.iter().find(|t| t.track_id == track.id))
-        {
-            priming = edit.priming_frames(rate);
-            if edit.empty_edits > 0 {
-                warnings.push(Warning::new(
-                    WarningCode::EmptyEditIgnored,
-                    format!(
-                        "ignored {} empty edit(s) (start delay) in the MP4 edit list",
-                        edit.empty_edits
-                    ),
-                ));
-            }
-            if edit.edit_count > 1 + edit.empty_edits {
-                warnings.push(Warning::new(
-                    WarningCode::ExtraEditsIgnored,
-                    format!(
-                        "MP4 edit list has {} edits; only the first is applied",
-                        edit.edit_count
-                    ),
-                ));
-            }
-        } else if input.mp4.is_none() {
-            warnings.push(Warning::new(
-                WarningCode::EditListUnread,
-                "could not read the MP4 edit list; no priming trimmed",
-            ));
-        }
-    }
-
+    let priming = if kind == Container::Mp4 && opts.gapless {
+        mp4_priming(input, &track, rate, &mut warnings)
+    } else {
+        0
+    };
     let delay = if opts.gapless { u64::from(track.delay.unwrap_or(0)) } else { 0 };
     let padding = if opts.gapless { u64::from(track.padding.unwrap_or(0)) } else { 0 };
-    let header_frames = track.num_frames.map(|n| {
-        // symphonia's MP4 count includes the priming we trim; MP3 counts already exclude the
-        // LAME delay/padding, which the decoder only trims when gapless is on.
-        let n = n.saturating_sub(priming);
-        if opts.gapless {
-            n
-        } else {
-            n.saturating_add(u64::from(track.delay.unwrap_or(0)))
-                .saturating_add(u64::from(track.padding.unwrap_or(0)))
-        }
-    });
-
+    let header_frames = trimmed_header_frames(&track, priming, opts.gapless);
     let bits_per_sample = params.bits_per_sample;
-    let exact = match header_frames {
-        Some(n) if n > 0 => {
-            if codec.starts_with("pcm_") {
-                // A PCM count is exact only if the file really holds that many frames.
-                let bytes_per_sample = params
-                    .bits_per_coded_sample
-                    .or(bits_per_sample)
-                    .map(|b| u64::from(b.div_ceil(8)));
-                match (bytes_per_sample, channels) {
-                    (Some(b), Some(ch)) if b > 0 => {
-                        n.checked_mul(b * ch as u64).is_some_and(|bytes| bytes <= input.len)
-                    }
-                    _ => false,
-                }
-            } else if params.codec == CODEC_ID_FLAC {
-                container == "flac" || container == "ogg"
-            } else if params.codec == CODEC_ID_VORBIS {
-                container == "ogg" && opts.gapless
-            } else if container == "mp3" {
-                // Xing frame count plus LAME delay/padding: exact when trimming is on.
-                track.delay.is_some() && opts.gapless
-            } else {
-                false
-            }
-        }
-        _ => false,
-    };
+    let exact = header_frames.is_some_and(|n| {
+        count_is_exact(n, &codec, &params, channels, kind, &track, opts.gapless, input.len)
+    });
 
     if exact && let Some(n) = header_frames {
         check_duration(label, n, rate, limits)?;
@@ -645,6 +523,7 @@ fn open_source<'s>(
         reader,
         decoder,
         track_id: track.id,
+        container: kind,
         info,
         channels,
         header_frames,
@@ -654,6 +533,216 @@ fn open_source<'s>(
         max_gap_frames: params.max_frames_per_packet.unwrap_or(0).max(u64::from(rate)),
         warnings,
     })
+}
+
+/// Probes the container, reading a damaged or truncated tail front to back as a stream (with a
+/// warning); an input no reader takes is `UnsupportedFormat` when we can name what it is.
+fn open_reader<'s>(
+    sources: &mut Sources<'s>,
+    input: &Input<'_>,
+    warnings: &mut Vec<Warning>,
+) -> Result<Box<dyn FormatReader + 's>> {
+    let label = input.label;
+    let first = match probe_container(sources, true, label)? {
+        Ok(reader) => Ok(reader),
+        // Readers that look at the end of a seekable input (Ogg finds its duration there,
+        // trailing ID3v1/APE tags) fail on a truncated or damaged tail. Read it front to back
+        // instead, as a stream, which is how ffmpeg still decodes such files.
+        Err(e @ SymError::Unsupported(_)) => Err(e),
+        Err(e) => match probe_container(sources, false, label)? {
+            Ok(reader) => {
+                warnings.push(Warning::new(
+                    WarningCode::UnreadableEnd,
+                    format!(
+                        "the end of the file could not be read ({e}); decoded it front to back"
+                    ),
+                ));
+                Ok(reader)
+            }
+            Err(_) => Err(e),
+        },
+    };
+    first.map_err(|e| match e {
+        SymError::Unsupported(_) => match sniff_unsupported_container(input.head) {
+            Some(name) => Error::UnsupportedFormat {
+                path: label.to_path_buf(),
+                detail: format!("{name} files are not supported"),
+            },
+            None => decode_err(
+                label,
+                "not a recognised audio file (no WAV, AIFF, CAF, MP3, FLAC, Ogg, MP4/M4A, \
+                     ADTS or Matroska signature found)",
+                e,
+            ),
+        },
+        SymError::IoError(ref io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            decode_err(label, "file ends inside its header (truncated?)", e)
+        }
+        other => decode_err(label, format!("cannot read the container header: {other}"), other),
+    })
+}
+
+/// The default audio track and its codec parameters.
+fn audio_track(
+    reader: &dyn FormatReader,
+    label: &Path,
+    container: &str,
+) -> Result<(Track, AudioCodecParameters)> {
+    let no_track = || Error::UnsupportedFormat {
+        path: label.to_path_buf(),
+        detail: format!("no audio track in this {container} file"),
+    };
+    let track = reader.default_track(TrackType::Audio).cloned().ok_or_else(no_track)?;
+    let params =
+        track.codec_params.as_ref().and_then(|p| p.audio()).cloned().ok_or_else(no_track)?;
+    if params.codec == CODEC_ID_NULL_AUDIO {
+        return Err(Error::UnsupportedFormat {
+            path: label.to_path_buf(),
+            detail: format!("unrecognised audio codec in this {container} file"),
+        });
+    }
+    Ok((track, params))
+}
+
+/// The name of the decoder our registry has for the track's codec, or `UnsupportedFormat`
+/// naming the codec.
+fn supported_codec(params: &AudioCodecParameters, label: &Path, container: &str) -> Result<String> {
+    match crate::load::mp3dec::codecs().get_audio_decoder(params.codec) {
+        Some(reg) => Ok(reg.codec.info.short_name.to_string()),
+        None => Err(Error::UnsupportedFormat {
+            path: label.to_path_buf(),
+            detail: format!(
+                "codec {} is not supported (container: {container})",
+                unsupported_codec_name(params.codec)
+            ),
+        }),
+    }
+}
+
+/// The sample rate and (if the header gives one) channel count, checked against the limits.
+fn stream_shape(
+    params: &AudioCodecParameters,
+    label: &Path,
+    limits: &Limits,
+) -> Result<(u32, Option<usize>)> {
+    let rate = match params.sample_rate {
+        Some(r) if r > 0 => r,
+        _ => return Err(Error::decode(label, "the header gives no sample rate")),
+    };
+    if rate > limits.max_sample_rate {
+        return Err(limit(label, "sample_rate", rate, limits.max_sample_rate));
+    }
+    let channels = params.channels.as_ref().map(|c| c.count());
+    if let Some(ch) = channels {
+        if ch == 0 {
+            return Err(Error::decode(label, "the header declares zero channels"));
+        }
+        if ch > usize::from(limits.max_channels) {
+            return Err(limit(label, "channels", ch, limits.max_channels));
+        }
+    }
+    Ok((rate, channels))
+}
+
+/// The decoder for the track, gapless trimming as the options ask.
+fn make_decoder(
+    params: &AudioCodecParameters,
+    opts: &DecodeOptions,
+    label: &Path,
+    codec: &str,
+) -> Result<Box<dyn AudioDecoder>> {
+    crate::load::mp3dec::codecs()
+        .make_audio_decoder(params, &AudioDecoderOptions::default().gapless(opts.gapless))
+        .map_err(|e| match e {
+            SymError::Unsupported(what) => Error::UnsupportedFormat {
+                path: label.to_path_buf(),
+                detail: format!("{codec} stream uses an unsupported feature ({what})"),
+            },
+            other => decode_err(label, format!("cannot set up the {codec} decoder"), other),
+        })
+}
+
+/// Frames of encoder priming the MP4 edit list says to skip at the start of `track`, with a
+/// warning for what of the edit list is not applied.
+fn mp4_priming(input: &Input<'_>, track: &Track, rate: u32, warnings: &mut Vec<Warning>) -> u64 {
+    let mut priming = 0;
+    if let Some(edit) = input.mp4.as_ref().and_then(|t| t.iter().find(|t| t.track_id == track.id)) {
+        priming = edit.priming_frames(rate);
+        if edit.empty_edits > 0 {
+            warnings.push(Warning::new(
+                WarningCode::EmptyEditIgnored,
+                format!(
+                    "ignored {} empty edit(s) (start delay) in the MP4 edit list",
+                    edit.empty_edits
+                ),
+            ));
+        }
+        if edit.edit_count > 1 + edit.empty_edits {
+            warnings.push(Warning::new(
+                WarningCode::ExtraEditsIgnored,
+                format!("MP4 edit list has {} edits; only the first is applied", edit.edit_count),
+            ));
+        }
+    } else if input.mp4.is_none() {
+        warnings.push(Warning::new(
+            WarningCode::EditListUnread,
+            "could not read the MP4 edit list; no priming trimmed",
+        ));
+    }
+    priming
+}
+
+/// The frame count the header gives, after the trimming decoding will do: symphonia's MP4
+/// count includes the priming we trim; MP3 counts already exclude the LAME delay and
+/// padding, which the decoder only trims when gapless is on.
+fn trimmed_header_frames(track: &Track, priming: u64, gapless: bool) -> Option<u64> {
+    track.num_frames.map(|n| {
+        let n = n.saturating_sub(priming);
+        if gapless {
+            n
+        } else {
+            n.saturating_add(u64::from(track.delay.unwrap_or(0)))
+                .saturating_add(u64::from(track.padding.unwrap_or(0)))
+        }
+    })
+}
+
+/// Whether a header count of `n` frames is what decoding will produce: PCM when the file
+/// really holds that many frames, FLAC in its own or an Ogg container, Vorbis in Ogg and MP3
+/// with a LAME delay when trimming is on. Anything else is an estimate, to be counted.
+#[allow(clippy::too_many_arguments)]
+fn count_is_exact(
+    n: u64,
+    codec: &str,
+    params: &AudioCodecParameters,
+    channels: Option<usize>,
+    container: Container,
+    track: &Track,
+    gapless: bool,
+    input_len: u64,
+) -> bool {
+    if n == 0 {
+        return false;
+    }
+    if codec.starts_with("pcm_") {
+        let bytes_per_sample = params
+            .bits_per_coded_sample
+            .or(params.bits_per_sample)
+            .map(|b| u64::from(b.div_ceil(8)));
+        return match (bytes_per_sample, channels) {
+            (Some(b), Some(ch)) if b > 0 => {
+                n.checked_mul(b * ch as u64).is_some_and(|bytes| bytes <= input_len)
+            }
+            _ => false,
+        };
+    }
+    if params.codec == CODEC_ID_FLAC {
+        matches!(container, Container::Flac | Container::Ogg)
+    } else if params.codec == CODEC_ID_VORBIS {
+        container == Container::Ogg && gapless
+    } else {
+        container == Container::Mp3 && track.delay.is_some() && gapless
+    }
 }
 
 fn check_duration(label: &Path, frames: u64, rate: u32, limits: &Limits) -> Result<()> {

@@ -36,8 +36,8 @@ use symphonia::core::codecs::audio::{AudioCodecParameters, AudioDecoder, AudioDe
 use symphonia::core::packet::Packet;
 
 use super::{
-    Acc, BlockSink, DecodeOptions, Decoded, Input, MAX_EMPTY_PACKETS_IN_A_ROW, Mode, Opened,
-    Report, finish,
+    Acc, BlockSink, Container, DecodeOptions, Decoded, Input, MAX_EMPTY_PACKETS_IN_A_ROW, Mode,
+    Opened, Report, finish,
 };
 use crate::mp3::{self, Header};
 use crate::{CancelToken, Error, Result};
@@ -98,7 +98,7 @@ fn threads(opts: &DecodeOptions) -> usize {
 /// Whether and how to decode this input in parallel: only MP3 (Layer III) in its own container,
 /// more than one thread, and at least two ranges of packets by the header's count.
 pub(super) fn plan(opened: &Opened<'_>, _input: &Input<'_>, opts: &DecodeOptions) -> Option<Plan> {
-    if opened.info.container != "mp3" || opened.info.codec != "mp3" {
+    if opened.container != Container::Mp3 || opened.info.codec != "mp3" {
         return None;
     }
     #[cfg(test)]
