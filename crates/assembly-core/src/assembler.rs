@@ -25,9 +25,11 @@ use crate::edit::{self, Clip, EditPlan, EditStats, EditedAudio, PlanEntry};
 use crate::encode::{self, CoverArt, Encoder, Tags};
 use crate::error::{Error, Result};
 use crate::load::{self, DecodeOptions, WorkingFormat};
-use crate::master::{EncodeMeasurement, VerifyReport, verify_encoded};
+use crate::master::{
+    EncodeMeasurement, EncodeRequest, MasterOptions, VerifyReport, verify_encoded_from,
+};
 use crate::progress::{ProgressSink, Reporter, Stage};
-use crate::render::{self, MasterPlan, Mix, RenderOptions, Sources};
+use crate::render::{self, MasterPlan, Mix, MixMeasurement, RenderOptions, Sources};
 use crate::spec::{CONTENT_ASSET, Spec};
 use crate::transcript::{CueOptions, Transcript, Word};
 use crate::warning::Warning;
@@ -284,10 +286,14 @@ impl Assembler {
             Some(dir) => Some(CheckpointStore::open(dir, self.job_key()?)?),
             None => None,
         };
-        // Temp files of a killed earlier run of this job (episode and sidecars).
+        // Temp files of a killed earlier run of this job (episode, sidecars, the codec
+        // prediction's scratch excerpt).
         for p in self.output_paths() {
             crate::atomic::remove_stale_temps(p);
         }
+        let scratch = self.codec_scratch_path();
+        let _ = std::fs::remove_file(&scratch);
+        crate::atomic::remove_stale_temps(&scratch);
         let mut rep = Reporter::new(progress, cancel.clone());
         let mut stage_ms = BTreeMap::new();
         let mut resumed = Vec::new();
@@ -355,19 +361,41 @@ impl Assembler {
         let rate = arranged.arrangement.rate;
         let render_opts = RenderOptions::default();
 
+        // The mix measurement, kept for the codec prediction (measured again only when the
+        // master stage was resumed and the prediction needs to re-plan).
+        let mut measured: Option<MixMeasurement> = None;
         let master_plan = staged!(Stage::Master, MasterPlan, {
             let mut p = |f: f64| rep.update(Stage::Master, f * 0.5, "measuring the mix");
             let m = render::measure_mix(&mix, &render_opts, cancel, &mut p)?;
             let mut p = |f: f64| rep.update(Stage::Master, 0.5 + f * 0.5, "planning the master");
-            render::plan_master(&mix, &m, &self.spec.master, &render_opts, cancel, &mut p)
+            let plan =
+                render::plan_master(&mix, &m, &self.spec.master, &render_opts, cancel, &mut p);
+            measured = Some(m);
+            plan
         });
+        let mut measurement = || -> Result<MixMeasurement> {
+            match &measured {
+                Some(m) => Ok(m.clone()),
+                None => {
+                    let m = render::measure_mix(&mix, &render_opts, cancel, &mut |_| {})?;
+                    Ok(measured.insert(m).clone())
+                }
+            }
+        };
 
         let t0 = Instant::now();
         rep.start(Stage::Render, "rendering");
         self.fault_point(Stage::Render);
         let rendered = (|| {
-            let (output, loudness_out, verify) =
-                self.render(&mix, rate, &master_plan, &arranged.chapters, &mut rep, cancel)?;
+            let (output, loudness_out, verify) = self.render(
+                &mix,
+                rate,
+                &master_plan,
+                &mut measurement,
+                &arranged.chapters,
+                &mut rep,
+                cancel,
+            )?;
             let mut report = Report {
                 output,
                 loudness_in: analysis.content_loudness,
@@ -415,6 +443,13 @@ impl Assembler {
         let o = &self.spec.output;
         let sidecars = [&o.report, &o.words, &o.srt, &o.vtt, &o.chapters_json, &o.cleaned_content];
         std::iter::once(&o.path).chain(sidecars.into_iter().flatten())
+    }
+
+    /// Where the codec prediction encodes its excerpts (beside the output, removed after each).
+    fn codec_scratch_path(&self) -> PathBuf {
+        let out = &self.spec.output.path;
+        let name = out.file_name().map_or("output".into(), |n| n.to_string_lossy());
+        out.with_file_name(format!(".{name}.codec-excerpt.tmp"))
     }
 
     fn remove_outputs(&self) {
@@ -634,11 +669,18 @@ impl Assembler {
         })
     }
 
+    /// Renders and encodes the episode. A lossy output is planned for its codec first
+    /// ([`predict::plan_for_codec`]: excerpts encoded and decoded, the limiter's ceiling
+    /// lowered by the overshoot, the gain re-planned), so one full encode lands; if the
+    /// decoded output still misses, the verify loop tries again, each lower ceiling with its
+    /// gain re-planned.
+    #[allow(clippy::too_many_arguments)]
     fn render(
         &self,
         mix: &Mix<'_>,
         rate: NonZeroU32,
         plan: &MasterPlan,
+        measurement: &mut dyn FnMut() -> Result<MixMeasurement>,
         chapters: &[Chapter],
         rep: &mut Reporter<'_>,
         cancel: &CancelToken,
@@ -649,33 +691,63 @@ impl Assembler {
         let opts = RenderOptions { measure_output: !lossy, ..RenderOptions::default() };
         let mut attempt = 0u32;
         let mut last: Option<(encode::EncodedInfo, Option<Loudness>)> = None;
-        let mut render_once =
-            |target: f64, ceiling: f64, rep: &mut Reporter<'_>| -> Result<Option<Loudness>> {
-                attempt += 1;
-                let mut p = plan.clone();
-                p.gain_db += target - plan.target_lufs;
-                p.ceiling_dbtp = ceiling;
-                let mut enc = Encoder::create(&out.path, &out.encoding, rate, out.channels, &tags)?;
-                let n = attempt;
-                let mut progress = |f: f64| {
-                    rep.update(Stage::Render, f.min(0.99), &format!("rendering (attempt {n})"))
-                };
-                let outcome =
-                    render::render_final(mix, &p, &opts, |b| enc.write(b), cancel, &mut progress)?;
-                let info = enc.finish()?;
-                last = Some((info, outcome.output));
-                Ok(outcome.output)
+        let mut render_once = |p: MasterPlan, rep: &mut Reporter<'_>| -> Result<Option<Loudness>> {
+            attempt += 1;
+            let mut enc = Encoder::create(&out.path, &out.encoding, rate, out.channels, &tags)?;
+            let n = attempt;
+            let mut progress = |f: f64| {
+                rep.update(Stage::Render, f.min(0.99), &format!("rendering (attempt {n})"))
             };
+            let outcome =
+                render::render_final(mix, &p, &opts, |b| enc.write(b), cancel, &mut progress)?;
+            let info = enc.finish()?;
+            last = Some((info, outcome.output));
+            Ok(outcome.output)
+        };
         let verify = if lossy {
-            let report =
-                verify_encoded(plan.target_lufs, plan.ceiling_dbtp, &self.spec.verify, |req| {
-                    render_once(req.target_lufs, req.ceiling_dbtp, rep)?;
+            rep.update(Stage::Render, 0.0, "predicting the codec");
+            let scratch = self.codec_scratch_path();
+            let (first, prediction) = crate::predict::plan_for_codec(
+                mix,
+                plan,
+                measurement,
+                &self.spec.master,
+                &out.encoding,
+                &scratch,
+                cancel,
+            )?;
+            let start =
+                EncodeRequest { target_lufs: plan.target_lufs, ceiling_dbtp: first.ceiling_dbtp };
+            // The plan for the limiter ceiling the verify loop asks for: a lower ceiling comes
+            // with the gain re-planned for it, so the loudness stays on target.
+            let mut current = first;
+            let mut report = verify_encoded_from(
+                plan.target_lufs,
+                plan.ceiling_dbtp,
+                Some(start),
+                &self.spec.verify,
+                |req| {
+                    if (req.ceiling_dbtp - current.ceiling_dbtp).abs() > 1e-9 {
+                        let opts = MasterOptions {
+                            target_lufs: Some(plan.target_lufs),
+                            ceiling_dbtp: Some(req.ceiling_dbtp),
+                            ..self.spec.master.clone()
+                        };
+                        let m = measurement()?;
+                        let ro = RenderOptions::default();
+                        current = render::plan_master(mix, &m, &opts, &ro, cancel, &mut |_| {})?;
+                    }
+                    let mut p = current.clone();
+                    p.gain_db += req.target_lufs - plan.target_lufs;
+                    render_once(p, rep)?;
                     let decoded = measure_file(&out.path, cancel)?;
                     Ok(EncodeMeasurement { rendered: None, decoded })
-                })?;
+                },
+            )?;
+            report.prediction = Some(prediction);
             Some(report)
         } else {
-            render_once(plan.target_lufs, plan.ceiling_dbtp, rep)?;
+            render_once(plan.clone(), rep)?;
             None
         };
         let (info, measured) = last.ok_or_else(|| Error::internal("render produced no output"))?;

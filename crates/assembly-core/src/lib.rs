@@ -26,6 +26,7 @@ pub mod master;
 mod meta;
 mod mp3;
 mod par;
+mod predict;
 mod progress;
 pub mod render;
 mod source;

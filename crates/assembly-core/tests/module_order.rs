@@ -30,8 +30,9 @@ const LAYERS: &[&[&str]] = &[
     &["master"],
     &["render"],
     &["encode"],
-    // On top: the spec that names every stage's options, the checkpoints, the Assembler.
-    &["spec", "checkpoint"],
+    // On top: the spec that names every stage's options, the checkpoints, the codec
+    // prediction (it renders and encodes excerpts), the Assembler.
+    &["spec", "checkpoint", "predict"],
     &["assembler"],
 ];
 

@@ -49,11 +49,14 @@ def test_accepts_in_milliseconds_runs_and_reports(server_factory, media: Media,
         assert post_ms < 2000  # the job itself takes seconds; the answer does not wait for it
 
         seen_stages = set()
+        running_progress = []
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             st = c.get("/api/tasks/assemble/ep-happy/status").json()
             if st["stage"]:
                 seen_stages.add(st["stage"])
+            if st["status"] == "running" and st["stage"]:
+                running_progress.append(st["progress"])
             if st["status"] == "succeeded":
                 break
             time.sleep(0.05)
@@ -88,7 +91,11 @@ def test_accepts_in_milliseconds_runs_and_reports(server_factory, media: Media,
         full = c.get("/api/tasks/assemble/ep-happy/status",
                      params={"include_words": "true"}).json()
         assert len(full["result"]["words"]) > 10
-        assert len(seen_stages) >= 2, seen_stages  # progress was visible while it ran
+        # Progress was visible while it ran: a stage and a fraction short of done. (The stages
+        # before render take under 0.1 s here, one tick of the worker's monitor, so which of
+        # them a poll catches is timing; the stage events below name every stage.)
+        assert seen_stages and any(0.0 <= p < 1.0 for p in running_progress), (
+            seen_stages, running_progress)
 
         # a repeat of the finished job maps to it and does not run again
         again = c.post("/api/tasks/assemble", json=payload).json()

@@ -14,5 +14,6 @@ pub use limiter::{
 };
 pub use preset::{MasterOptions, Preset, gain_to_target_db};
 pub use verify::{
-    EncodeMeasurement, EncodeRequest, VerifyAttempt, VerifyOptions, VerifyReport, verify_encoded,
+    CodecPrediction, EncodeMeasurement, EncodeRequest, ExcerptMeasurement, VerifyAttempt,
+    VerifyOptions, VerifyReport, verify_encoded, verify_encoded_from,
 };

@@ -58,6 +58,47 @@ pub struct VerifyAttempt {
     pub passed: bool,
 }
 
+/// One excerpt the codec prediction rendered, encoded and decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExcerptMeasurement {
+    /// Where the measured part starts on the episode timeline, ms.
+    pub start_ms: u64,
+    /// How long the measured part is, ms (the excerpt encoded around it is longer).
+    pub duration_ms: u64,
+    /// Chosen for its peak (`true`) or as typical programme (`false`).
+    pub peak: bool,
+    /// True peak of the rendered (limited) excerpt, dBTP.
+    #[serde(with = "crate::dsp::finite_or_null")]
+    pub rendered_true_peak_dbtp: f64,
+    /// True peak of the same part after encoding and decoding, dBTP.
+    #[serde(with = "crate::dsp::finite_or_null")]
+    pub decoded_true_peak_dbtp: f64,
+}
+
+/// How the codec's effect was predicted before the whole programme was encoded: excerpts
+/// around the loudest moments were encoded and decoded with the output's exact settings, and
+/// the limiter's ceiling lowered by the overshoot found, with the gain re-planned so the
+/// loudness stays on target.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodecPrediction {
+    /// Rounds of excerpt encoding (each after lowering the ceiling).
+    pub rounds: u32,
+    /// The last round's excerpts.
+    pub excerpts: Vec<ExcerptMeasurement>,
+    /// Highest decoded true peak over the last round's excerpts: the predicted true peak of
+    /// the encoded programme, dBTP.
+    #[serde(with = "crate::dsp::finite_or_null")]
+    pub predicted_true_peak_dbtp: f64,
+    /// Largest overshoot the codec added over the rendered peak in any excerpt, dB.
+    pub codec_overshoot_db: f64,
+    /// The ceiling the limiter was given for the full encode, dBTP.
+    pub limiter_ceiling_dbtp: f64,
+    /// The gain the full encode was rendered with, dB.
+    pub gain_db: f64,
+}
+
 /// The verify loop's outcome. The output left on disk is the last attempt's.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -68,8 +109,11 @@ pub struct VerifyReport {
     pub ceiling_dbtp: f64,
     /// Whether the last attempt met both goals.
     pub passed: bool,
-    /// Every attempt, in order.
+    /// Every attempt, in order: each one full encode.
     pub attempts: Vec<VerifyAttempt>,
+    /// The codec prediction made before the first attempt, when one was made.
+    #[serde(default)]
+    pub prediction: Option<CodecPrediction>,
 }
 
 /// Runs `encode_and_measure` (render at the requested target and ceiling, encode, decode the
@@ -104,6 +148,22 @@ pub fn verify_encoded(
     target_lufs: f64,
     ceiling_dbtp: f64,
     options: &VerifyOptions,
+    encode_and_measure: impl FnMut(&EncodeRequest) -> Result<EncodeMeasurement>,
+) -> Result<VerifyReport> {
+    verify_encoded_from(target_lufs, ceiling_dbtp, None, options, encode_and_measure)
+}
+
+/// [`verify_encoded`] whose first attempt renders with `first` (a prediction of what lands
+/// on the goal) instead of the goal itself; later attempts correct from there.
+///
+/// # Errors
+///
+/// As [`verify_encoded`].
+pub fn verify_encoded_from(
+    target_lufs: f64,
+    ceiling_dbtp: f64,
+    first: Option<EncodeRequest>,
+    options: &VerifyOptions,
     mut encode_and_measure: impl FnMut(&EncodeRequest) -> Result<EncodeMeasurement>,
 ) -> Result<VerifyReport> {
     if !(1..=8).contains(&options.max_attempts) {
@@ -132,9 +192,14 @@ pub fn verify_encoded(
     // Tightening never goes below this: a ceiling 12 dB under the goal means something else
     // is wrong, and more attempts will not fix it.
     let floor = (ceiling_dbtp - 12.0).max(-60.0);
-    let mut report =
-        VerifyReport { target_lufs, ceiling_dbtp, passed: false, attempts: Vec::new() };
-    let mut request = EncodeRequest { target_lufs, ceiling_dbtp };
+    let mut report = VerifyReport {
+        target_lufs,
+        ceiling_dbtp,
+        passed: false,
+        attempts: Vec::new(),
+        prediction: None,
+    };
+    let mut request = first.unwrap_or(EncodeRequest { target_lufs, ceiling_dbtp });
     for _ in 0..options.max_attempts {
         let measured = encode_and_measure(&request)?;
         let d = measured.decoded;

@@ -63,6 +63,17 @@ pub struct MixMeasurement {
     sub_len: usize,
 }
 
+impl MixMeasurement {
+    /// Frames per peak window ([`window_peaks`](Self::window_peaks)).
+    pub(crate) const WINDOW_FRAMES: u64 = WINDOW as u64;
+
+    /// Largest magnitude over all channels per window of [`Self::WINDOW_FRAMES`] frames, before
+    /// any gain.
+    pub(crate) fn window_peaks(&self) -> impl Iterator<Item = f32> + '_ {
+        self.windows.iter().map(|w| w.0)
+    }
+}
+
 /// The mastering decision for one mix: small, serializable (a checkpoint of the master
 /// stage), and all that the final pass needs besides the audio.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -1,0 +1,323 @@
+//! Codec prediction: land a lossy output on its loudness target and under its true-peak
+//! ceiling in one full encode.
+//!
+//! A lossy codec (LAME at 128 kbit/s) pushes true peaks over what the limiter delivered, by
+//! about 0.7 dB on speech limited to −1 dBTP. Rather than encode the whole programme, measure
+//! and try again, [`plan_for_codec`] renders short excerpts around the programme's loudest
+//! moments (and a few typical ones) through the planned gain and limiter, encodes and decodes
+//! them with the output's exact settings, and measures the overshoot. The limiter's ceiling is
+//! then lowered by that much (plus [`MARGIN_DB`]) and the gain re-planned for the lower ceiling
+//! ([`plan_master`] on the in-memory measurement, never a full encode), so the integrated
+//! loudness stays on target. Up to [`MAX_ROUNDS`] rounds, each re-encoding the excerpts with
+//! the new plan. See `docs/mastering.md`, "One encode".
+//!
+//! It needs both `render` and `encode`, so it sits above them (with the spec and the
+//! checkpoints) and below the Assembler.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use crate::dsp::gain_to_db;
+use crate::dsp::true_peak::true_peak_4x;
+use crate::encode::{OutputFormat, Tags, write_file};
+use crate::error::Result;
+use crate::load::{DecodeOptions, decode_file};
+use crate::master::{CodecPrediction, ExcerptMeasurement, MasterOptions};
+use crate::render::{MasterPlan, MixMeasurement, RenderOptions, plan_master, render_final};
+use crate::{AudioBuffer, CancelToken, FrameSource, frames_to_ms};
+
+/// Length of the measured part of each excerpt, seconds.
+const CORE_S: f64 = 2.0;
+/// Audio rendered and encoded before the measured part (the limiter's release and the
+/// encoder settle), seconds.
+const WARM_S: f64 = 1.0;
+/// Audio rendered and encoded after the measured part, seconds.
+const TAIL_S: f64 = 0.5;
+/// Excerpts chosen for their peaks.
+pub(crate) const PEAK_EXCERPTS: usize = 8;
+/// Excerpts chosen as typical programme (evenly spaced).
+pub(crate) const TYPICAL_EXCERPTS: usize = 2;
+/// Extra headroom below the ceiling for what the excerpts did not see, dB.
+pub(crate) const MARGIN_DB: f64 = 0.1;
+/// Most rounds of excerpt encoding.
+pub(crate) const MAX_ROUNDS: u32 = 3;
+
+/// A part of `src`, as its own source (reads outside it are zeros).
+struct Window<'a> {
+    src: &'a dyn FrameSource,
+    range: Range<u64>,
+}
+
+impl FrameSource for Window<'_> {
+    fn sample_rate(&self) -> std::num::NonZeroU32 {
+        self.src.sample_rate()
+    }
+
+    fn channel_count(&self) -> usize {
+        self.src.channel_count()
+    }
+
+    fn frames(&self) -> u64 {
+        self.range.end - self.range.start
+    }
+
+    fn read(&self, start: u64, out: &mut [&mut [f32]]) {
+        let len = self.frames();
+        let n = out.iter().map(|o| o.len()).max().unwrap_or(0) as u64;
+        let inside = len.saturating_sub(start).min(n) as usize;
+        let mut head: Vec<&mut [f32]> = out.iter_mut().map(|o| &mut o[..inside]).collect();
+        if inside > 0 {
+            self.src.read(self.range.start + start, &mut head);
+        }
+        for o in out.iter_mut() {
+            o[inside..].fill(0.0);
+        }
+    }
+}
+
+/// The measured parts (frame ranges of the programme) of the excerpts: the
+/// [`PEAK_EXCERPTS`] loudest windows at least an excerpt apart, then [`TYPICAL_EXCERPTS`]
+/// evenly spaced ones that overlap none of them. Each is flagged `true` when chosen for its
+/// peak.
+pub(crate) fn pick_excerpts(m: &MixMeasurement, rate: u32) -> Vec<(Range<u64>, bool)> {
+    let core = (CORE_S * f64::from(rate)) as u64;
+    let w = MixMeasurement::WINDOW_FRAMES;
+    let frames = m.frames;
+    let around = |centre: u64| {
+        let start = centre.saturating_sub(core / 2).min(frames.saturating_sub(core));
+        start..(start + core).min(frames)
+    };
+    let clear = |r: &Range<u64>, chosen: &[(Range<u64>, bool)]| {
+        chosen.iter().all(|(c, _)| r.end + core <= c.start || c.end + core <= r.start)
+    };
+    let mut order: Vec<(usize, f32)> = m.window_peaks().enumerate().collect();
+    // Loudest first; ties by position, so the choice is deterministic.
+    order.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut chosen: Vec<(Range<u64>, bool)> = Vec::new();
+    for (i, peak) in order {
+        if chosen.len() >= PEAK_EXCERPTS || peak <= 0.0 {
+            break;
+        }
+        let r = around(i as u64 * w + w / 2);
+        if !r.is_empty() && clear(&r, &chosen) {
+            chosen.push((r, true));
+        }
+    }
+    for k in 1..=TYPICAL_EXCERPTS as u64 {
+        let r = around(frames * k / (TYPICAL_EXCERPTS as u64 + 1));
+        if !r.is_empty() && clear(&r, &chosen) {
+            chosen.push((r, false));
+        }
+    }
+    chosen
+}
+
+/// Deletes the scratch file when dropped (also on error or cancellation).
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The true peak (dBTP) of frames `core` of `planes` (with the interpolator's taps around).
+fn core_true_peak(planes: &[Vec<f32>], core: Range<usize>) -> f64 {
+    let slices: Vec<&[f32]> = planes
+        .iter()
+        .map(|p| {
+            let lo = core.start.saturating_sub(5).min(p.len());
+            let hi = (core.end + 6).min(p.len());
+            &p[lo..hi]
+        })
+        .collect();
+    let peak = f64::from(true_peak_4x(&slices));
+    if peak > 0.0 { gain_to_db(peak) } else { f64::NEG_INFINITY }
+}
+
+/// Renders the excerpt around `core` with `plan`, encodes it to `scratch` in `format` and
+/// decodes it; returns the rendered and decoded true peaks of the core.
+fn measure_excerpt(
+    program: &dyn FrameSource,
+    plan: &MasterPlan,
+    core: &Range<u64>,
+    format: &OutputFormat,
+    scratch: &Path,
+    cancel: &CancelToken,
+) -> Result<(f64, f64)> {
+    let rate = program.sample_rate();
+    let r = f64::from(rate.get());
+    let start = core.start.saturating_sub((WARM_S * r) as u64);
+    let end = (core.end + (TAIL_S * r) as u64).min(program.frames());
+    let window = Window { src: program, range: start..end };
+    let mut rendered = AudioBuffer::silence(rate, program.channel_count(), 0)?;
+    render_final(
+        &window,
+        plan,
+        &RenderOptions::default(),
+        |b| rendered.append(b),
+        cancel,
+        &mut |_| {},
+    )?;
+    let _guard = Scratch(scratch.to_path_buf());
+    write_file(scratch, &rendered, format, &Tags::default())?;
+    let decoded = decode_file(scratch, &DecodeOptions::default(), cancel)?.audio;
+    let at = (core.start - start) as usize..(core.end - start) as usize;
+    Ok((core_true_peak(rendered.planes(), at.clone()), core_true_peak(decoded.planes(), at)))
+}
+
+/// Encodes and decodes the excerpts with `plan`; returns their measurements.
+fn measure_excerpts(
+    program: &dyn FrameSource,
+    plan: &MasterPlan,
+    cores: &[(Range<u64>, bool)],
+    format: &OutputFormat,
+    scratch: &Path,
+    cancel: &CancelToken,
+) -> Result<Vec<ExcerptMeasurement>> {
+    let rate = program.sample_rate();
+    cores
+        .iter()
+        .map(|(core, peak)| {
+            cancel.check()?;
+            let (rendered, decoded) =
+                measure_excerpt(program, plan, core, format, scratch, cancel)?;
+            Ok(ExcerptMeasurement {
+                start_ms: frames_to_ms(core.start, rate),
+                duration_ms: frames_to_ms(core.end - core.start, rate),
+                peak: *peak,
+                rendered_true_peak_dbtp: rendered,
+                decoded_true_peak_dbtp: decoded,
+            })
+        })
+        .collect()
+}
+
+/// The plan the one full encode renders with: `plan` (the master stage's, at the goal
+/// ceiling) with the limiter's ceiling lowered by the codec overshoot the excerpts measure,
+/// and the gain re-planned (from `measurement`) for the lower ceiling. `scratch` is a file
+/// path the excerpts are encoded to (removed afterwards).
+///
+/// # Errors
+///
+/// Any error of rendering, encoding, decoding or planning; [`crate::Error::Cancelled`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn plan_for_codec(
+    program: &dyn FrameSource,
+    plan: &MasterPlan,
+    measurement: &mut dyn FnMut() -> Result<MixMeasurement>,
+    options: &MasterOptions,
+    format: &OutputFormat,
+    scratch: &Path,
+    cancel: &CancelToken,
+) -> Result<(MasterPlan, CodecPrediction)> {
+    let goal = plan.ceiling_dbtp;
+    let mut plan = plan.clone();
+    let mut m: Option<MixMeasurement> = None;
+    let mut rounds = 0;
+    loop {
+        if !plan.input_lufs.is_finite() {
+            // Silence: nothing to limit, nothing for the codec to push over.
+            let p = CodecPrediction {
+                rounds,
+                excerpts: Vec::new(),
+                predicted_true_peak_dbtp: f64::NEG_INFINITY,
+                codec_overshoot_db: 0.0,
+                limiter_ceiling_dbtp: plan.ceiling_dbtp,
+                gain_db: plan.gain_db,
+            };
+            return Ok((plan, p));
+        }
+        let measured = match &m {
+            Some(m) => m,
+            None => m.insert(measurement()?),
+        };
+        let cores = pick_excerpts(measured, program.sample_rate().get());
+        let excerpts = measure_excerpts(program, &plan, &cores, format, scratch, cancel)?;
+        rounds += 1;
+        let worst =
+            excerpts.iter().map(|e| e.decoded_true_peak_dbtp).fold(f64::NEG_INFINITY, f64::max);
+        let overshoot = excerpts
+            .iter()
+            .filter(|e| {
+                e.rendered_true_peak_dbtp.is_finite() && e.decoded_true_peak_dbtp.is_finite()
+            })
+            .map(|e| e.decoded_true_peak_dbtp - e.rendered_true_peak_dbtp)
+            .fold(0.0f64, f64::max);
+        let prediction = CodecPrediction {
+            rounds,
+            excerpts,
+            predicted_true_peak_dbtp: worst,
+            codec_overshoot_db: overshoot,
+            limiter_ceiling_dbtp: plan.ceiling_dbtp,
+            gain_db: plan.gain_db,
+        };
+        // Done when the decoded peaks keep the margin, or nothing more can be done.
+        if worst <= goal - MARGIN_DB / 2.0 || rounds >= MAX_ROUNDS {
+            return Ok((plan, prediction));
+        }
+        let lower = worst - (goal - MARGIN_DB);
+        let ceiling = (plan.ceiling_dbtp - lower).max(goal - 12.0).max(-60.0);
+        let opts = MasterOptions {
+            target_lufs: Some(plan.target_lufs),
+            ceiling_dbtp: Some(ceiling),
+            ..options.clone()
+        };
+        let measured = m.as_ref().expect("measured above");
+        plan =
+            plan_master(program, measured, &opts, &RenderOptions::default(), cancel, &mut |_| {})?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::measure_mix;
+    use crate::synth;
+    use std::num::NonZeroU32;
+
+    #[test]
+    fn window_reads_its_part_and_zeros_past_it() {
+        let rate = NonZeroU32::new(8000).unwrap();
+        let src = AudioBuffer::mono(rate, (0..100).map(|i| i as f32).collect());
+        let w = Window { src: &src, range: 90..95 };
+        let mut out = vec![9.0f32; 4];
+        w.read(2, &mut [out.as_mut_slice()]);
+        assert_eq!(out, [92.0, 93.0, 94.0, 0.0]);
+        assert_eq!(w.frames(), 5);
+    }
+
+    #[test]
+    fn excerpts_are_the_loudest_moments_apart_plus_typical_ones() {
+        let rate = NonZeroU32::new(8000).unwrap();
+        // 60 s of quiet noise with three loud clicks at 10 s, 10.5 s (too close) and 40 s.
+        let mut x = synth::white_noise(1, 0.01, 8000 * 60);
+        for (at, amp) in [(80_000, 0.9), (84_000, 0.8), (320_000, 0.7)] {
+            x[at] = amp;
+        }
+        let m = measure_mix(
+            &AudioBuffer::mono(rate, x),
+            &RenderOptions::default(),
+            &CancelToken::new(),
+            &mut |_| {},
+        )
+        .unwrap();
+        let picked = pick_excerpts(&m, 8000);
+        let peaks: Vec<&Range<u64>> = picked.iter().filter(|p| p.1).map(|p| &p.0).collect();
+        // The first two: around 10 s and around 40 s (the click at 10.5 s is too close).
+        assert!(peaks[0].contains(&80_000), "{peaks:?}");
+        assert!(peaks[1].contains(&320_000), "{peaks:?}");
+        assert!(peaks.iter().skip(2).all(|r| !r.contains(&84_000)));
+        for (r, _) in &picked {
+            assert_eq!(r.end - r.start, 16_000);
+        }
+        // Every excerpt is at least one excerpt length away from every other.
+        for (i, (a, _)) in picked.iter().enumerate() {
+            for (b, _) in &picked[i + 1..] {
+                assert!(a.end + 16_000 <= b.start || b.end + 16_000 <= a.start, "{a:?} {b:?}");
+            }
+        }
+        assert_eq!(peaks.len(), PEAK_EXCERPTS);
+        assert!(picked.len() - peaks.len() <= TYPICAL_EXCERPTS);
+    }
+}
