@@ -5,8 +5,8 @@
 //! ```
 //!
 //! Synthesizes a reproducible episode (word-timed speech-like content with fillers and long
-//! pauses at uneven levels, intro, outro, a bed), writes the content as a 128 kbps mono MP3,
-//! then times the full job — MP3 in, cleaning, template, ducked bed, mastering, 128 kbps stereo
+//! pauses at uneven levels, plosives that need real limiting, intro, outro, a bed), writes
+//! the content as a 128 kbps mono MP3, then times the full job — MP3 in, cleaning, template, ducked bed, mastering, 128 kbps stereo
 //! MP3 out — and prints per-stage wall times, x-realtime, CPU time and peak RSS.
 //!
 //! The inputs are kept in `DIR` (default: `<tmp>/podcast-assembly-e2e-<minutes>min`) and reused
@@ -29,7 +29,7 @@ use assembly_core::{Assembler, CancelToken, ProgressEvent, Spec, Stage, synth};
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
 /// Bump when the synthesized material changes, so stale inputs are rebuilt.
-const INPUTS_VERSION: u32 = 2;
+const INPUTS_VERSION: u32 = 3;
 
 /// Length of the music bed, frames (20 s).
 const BED_FRAMES: usize = 44_100 * 20;
@@ -82,6 +82,7 @@ fn synthesize(dir: &Path, minutes: f64) -> Res<()> {
     // ~9,000 words, ~200 fillers and ~100 long pauses per hour.
     let script = synth::spoken_words(rate, 42, secs, -24.0, -62.0, 200.0, 100.0);
     let mut samples = script.samples;
+    benches::add_plosives(&mut samples, rate, 43, -24.0);
     // Uneven levels: speakers take turns by the minute, at 0, -6 and -3 dB.
     for (i, s) in samples.iter_mut().enumerate() {
         *s *= [1.0, 0.5, 0.708][(i / (44_100 * 60)) % 3];
@@ -151,6 +152,11 @@ fn job(dir: &Path) -> Res<()> {
     if let Some(l) = report.loudness_out {
         println!("lufs {}", l.integrated_lufs);
         println!("dbtp {}", l.true_peak_dbtp);
+    }
+    // Full encodes of the episode: the verify loop's attempts (one for a lossless output).
+    println!("encodes {}", report.verify.as_ref().map_or(1, |v| v.attempts.len()));
+    if let Some(p) = report.verify.as_ref().and_then(|v| v.prediction.as_ref()) {
+        println!("predicted_dbtp {}", p.predicted_true_peak_dbtp);
     }
     Ok(())
 }
@@ -339,6 +345,11 @@ fn main() -> Res<()> {
     println!("cpu:      {:.2} s", med("cpu"));
     println!("peak rss: {:.0} MiB", med("rss"));
     println!("output:   {:.2} LUFS, {:.2} dBTP", med("lufs"), med("dbtp"));
+    println!(
+        "encodes:  {} full encode(s) (median); codec prediction said {:.2} dBTP",
+        med("encodes"),
+        med("predicted_dbtp")
+    );
     if flag("--compare-ffmpeg") {
         if Command::new("ffmpeg").arg("-version").output().is_err() {
             println!("ffmpeg:   not installed, comparison skipped");

@@ -210,7 +210,9 @@ fn prepare(stage: &str, dir: &Path) -> BoxResult<()> {
                 })
                 .collect();
             std::fs::write(dir.join("words.json"), format!("[{}]", words.join(",")))?;
-            let mono = synth::mono(r, script.samples);
+            let mut samples = script.samples;
+            benches::add_plosives(&mut samples, r, 43, -24.0);
+            let mono = synth::mono(r, samples);
             encode::write_file(
                 &dir.join("content.mp3"),
                 &mono,

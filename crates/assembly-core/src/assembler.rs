@@ -294,6 +294,9 @@ impl Assembler {
         let scratch = self.codec_scratch_path();
         let _ = std::fs::remove_file(&scratch);
         crate::atomic::remove_stale_temps(&scratch);
+        for k in 0..8 {
+            let _ = std::fs::remove_file(self.attempt_path(k));
+        }
         let mut rep = Reporter::new(progress, cancel.clone());
         let mut stage_ms = BTreeMap::new();
         let mut resumed = Vec::new();
@@ -443,6 +446,13 @@ impl Assembler {
         let o = &self.spec.output;
         let sidecars = [&o.report, &o.words, &o.srt, &o.vtt, &o.chapters_json, &o.cleaned_content];
         std::iter::once(&o.path).chain(sidecars.into_iter().flatten())
+    }
+
+    /// Where verify attempt `k`'s output waits while later attempts are encoded.
+    fn attempt_path(&self, k: usize) -> PathBuf {
+        let out = &self.spec.output.path;
+        let name = out.file_name().map_or("output".into(), |n| n.to_string_lossy());
+        out.with_file_name(format!(".{name}.attempt-{k}.tmp"))
     }
 
     /// Where the codec prediction encodes its excerpts (beside the output, removed after each).
@@ -690,7 +700,8 @@ impl Assembler {
         let lossy = matches!(out.encoding, encode::OutputFormat::Mp3 { .. });
         let opts = RenderOptions { measure_output: !lossy, ..RenderOptions::default() };
         let mut attempt = 0u32;
-        let mut last: Option<(encode::EncodedInfo, Option<Loudness>)> = None;
+        // Every attempt's encode, in order.
+        let mut encoded: Vec<(encode::EncodedInfo, Option<Loudness>)> = Vec::new();
         let mut render_once = |p: MasterPlan, rep: &mut Reporter<'_>| -> Result<Option<Loudness>> {
             attempt += 1;
             let mut enc = Encoder::create(&out.path, &out.encoding, rate, out.channels, &tags)?;
@@ -701,7 +712,7 @@ impl Assembler {
             let outcome =
                 render::render_final(mix, &p, &opts, |b| enc.write(b), cancel, &mut progress)?;
             let info = enc.finish()?;
-            last = Some((info, outcome.output));
+            encoded.push((info, outcome.output));
             Ok(outcome.output)
         };
         let verify = if lossy {
@@ -721,6 +732,8 @@ impl Assembler {
             // The plan for the limiter ceiling the verify loop asks for: a lower ceiling comes
             // with the gain re-planned for it, so the loudness stays on target.
             let mut current = first;
+            // Each attempt's file is set aside once measured; the closest goes back in place.
+            let mut parked: Vec<crate::predict::Scratch> = Vec::new();
             let mut report = verify_encoded_from(
                 plan.target_lufs,
                 plan.ceiling_dbtp,
@@ -741,18 +754,28 @@ impl Assembler {
                     p.gain_db += req.target_lufs - plan.target_lufs;
                     render_once(p, rep)?;
                     let decoded = measure_file(&out.path, cancel)?;
+                    let aside = self.attempt_path(parked.len());
+                    std::fs::rename(&out.path, &aside)
+                        .map_err(|e| Error::io("rename", &out.path, e))?;
+                    parked.push(crate::predict::Scratch(aside));
                     Ok(EncodeMeasurement { rendered: None, decoded })
                 },
             )?;
             report.prediction = Some(prediction);
+            let kept =
+                parked.get(report.kept_attempt).ok_or_else(|| Error::internal("no attempt"))?;
+            std::fs::rename(&kept.0, &out.path).map_err(|e| Error::io("rename", &out.path, e))?;
+            let (info, measured) = encoded.swap_remove(report.kept_attempt);
+            encoded = vec![(info, measured)];
             Some(report)
         } else {
             render_once(plan.clone(), rep)?;
             None
         };
-        let (info, measured) = last.ok_or_else(|| Error::internal("render produced no output"))?;
+        let (info, measured) =
+            encoded.pop().ok_or_else(|| Error::internal("render produced no output"))?;
         let loudness_out = match &verify {
-            Some(v) => v.attempts.last().map(|a| a.measured.decoded),
+            Some(v) => v.attempts.get(v.kept_attempt).map(|a| a.measured.decoded),
             None => measured,
         };
         Ok((

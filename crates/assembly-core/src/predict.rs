@@ -17,24 +17,24 @@
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use crate::dsp::gain_to_db;
 use crate::dsp::true_peak::true_peak_4x;
+use crate::dsp::{db_to_gain, gain_to_db};
 use crate::encode::{OutputFormat, Tags, write_file};
 use crate::error::Result;
 use crate::load::{DecodeOptions, decode_file};
-use crate::master::{CodecPrediction, ExcerptMeasurement, MasterOptions};
+use crate::master::{CodecPrediction, ExcerptMeasurement, MasterOptions, ceiling_target};
 use crate::render::{MasterPlan, MixMeasurement, RenderOptions, plan_master, render_final};
 use crate::{AudioBuffer, CancelToken, FrameSource, frames_to_ms};
 
 /// Length of the measured part of each excerpt, seconds.
-const CORE_S: f64 = 2.0;
+const CORE_S: f64 = 1.0;
 /// Audio rendered and encoded before the measured part (the limiter's release and the
 /// encoder settle), seconds.
-const WARM_S: f64 = 1.0;
+const WARM_S: f64 = 0.5;
 /// Audio rendered and encoded after the measured part, seconds.
-const TAIL_S: f64 = 0.5;
+const TAIL_S: f64 = 0.25;
 /// Excerpts chosen for their peaks.
-pub(crate) const PEAK_EXCERPTS: usize = 8;
+pub(crate) const PEAK_EXCERPTS: usize = 32;
 /// Excerpts chosen as typical programme (evenly spaced).
 pub(crate) const TYPICAL_EXCERPTS: usize = 2;
 /// Extra headroom below the ceiling for what the excerpts did not see, dB.
@@ -75,11 +75,21 @@ impl FrameSource for Window<'_> {
     }
 }
 
-/// The measured parts (frame ranges of the programme) of the excerpts: the
-/// [`PEAK_EXCERPTS`] loudest windows at least an excerpt apart, then [`TYPICAL_EXCERPTS`]
-/// evenly spaced ones that overlap none of them. Each is flagged `true` when chosen for its
-/// peak.
-pub(crate) fn pick_excerpts(m: &MixMeasurement, rate: u32) -> Vec<(Range<u64>, bool)> {
+/// The measured parts (frame ranges of the programme) of the excerpts, each at least an
+/// excerpt apart from the others and flagged `true` when chosen for its peak:
+/// - peaks: the windows whose peak (before gain) reaches `limited` are where the limiter
+///   works and the codec can push over the ceiling; when there are more of them than
+///   [`PEAK_EXCERPTS`], they are taken in that many equal strata of time, the loudest of each
+///   (so a quiet speaker's limited plosives are sampled too, not only the loudest
+///   speaker's); when none reach it, the loudest windows;
+/// - then [`TYPICAL_EXCERPTS`] evenly spaced ones.
+///
+/// Also returns how many windows reach `limited` (the population the peaks sample).
+pub(crate) fn pick_excerpts(
+    m: &MixMeasurement,
+    rate: u32,
+    limited: f32,
+) -> (Vec<(Range<u64>, bool)>, usize) {
     let core = (CORE_S * f64::from(rate)) as u64;
     let w = MixMeasurement::WINDOW_FRAMES;
     let frames = m.frames;
@@ -90,9 +100,31 @@ pub(crate) fn pick_excerpts(m: &MixMeasurement, rate: u32) -> Vec<(Range<u64>, b
     let clear = |r: &Range<u64>, chosen: &[(Range<u64>, bool)]| {
         chosen.iter().all(|(c, _)| r.end + core <= c.start || c.end + core <= r.start)
     };
-    let mut order: Vec<(usize, f32)> = m.window_peaks().enumerate().collect();
-    // Loudest first; ties by position, so the choice is deterministic.
-    order.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let peaks: Vec<(usize, f32)> = m.window_peaks().enumerate().collect();
+    let hot: Vec<(usize, f32)> = peaks.iter().copied().filter(|p| p.1 >= limited).collect();
+    let mut order: Vec<(usize, f32)> = Vec::new();
+    if hot.is_empty() {
+        order = peaks;
+    } else {
+        // Strata of time over the limited windows; the loudest of each stratum first, then
+        // the runners-up, so a stratum whose best is too close to another's still counts.
+        let strata = PEAK_EXCERPTS.min(hot.len());
+        let mut by_stratum: Vec<Vec<(usize, f32)>> = vec![Vec::new(); strata];
+        for (k, w) in hot.iter().enumerate() {
+            by_stratum[k * strata / hot.len()].push(*w);
+        }
+        for s in &mut by_stratum {
+            s.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        }
+        let deepest = by_stratum.iter().map(Vec::len).max().unwrap_or(0);
+        for rank in 0..deepest {
+            order.extend(by_stratum.iter().filter_map(|s| s.get(rank).copied()));
+        }
+    }
+    if hot.is_empty() {
+        // Loudest first; ties by position, so the choice is deterministic.
+        order.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    }
     let mut chosen: Vec<(Range<u64>, bool)> = Vec::new();
     for (i, peak) in order {
         if chosen.len() >= PEAK_EXCERPTS || peak <= 0.0 {
@@ -109,11 +141,28 @@ pub(crate) fn pick_excerpts(m: &MixMeasurement, rate: u32) -> Vec<(Range<u64>, b
             chosen.push((r, false));
         }
     }
-    chosen
+    (chosen, hot.len())
 }
 
-/// Deletes the scratch file when dropped (also on error or cancellation).
-struct Scratch(PathBuf);
+/// The codec overshoot (dB over the rendered peak) to expect somewhere in a programme whose
+/// `population` limited windows the excerpts' `sampled` overshoots stand for: the largest one
+/// seen, or, when the excerpts sampled only part of the population, the expected largest of
+/// that many draws from the sample's distribution (mean + sd·√(2 ln n), the normal
+/// extreme-value approximation), whichever is higher.
+pub(crate) fn expected_overshoot(sampled: &[f64], population: usize) -> f64 {
+    let max = sampled.iter().copied().fold(0.0f64, f64::max);
+    let n = sampled.len();
+    if n < 2 || population <= n {
+        return max;
+    }
+    let mean = sampled.iter().sum::<f64>() / n as f64;
+    let var = sampled.iter().map(|o| (o - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    let tail = mean + var.sqrt() * (2.0 * (population as f64).ln()).sqrt();
+    max.max(tail)
+}
+
+/// A scratch file, deleted when dropped (also on error or cancellation).
+pub(crate) struct Scratch(pub(crate) PathBuf);
 
 impl Drop for Scratch {
     fn drop(&mut self) {
@@ -232,18 +281,31 @@ pub(crate) fn plan_for_codec(
             Some(m) => m,
             None => m.insert(measurement()?),
         };
-        let cores = pick_excerpts(measured, program.sample_rate().get());
+        // Windows whose peak, after the gain, reaches the limiter's level (within 1 dB).
+        let limited = ceiling_target(plan.ceiling_dbtp) / db_to_gain(plan.gain_db + 1.0) as f32;
+        let (cores, population) = pick_excerpts(measured, program.sample_rate().get(), limited);
         let excerpts = measure_excerpts(program, &plan, &cores, format, scratch, cancel)?;
         rounds += 1;
-        let worst =
+        let decoded_max =
             excerpts.iter().map(|e| e.decoded_true_peak_dbtp).fold(f64::NEG_INFINITY, f64::max);
-        let overshoot = excerpts
+        // The codec's overshoot at the limited peaks (rendered within 1 dB of the ceiling).
+        let at_ceiling = |e: &&ExcerptMeasurement| {
+            e.peak
+                && e.decoded_true_peak_dbtp.is_finite()
+                && e.rendered_true_peak_dbtp >= plan.ceiling_dbtp - 1.0
+        };
+        let sampled: Vec<f64> = excerpts
             .iter()
-            .filter(|e| {
-                e.rendered_true_peak_dbtp.is_finite() && e.decoded_true_peak_dbtp.is_finite()
-            })
+            .filter(at_ceiling)
             .map(|e| e.decoded_true_peak_dbtp - e.rendered_true_peak_dbtp)
-            .fold(0.0f64, f64::max);
+            .collect();
+        let overshoot = expected_overshoot(&sampled, population);
+        let rendered_max = excerpts
+            .iter()
+            .filter(at_ceiling)
+            .map(|e| e.rendered_true_peak_dbtp)
+            .fold(f64::NEG_INFINITY, f64::max);
+        let worst = decoded_max.max(rendered_max + overshoot);
         let prediction = CodecPrediction {
             rounds,
             excerpts,
@@ -277,6 +339,18 @@ mod tests {
     use std::num::NonZeroU32;
 
     #[test]
+    fn the_expected_overshoot_grows_with_the_unsampled_population() {
+        let sampled = [0.5, 1.0, 1.5];
+        // Every limited moment sampled: the largest seen.
+        assert_eq!(expected_overshoot(&sampled, 3), 1.5);
+        // 100 moments: mean 1.0 + sd 0.5 * sqrt(2 ln 100) = 1.0 + 0.5 * 3.0349 = 2.5174.
+        assert!((expected_overshoot(&sampled, 100) - 2.517_427).abs() < 1e-5);
+        // Too few samples for a spread: the largest seen.
+        assert_eq!(expected_overshoot(&[0.7], 100), 0.7);
+        assert_eq!(expected_overshoot(&[], 100), 0.0);
+    }
+
+    #[test]
     fn window_reads_its_part_and_zeros_past_it() {
         let rate = NonZeroU32::new(8000).unwrap();
         let src = AudioBuffer::mono(rate, (0..100).map(|i| i as f32).collect());
@@ -290,7 +364,8 @@ mod tests {
     #[test]
     fn excerpts_are_the_loudest_moments_apart_plus_typical_ones() {
         let rate = NonZeroU32::new(8000).unwrap();
-        // 60 s of quiet noise with three loud clicks at 10 s, 10.5 s (too close) and 40 s.
+        // 60 s of quiet noise with three loud clicks at 10 s, 10.5 s (too close: excerpts are
+        // 1 s, at least 1 s apart) and 40 s.
         let mut x = synth::white_noise(1, 0.01, 8000 * 60);
         for (at, amp) in [(80_000, 0.9), (84_000, 0.8), (320_000, 0.7)] {
             x[at] = amp;
@@ -302,22 +377,25 @@ mod tests {
             &mut |_| {},
         )
         .unwrap();
-        let picked = pick_excerpts(&m, 8000);
+        // No window limited (an unreachable level): the loudest windows.
+        let (picked, population) = pick_excerpts(&m, 8000, f32::INFINITY);
+        assert_eq!(population, 0);
         let peaks: Vec<&Range<u64>> = picked.iter().filter(|p| p.1).map(|p| &p.0).collect();
         // The first two: around 10 s and around 40 s (the click at 10.5 s is too close).
         assert!(peaks[0].contains(&80_000), "{peaks:?}");
         assert!(peaks[1].contains(&320_000), "{peaks:?}");
         assert!(peaks.iter().skip(2).all(|r| !r.contains(&84_000)));
         for (r, _) in &picked {
-            assert_eq!(r.end - r.start, 16_000);
+            assert_eq!(r.end - r.start, 8_000);
         }
         // Every excerpt is at least one excerpt length away from every other.
         for (i, (a, _)) in picked.iter().enumerate() {
             for (b, _) in &picked[i + 1..] {
-                assert!(a.end + 16_000 <= b.start || b.end + 16_000 <= a.start, "{a:?} {b:?}");
+                assert!(a.end + 8_000 <= b.start || b.end + 8_000 <= a.start, "{a:?} {b:?}");
             }
         }
-        assert_eq!(peaks.len(), PEAK_EXCERPTS);
+        // 60 s holds at most 30 excerpts of 1 s a second apart.
+        assert!((20..=30).contains(&peaks.len()), "{}", peaks.len());
         assert!(picked.len() - peaks.len() <= TYPICAL_EXCERPTS);
     }
 }

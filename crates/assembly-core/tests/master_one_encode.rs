@@ -138,3 +138,47 @@ fn lossless_outputs_land_in_their_one_encode() {
         assert_landed(&r, -16.0, -1.0, false, what);
     }
 }
+
+/// When no attempt meets the goals, the one closest to them stays on disk (not the last), and
+/// no attempt's file is left beside it.
+#[test]
+fn the_closest_attempt_is_kept_when_none_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = conversation(&[-26.0, -14.0], 11);
+    // A loudness tolerance of zero: no attempt can pass, each one retries.
+    let r = run(
+        dir.path(),
+        synth::multi(R, x, 2),
+        r#""verify": {"max_attempts": 3, "loudness_tolerance_lu": 0.0},"#,
+        r#"{"format": "mp3"}"#,
+        2,
+    );
+    let v = r.verify.as_ref().unwrap();
+    assert_eq!(v.attempts.len(), 3, "{v:#?}");
+    assert!(!v.passed);
+    let miss = |a: &assembly_core::master::VerifyAttempt| {
+        let d = a.measured.decoded;
+        (d.true_peak_dbtp - v.ceiling_dbtp).max(0.0) + (d.integrated_lufs - v.target_lufs).abs()
+    };
+    let closest = (0..3).min_by(|&i, &j| miss(&v.attempts[i]).total_cmp(&miss(&v.attempts[j])));
+    assert_eq!(Some(v.kept_attempt), closest, "{v:#?}");
+    let kept = v.attempts[v.kept_attempt].measured.decoded;
+    assert_eq!(r.loudness_out, Some(kept));
+    // The file on disk is that attempt's: decoded and measured again, the same numbers.
+    let on_disk = assembly_core::load::decode_file(
+        &dir.path().join("episode"),
+        &Default::default(),
+        &CancelToken::new(),
+    )
+    .unwrap()
+    .audio;
+    let l = assembly_core::analyze::loudness::measure(&on_disk).unwrap();
+    assert!((l.integrated_lufs - kept.integrated_lufs).abs() < 1e-9, "{l:?} vs {kept:?}");
+    assert!((l.true_peak_dbtp - kept.true_peak_dbtp).abs() < 1e-9, "{l:?} vs {kept:?}");
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["episode", "in.wav", "report.json"]);
+}

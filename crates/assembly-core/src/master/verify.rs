@@ -87,11 +87,14 @@ pub struct CodecPrediction {
     pub rounds: u32,
     /// The last round's excerpts.
     pub excerpts: Vec<ExcerptMeasurement>,
-    /// Highest decoded true peak over the last round's excerpts: the predicted true peak of
-    /// the encoded programme, dBTP.
+    /// The predicted true peak of the encoded programme, dBTP: the highest decoded peak of the
+    /// last round's excerpts, or the highest rendered peak plus the expected overshoot
+    /// (`codec_overshoot_db`), whichever is higher.
     #[serde(with = "crate::dsp::finite_or_null")]
     pub predicted_true_peak_dbtp: f64,
-    /// Largest overshoot the codec added over the rendered peak in any excerpt, dB.
+    /// The overshoot over the rendered peak the codec is expected to add somewhere in the
+    /// programme, dB: the largest an excerpt showed or, when the excerpts sampled only part
+    /// of the limited moments, the expected largest of all of them (see `docs/mastering.md`).
     pub codec_overshoot_db: f64,
     /// The ceiling the limiter was given for the full encode, dBTP.
     pub limiter_ceiling_dbtp: f64,
@@ -99,7 +102,8 @@ pub struct CodecPrediction {
     pub gain_db: f64,
 }
 
-/// The verify loop's outcome. The output left on disk is the last attempt's.
+/// The verify loop's outcome. The attempt to keep is [`kept_attempt`](Self::kept_attempt):
+/// the closest to the goals, not necessarily the last.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyReport {
@@ -107,8 +111,12 @@ pub struct VerifyReport {
     pub target_lufs: f64,
     /// The goal: true-peak ceiling, dBTP.
     pub ceiling_dbtp: f64,
-    /// Whether the last attempt met both goals.
+    /// Whether an attempt met both goals (then it is the last and the kept one).
     pub passed: bool,
+    /// Index in `attempts` of the attempt closest to the goals (least dB over the ceiling
+    /// plus LU outside the loudness tolerance; the earliest of equals): the one to keep.
+    #[serde(default)]
+    pub kept_attempt: usize,
     /// Every attempt, in order: each one full encode.
     pub attempts: Vec<VerifyAttempt>,
     /// The codec prediction made before the first attempt, when one was made.
@@ -198,7 +206,9 @@ pub fn verify_encoded_from(
         passed: false,
         attempts: Vec::new(),
         prediction: None,
+        kept_attempt: 0,
     };
+    let mut best = f64::INFINITY;
     let mut request = first.unwrap_or(EncodeRequest { target_lufs, ceiling_dbtp });
     for _ in 0..options.max_attempts {
         let measured = encode_and_measure(&request)?;
@@ -209,6 +219,11 @@ pub fn verify_encoded_from(
         let peak_ok = over.is_nan() || over <= 0.0;
         let loud_ok = !d.integrated_lufs.is_finite() || off.abs() <= tol;
         let passed = peak_ok && loud_ok;
+        let miss = if peak_ok { 0.0 } else { over } + if loud_ok { 0.0 } else { off.abs() - tol };
+        if miss < best {
+            best = miss;
+            report.kept_attempt = report.attempts.len();
+        }
         report.attempts.push(VerifyAttempt { request, measured, passed });
         if passed {
             report.passed = true;
@@ -230,6 +245,27 @@ mod tests {
 
     fn loud(i: f64, tp: f64) -> Loudness {
         Loudness { integrated_lufs: i, range_lu: 5.0, true_peak_dbtp: tp, sample_peak_dbfs: tp }
+    }
+
+    #[test]
+    fn the_closest_attempt_is_kept_not_the_last() {
+        // Decoded results of three attempts that all miss: 0.3 dB over; 0.1 LU outside the
+        // tolerance; 0.5 dB over. The second is the closest.
+        let results = [loud(-16.0, -0.7), loud(-16.6, -1.2), loud(-16.0, -0.5)];
+        let mut k = 0;
+        let first = EncodeRequest { target_lufs: -16.0, ceiling_dbtp: -2.5 };
+        let opts = VerifyOptions { max_attempts: 3, ..VerifyOptions::default() };
+        let report = verify_encoded_from(-16.0, -1.0, Some(first), &opts, |req| {
+            if k == 0 {
+                assert_eq!(*req, first);
+            }
+            k += 1;
+            Ok(EncodeMeasurement { rendered: None, decoded: results[k - 1] })
+        })
+        .unwrap();
+        assert_eq!(report.attempts.len(), 3);
+        assert!(!report.passed);
+        assert_eq!(report.kept_attempt, 1);
     }
 
     #[test]
