@@ -291,9 +291,10 @@ impl Assembler {
         for p in self.output_paths() {
             crate::atomic::remove_stale_temps(p);
         }
-        let scratch = self.codec_scratch_path();
-        let _ = std::fs::remove_file(&scratch);
-        crate::atomic::remove_stale_temps(&scratch);
+        for scratch in crate::predict::scratch_files(&self.codec_scratch_path()) {
+            let _ = std::fs::remove_file(&scratch);
+            crate::atomic::remove_stale_temps(&scratch);
+        }
         for k in 0..8 {
             let _ = std::fs::remove_file(self.attempt_path(k));
         }

@@ -215,8 +215,40 @@ fn measure_excerpt(
     Ok((core_true_peak(rendered.planes(), at.clone()), core_true_peak(decoded.planes(), at)))
 }
 
-/// Encodes and decodes the excerpts with `plan`; returns their measurements.
+/// The scratch files of the two threads that encode excerpts: `scratch` and a sibling.
+pub(crate) fn scratch_files(scratch: &Path) -> [PathBuf; 2] {
+    let mut second = scratch.as_os_str().to_owned();
+    second.push("-2");
+    [scratch.to_path_buf(), PathBuf::from(second)]
+}
+
+/// Encodes and decodes the excerpts with `plan`, half of them on a second thread when the
+/// machine has two cores (each thread its own scratch file, [`scratch_files`]); returns their
+/// measurements in order.
 fn measure_excerpts(
+    program: &dyn FrameSource,
+    plan: &MasterPlan,
+    cores: &[(Range<u64>, bool)],
+    format: &OutputFormat,
+    scratch: &Path,
+    cancel: &CancelToken,
+) -> Result<Vec<ExcerptMeasurement>> {
+    let [first, second] = scratch_files(scratch);
+    if crate::par::threads() < 2 || cores.len() < 2 {
+        return measure_run(program, plan, cores, format, &first, cancel);
+    }
+    let (a, b) = cores.split_at(cores.len() / 2);
+    let (ra, rb) = crate::par::join(
+        || measure_run(program, plan, a, format, &first, cancel),
+        || measure_run(program, plan, b, format, &second, cancel),
+    );
+    let mut out = ra?;
+    out.extend(rb?);
+    Ok(out)
+}
+
+/// [`measure_excerpts`] on one thread.
+fn measure_run(
     program: &dyn FrameSource,
     plan: &MasterPlan,
     cores: &[(Range<u64>, bool)],
