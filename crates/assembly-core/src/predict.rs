@@ -144,17 +144,6 @@ pub(crate) fn pick_excerpts(
     (chosen, hot.len())
 }
 
-/// The change in loudness the codec makes, LU: the mean of decoded minus rendered integrated
-/// loudness over the excerpts where both are measurable (0 when none is), at most ±1 LU.
-pub(crate) fn loudness_shift(excerpts: &[ExcerptMeasurement]) -> f64 {
-    let d: Vec<f64> = excerpts
-        .iter()
-        .filter(|e| e.rendered_lufs.is_finite() && e.decoded_lufs.is_finite())
-        .map(|e| e.decoded_lufs - e.rendered_lufs)
-        .collect();
-    if d.is_empty() { 0.0 } else { (d.iter().sum::<f64>() / d.len() as f64).clamp(-1.0, 1.0) }
-}
-
 /// The codec overshoot (dB over the rendered peak) to expect somewhere in a programme whose
 /// `population` limited windows the excerpts' `sampled` overshoots stand for: the largest one
 /// seen, or, when the excerpts sampled only part of the population, the expected largest of
@@ -195,20 +184,8 @@ fn core_true_peak(planes: &[Vec<f32>], core: Range<usize>) -> f64 {
     if peak > 0.0 { gain_to_db(peak) } else { f64::NEG_INFINITY }
 }
 
-/// The integrated loudness (LUFS) of frames `core` of `planes`.
-fn core_loudness(
-    planes: &[Vec<f32>],
-    core: Range<usize>,
-    rate: std::num::NonZeroU32,
-) -> Result<f64> {
-    let part: Vec<Vec<f32>> =
-        planes.iter().map(|p| p[core.start.min(p.len())..core.end.min(p.len())].to_vec()).collect();
-    Ok(crate::analyze::loudness::measure(&AudioBuffer::from_planar(rate, part)?)?.integrated_lufs)
-}
-
 /// Renders the excerpt around `core` with `plan`, encodes it to `scratch` in `format` and
-/// decodes it; returns the rendered and decoded true peaks of the core, then their
-/// integrated loudness.
+/// decodes it; returns the rendered and decoded true peaks of the core.
 fn measure_excerpt(
     program: &dyn FrameSource,
     plan: &MasterPlan,
@@ -216,7 +193,7 @@ fn measure_excerpt(
     format: &OutputFormat,
     scratch: &Path,
     cancel: &CancelToken,
-) -> Result<[f64; 4]> {
+) -> Result<(f64, f64)> {
     let rate = program.sample_rate();
     let r = f64::from(rate.get());
     let start = core.start.saturating_sub((WARM_S * r) as u64);
@@ -235,12 +212,7 @@ fn measure_excerpt(
     write_file(scratch, &rendered, format, &Tags::default())?;
     let decoded = decode_file(scratch, &DecodeOptions::default(), cancel)?.audio;
     let at = (core.start - start) as usize..(core.end - start) as usize;
-    Ok([
-        core_true_peak(rendered.planes(), at.clone()),
-        core_true_peak(decoded.planes(), at.clone()),
-        core_loudness(rendered.planes(), at.clone(), rate)?,
-        core_loudness(decoded.planes(), at, rate)?,
-    ])
+    Ok((core_true_peak(rendered.planes(), at.clone()), core_true_peak(decoded.planes(), at)))
 }
 
 /// The scratch files of the two threads that encode excerpts: `scratch` and a sibling.
@@ -289,7 +261,7 @@ fn measure_run(
         .iter()
         .map(|(core, peak)| {
             cancel.check()?;
-            let [rendered, decoded, rendered_lufs, decoded_lufs] =
+            let (rendered, decoded) =
                 measure_excerpt(program, plan, core, format, scratch, cancel)?;
             Ok(ExcerptMeasurement {
                 start_ms: frames_to_ms(core.start, rate),
@@ -297,8 +269,6 @@ fn measure_run(
                 peak: *peak,
                 rendered_true_peak_dbtp: rendered,
                 decoded_true_peak_dbtp: decoded,
-                rendered_lufs,
-                decoded_lufs,
             })
         })
         .collect()
@@ -334,7 +304,6 @@ pub(crate) fn plan_for_codec(
                 excerpts: Vec::new(),
                 predicted_true_peak_dbtp: f64::NEG_INFINITY,
                 codec_overshoot_db: 0.0,
-                loudness_shift_lu: 0.0,
                 limiter_ceiling_dbtp: plan.ceiling_dbtp,
                 gain_db: plan.gain_db,
             };
@@ -369,22 +338,16 @@ pub(crate) fn plan_for_codec(
             .map(|e| e.rendered_true_peak_dbtp)
             .fold(f64::NEG_INFINITY, f64::max);
         let worst = decoded_max.max(rendered_max + overshoot);
-        let shift = loudness_shift(&excerpts);
-        let mut prediction = CodecPrediction {
+        let prediction = CodecPrediction {
             rounds,
             excerpts,
             predicted_true_peak_dbtp: worst,
             codec_overshoot_db: overshoot,
-            loudness_shift_lu: shift,
             limiter_ceiling_dbtp: plan.ceiling_dbtp,
             gain_db: plan.gain_db,
         };
-        // Done when the decoded peaks keep the margin, or nothing more can be done. The gain
-        // then makes up for the loudness the codec takes (a small step: the limiter keeps the
-        // peaks where they were).
+        // Done when the decoded peaks keep the margin, or nothing more can be done.
         if worst <= goal - MARGIN_DB / 2.0 || rounds >= MAX_ROUNDS {
-            plan.gain_db -= shift;
-            prediction.gain_db = plan.gain_db;
             return Ok((plan, prediction));
         }
         let lower = worst - (goal - MARGIN_DB);
@@ -417,24 +380,6 @@ mod tests {
         // Too few samples for a spread: the largest seen.
         assert_eq!(expected_overshoot(&[0.7], 100), 0.7);
         assert_eq!(expected_overshoot(&[], 100), 0.0);
-    }
-
-    #[test]
-    fn the_loudness_shift_is_the_mean_over_measurable_excerpts() {
-        let e = |r: f64, d: f64| ExcerptMeasurement {
-            start_ms: 0,
-            duration_ms: 1000,
-            peak: true,
-            rendered_true_peak_dbtp: -1.0,
-            decoded_true_peak_dbtp: -0.5,
-            rendered_lufs: r,
-            decoded_lufs: d,
-        };
-        // (-0.1 - 0.2) / 2; the silent excerpt does not count.
-        let ex = [e(-16.0, -16.1), e(-20.0, -20.2), e(f64::NEG_INFINITY, f64::NEG_INFINITY)];
-        assert!((loudness_shift(&ex) + 0.15).abs() < 1e-12);
-        assert_eq!(loudness_shift(&ex[2..]), 0.0);
-        assert_eq!(loudness_shift(&[e(-16.0, -19.0)]), -1.0); // capped
     }
 
     #[test]

@@ -74,12 +74,6 @@ pub struct ExcerptMeasurement {
     /// True peak of the same part after encoding and decoding, dBTP.
     #[serde(with = "crate::dsp::finite_or_null")]
     pub decoded_true_peak_dbtp: f64,
-    /// Integrated loudness of the rendered part, LUFS (`null` when below the gate).
-    #[serde(with = "crate::dsp::finite_or_null")]
-    pub rendered_lufs: f64,
-    /// Integrated loudness of the same part after encoding and decoding, LUFS.
-    #[serde(with = "crate::dsp::finite_or_null")]
-    pub decoded_lufs: f64,
 }
 
 /// How the codec's effect was predicted before the whole programme was encoded: excerpts
@@ -102,9 +96,6 @@ pub struct CodecPrediction {
     /// programme, dB: the largest an excerpt showed or, when the excerpts sampled only part
     /// of the limited moments, the expected largest of all of them (see `docs/mastering.md`).
     pub codec_overshoot_db: f64,
-    /// The loudness the codec changes, LU (decoded minus rendered, the excerpts' mean); the
-    /// gain was raised by its opposite.
-    pub loudness_shift_lu: f64,
     /// The ceiling the limiter was given for the full encode, dBTP.
     pub limiter_ceiling_dbtp: f64,
     /// The gain the full encode was rendered with, dB.
