@@ -449,18 +449,21 @@ impl Assembler {
         std::iter::once(&o.path).chain(sidecars.into_iter().flatten())
     }
 
-    /// Where verify attempt `k`'s output waits while later attempts are encoded.
-    fn attempt_path(&self, k: usize) -> PathBuf {
+    /// A hidden scratch file beside the output: `.<output name>.<what>.tmp`.
+    fn beside_output(&self, what: &str) -> PathBuf {
         let out = &self.spec.output.path;
         let name = out.file_name().map_or("output".into(), |n| n.to_string_lossy());
-        out.with_file_name(format!(".{name}.attempt-{k}.tmp"))
+        out.with_file_name(format!(".{name}.{what}.tmp"))
     }
 
-    /// Where the codec prediction encodes its excerpts (beside the output, removed after each).
+    /// Where verify attempt `k`'s output waits while later attempts are encoded.
+    fn attempt_path(&self, k: usize) -> PathBuf {
+        self.beside_output(&format!("attempt-{k}"))
+    }
+
+    /// Where the codec prediction encodes its excerpts (removed after each).
     fn codec_scratch_path(&self) -> PathBuf {
-        let out = &self.spec.output.path;
-        let name = out.file_name().map_or("output".into(), |n| n.to_string_lossy());
-        out.with_file_name(format!(".{name}.codec-excerpt.tmp"))
+        self.beside_output("codec-excerpt")
     }
 
     fn remove_outputs(&self) {

@@ -233,45 +233,34 @@ fn measure_excerpts(
     scratch: &Path,
     cancel: &CancelToken,
 ) -> Result<Vec<ExcerptMeasurement>> {
+    let rate = program.sample_rate();
+    // One thread's share, encoded through its own scratch file.
+    let run = |cores: &[(Range<u64>, bool)], scratch: &Path| -> Result<Vec<ExcerptMeasurement>> {
+        cores
+            .iter()
+            .map(|(core, peak)| {
+                cancel.check()?;
+                let (rendered, decoded) =
+                    measure_excerpt(program, plan, core, format, scratch, cancel)?;
+                Ok(ExcerptMeasurement {
+                    start_ms: frames_to_ms(core.start, rate),
+                    duration_ms: frames_to_ms(core.end - core.start, rate),
+                    peak: *peak,
+                    rendered_true_peak_dbtp: rendered,
+                    decoded_true_peak_dbtp: decoded,
+                })
+            })
+            .collect()
+    };
     let [first, second] = scratch_files(scratch);
     if crate::par::threads() < 2 || cores.len() < 2 {
-        return measure_run(program, plan, cores, format, &first, cancel);
+        return run(cores, &first);
     }
     let (a, b) = cores.split_at(cores.len() / 2);
-    let (ra, rb) = crate::par::join(
-        || measure_run(program, plan, a, format, &first, cancel),
-        || measure_run(program, plan, b, format, &second, cancel),
-    );
+    let (ra, rb) = crate::par::join(|| run(a, &first), || run(b, &second));
     let mut out = ra?;
     out.extend(rb?);
     Ok(out)
-}
-
-/// [`measure_excerpts`] on one thread.
-fn measure_run(
-    program: &dyn FrameSource,
-    plan: &MasterPlan,
-    cores: &[(Range<u64>, bool)],
-    format: &OutputFormat,
-    scratch: &Path,
-    cancel: &CancelToken,
-) -> Result<Vec<ExcerptMeasurement>> {
-    let rate = program.sample_rate();
-    cores
-        .iter()
-        .map(|(core, peak)| {
-            cancel.check()?;
-            let (rendered, decoded) =
-                measure_excerpt(program, plan, core, format, scratch, cancel)?;
-            Ok(ExcerptMeasurement {
-                start_ms: frames_to_ms(core.start, rate),
-                duration_ms: frames_to_ms(core.end - core.start, rate),
-                peak: *peak,
-                rendered_true_peak_dbtp: rendered,
-                decoded_true_peak_dbtp: decoded,
-            })
-        })
-        .collect()
 }
 
 /// The plan the one full encode renders with: `plan` (the master stage's, at the goal
