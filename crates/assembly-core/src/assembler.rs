@@ -26,7 +26,7 @@ use crate::encode::{self, CoverArt, Encoder, Tags};
 use crate::error::{Error, Result};
 use crate::load::{self, DecodeOptions, WorkingFormat};
 use crate::master::{
-    EncodeMeasurement, EncodeRequest, MasterOptions, VerifyReport, verify_encoded_from,
+    EncodeMeasurement, EncodeRequest, LocalRepair, MasterOptions, VerifyReport, verify_encoded_from,
 };
 use crate::progress::{ProgressSink, Reporter, Stage};
 use crate::render::{self, MasterPlan, Mix, MixMeasurement, RenderOptions, Sources};
@@ -297,6 +297,7 @@ impl Assembler {
         }
         for k in 0..8 {
             let _ = std::fs::remove_file(self.attempt_path(k));
+            let _ = std::fs::remove_file(self.chunks_path(k as u32 + 1));
         }
         let mut rep = Reporter::new(progress, cancel.clone());
         let mut stage_ms = BTreeMap::new();
@@ -459,6 +460,11 @@ impl Assembler {
     /// Where verify attempt `k`'s output waits while later attempts are encoded.
     fn attempt_path(&self, k: usize) -> PathBuf {
         self.beside_output(&format!("attempt-{k}"))
+    }
+
+    /// Where attempt `k`'s encoder keeps its chunks for the next attempt to reuse.
+    fn chunks_path(&self, k: u32) -> PathBuf {
+        self.beside_output(&format!("chunks-{k}"))
     }
 
     /// Where the codec prediction encodes its excerpts (removed after each).
@@ -706,36 +712,53 @@ impl Assembler {
         let mut attempt = 0u32;
         // Every attempt's encode, in order.
         let mut encoded: Vec<(encode::EncodedInfo, Option<Loudness>)> = Vec::new();
-        let mut render_once = |p: MasterPlan, rep: &mut Reporter<'_>| -> Result<Option<Loudness>> {
+        // The last encode's chunks (CBR MP3), for a local repair to reuse; kept only when a
+        // later attempt may come. Dropping it removes its scratch file.
+        let mut chunks: Option<encode::ChunkCache> = None;
+        let keep_chunks = lossy && self.spec.verify.max_attempts > 1;
+        let mut render_once = |p: &MasterPlan, rep: &mut Reporter<'_>| -> Result<_> {
             attempt += 1;
             let mut enc = Encoder::create(&out.path, &out.encoding, rate, out.channels, &tags)?;
+            if keep_chunks {
+                enc.keep_chunks(&self.chunks_path(attempt), chunks.take())?;
+            }
             let n = attempt;
             let mut progress = |f: f64| {
                 rep.update(Stage::Render, f.min(0.99), &format!("rendering (attempt {n})"))
             };
             let outcome =
-                render::render_final(mix, &p, &opts, |b| enc.write(b), cancel, &mut progress)?;
-            let info = enc.finish()?;
+                render::render_final(mix, p, &opts, |b| enc.write(b), cancel, &mut progress)?;
+            let (info, kept) = enc.finish_keeping_chunks()?;
+            let stats = kept.as_ref().map(encode::ChunkCache::stats);
+            chunks = kept;
             encoded.push((info, outcome.output));
-            Ok(outcome.output)
+            Ok(stats)
         };
         let verify = if lossy {
             rep.update(Stage::Render, 0.0, "predicting the codec");
             let scratch = self.codec_scratch_path();
-            let (first, prediction) = crate::predict::plan_for_codec(
-                mix,
-                plan,
-                measurement,
-                &self.spec.master,
-                &out.encoding,
-                &scratch,
-                cancel,
-            )?;
+            let (first, prediction) = if self.spec.verify.predict_codec {
+                let (first, prediction) = crate::predict::plan_for_codec(
+                    mix,
+                    plan,
+                    measurement,
+                    &self.spec.master,
+                    &out.encoding,
+                    &scratch,
+                    cancel,
+                )?;
+                (first, Some(prediction))
+            } else {
+                (plan.clone(), None)
+            };
             let start =
                 EncodeRequest { target_lufs: plan.target_lufs, ceiling_dbtp: first.ceiling_dbtp };
             // The plan for the limiter ceiling the verify loop asks for: a lower ceiling comes
             // with the gain re-planned for it, so the loudness stays on target.
             let mut current = first;
+            // The previous attempt's request, the plan it rendered and how far its decoded
+            // true peak went over the goal's ceiling, dB.
+            let mut last: Option<(EncodeRequest, MasterPlan, f64)> = None;
             // Each attempt's file is set aside once measured; the closest goes back in place.
             let mut parked: Vec<crate::predict::Scratch> = Vec::new();
             let mut report = verify_encoded_from(
@@ -744,28 +767,68 @@ impl Assembler {
                 Some(start),
                 &self.spec.verify,
                 |req| {
-                    if (req.ceiling_dbtp - current.ceiling_dbtp).abs() > 1e-9 {
-                        let opts = MasterOptions {
-                            target_lufs: Some(plan.target_lufs),
-                            ceiling_dbtp: Some(req.ceiling_dbtp),
-                            ..self.spec.master.clone()
-                        };
-                        let m = measurement()?;
-                        let ro = RenderOptions::default();
-                        current = render::plan_master(mix, &m, &opts, &ro, cancel, &mut |_| {})?;
-                    }
-                    let mut p = current.clone();
-                    p.gain_db += req.target_lufs - plan.target_lufs;
-                    render_once(p, rep)?;
+                    // On target but over the ceiling: lower the ceiling only where the
+                    // decoded file went over (same gain), so only those chunks change.
+                    let repair = match (&last, parked.last()) {
+                        (Some((prev, prev_plan, prev_over)), Some(file))
+                            if (req.target_lufs - prev.target_lufs).abs() < 1e-9
+                                && req.ceiling_dbtp < prev.ceiling_dbtp
+                                && *prev_over > 0.0 =>
+                        {
+                            let prev_over = *prev_over;
+                            let rule = crate::predict::RepairRule {
+                                ceiling_dbtp: plan.ceiling_dbtp,
+                                over_db: prev_over,
+                                step_db: self.spec.verify.peak_step_db,
+                            };
+                            let windows =
+                                crate::predict::decoded_overs(&file.0, rule.floor_dbtp(), cancel)?;
+                            let stretches =
+                                encode::independent_stretches(&out.encoding, rate, mix.frames());
+                            let dips = crate::predict::repair_dips(
+                                prev_plan, &windows, &rule, &stretches, rate,
+                            );
+                            (dips != prev_plan.ceiling_dips)
+                                .then(|| MasterPlan { ceiling_dips: dips, ..prev_plan.clone() })
+                        }
+                        _ => None,
+                    };
+                    let local = repair.is_some();
+                    let p = match repair {
+                        Some(p) => p,
+                        None => {
+                            if (req.ceiling_dbtp - current.ceiling_dbtp).abs() > 1e-9 {
+                                let opts = MasterOptions {
+                                    target_lufs: Some(plan.target_lufs),
+                                    ceiling_dbtp: Some(req.ceiling_dbtp),
+                                    ..self.spec.master.clone()
+                                };
+                                let m = measurement()?;
+                                let ro = RenderOptions::default();
+                                current =
+                                    render::plan_master(mix, &m, &opts, &ro, cancel, &mut |_| {})?;
+                            }
+                            let mut p = current.clone();
+                            p.gain_db += req.target_lufs - plan.target_lufs;
+                            p
+                        }
+                    };
+                    let stats = render_once(&p, rep)?;
                     let decoded = measure_file(&out.path, cancel)?;
                     let aside = self.attempt_path(parked.len());
                     std::fs::rename(&out.path, &aside)
                         .map_err(|e| Error::io("rename", &out.path, e))?;
                     parked.push(crate::predict::Scratch(aside));
-                    Ok(EncodeMeasurement { rendered: None, decoded })
+                    let repair = local.then(|| LocalRepair {
+                        ceiling_dips: p.ceiling_dips.clone(),
+                        chunks_encoded: stats.map(|s| s.encoded),
+                        chunks_reused: stats.map(|s| s.reused),
+                    });
+                    last = Some((*req, p, decoded.true_peak_dbtp - plan.ceiling_dbtp));
+                    Ok(EncodeMeasurement { rendered: None, decoded, repair })
                 },
             )?;
-            report.prediction = Some(prediction);
+            report.prediction = prediction;
             let kept =
                 parked.get(report.kept_attempt).ok_or_else(|| Error::internal("no attempt"))?;
             std::fs::rename(&kept.0, &out.path).map_err(|e| Error::io("rename", &out.path, e))?;
@@ -773,7 +836,7 @@ impl Assembler {
             encoded = vec![(info, measured)];
             Some(report)
         } else {
-            render_once(plan.clone(), rep)?;
+            render_once(plan, rep)?;
             None
         };
         let (info, measured) =

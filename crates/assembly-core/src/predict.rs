@@ -17,12 +17,14 @@
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use crate::dsp::true_peak::true_peak_4x;
+use crate::dsp::true_peak::{TruePeakScanner, true_peak_4x};
 use crate::dsp::{db_to_gain, gain_to_db};
 use crate::encode::{OutputFormat, Tags, write_file};
 use crate::error::Result;
-use crate::load::{DecodeOptions, decode_file};
-use crate::master::{CodecPrediction, ExcerptMeasurement, MasterOptions, ceiling_target};
+use crate::load::{DecodeOptions, decode_file, decode_file_streaming};
+use crate::master::{
+    CeilingDip, CodecPrediction, ExcerptMeasurement, MasterOptions, ceiling_target,
+};
 use crate::render::{MasterPlan, MixMeasurement, RenderOptions, plan_master, render_final};
 use crate::{AudioBuffer, CancelToken, FrameSource, frames_to_ms};
 
@@ -419,4 +421,139 @@ mod tests {
         assert!((20..=30).contains(&peaks.len()), "{}", peaks.len());
         assert!(picked.len() - peaks.len() <= TYPICAL_EXCERPTS);
     }
+}
+
+/// Frames per window in which [`decoded_overs`] reports the true peak.
+const OVER_WINDOW: u64 = 2048;
+/// A repair dip reaches this far on each side of a window that went over, seconds: an MP3
+/// frame's reach (1152 samples and the MDCT overlap) with room to spare.
+const DIP_PAD_S: f64 = 0.05;
+
+/// A window of a decoded file whose true peak is above some level.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Over {
+    /// Frames `[start, end)` on the file's timeline.
+    pub(crate) frames: Range<u64>,
+    /// Its true peak, dBTP.
+    pub(crate) true_peak_dbtp: f64,
+}
+
+/// Decodes `path` and lists the windows of [`OVER_WINDOW`] frames whose 4× true peak is
+/// above `floor_dbtp`. Only the blocks that can reach the floor are interpolated.
+pub(crate) fn decoded_overs(
+    path: &Path,
+    floor_dbtp: f64,
+    cancel: &CancelToken,
+) -> Result<Vec<Over>> {
+    let floor = db_to_gain(floor_dbtp) as f32;
+    let mut scanner: Option<TruePeakScanner> = None;
+    let mut overs = Vec::new();
+    let mut at = 0u64; // frames fed so far
+    let mut window_start = 0u64;
+    let close = |scanner: &mut TruePeakScanner, start: u64, end: u64, overs: &mut Vec<Over>| {
+        let peak = scanner.restart(floor);
+        if peak > floor {
+            overs.push(Over { frames: start..end, true_peak_dbtp: gain_to_db(f64::from(peak)) });
+        }
+    };
+    decode_file_streaming(path, &DecodeOptions::default(), cancel, &mut |_, planes| {
+        let s = scanner.get_or_insert_with(|| {
+            let mut s = TruePeakScanner::new(planes.len());
+            s.restart(floor);
+            s
+        });
+        let n = planes.first().map_or(0, |p| p.len());
+        let mut i = 0usize;
+        while i < n {
+            let take = ((window_start + OVER_WINDOW - at) as usize).min(n - i);
+            let piece: Vec<&[f32]> = planes.iter().map(|p| &p[i..i + take]).collect();
+            s.add(&piece);
+            i += take;
+            at += take as u64;
+            if at == window_start + OVER_WINDOW {
+                close(s, window_start, at, &mut overs);
+                window_start = at;
+            }
+        }
+        Ok(())
+    })?;
+    if let Some(s) = scanner.as_mut()
+        && at > window_start
+    {
+        close(s, window_start, at, &mut overs);
+    }
+    Ok(overs)
+}
+
+/// How a local repair lowers the ceiling after a decoded true peak `over_db` above the goal.
+pub(crate) struct RepairRule {
+    /// The goal ceiling, dBTP.
+    pub(crate) ceiling_dbtp: f64,
+    /// How far the worst window went over it, dB (> 0).
+    pub(crate) over_db: f64,
+    /// Extra lowering beyond that, dB (`verify.peak_step_db`).
+    pub(crate) step_db: f64,
+}
+
+impl RepairRule {
+    /// How much the ceiling is lowered where it is lowered, dB.
+    pub(crate) fn lowering_db(&self) -> f64 {
+        self.over_db + self.step_db
+    }
+
+    /// The decoded level above which a window is repaired (within a lowering of the goal:
+    /// once its stretch is encoded again, its overshoot may grow by that much).
+    pub(crate) fn floor_dbtp(&self) -> f64 {
+        self.ceiling_dbtp - self.lowering_db()
+    }
+}
+
+/// The ceiling dips that repair the decoded `windows` (those above [`RepairRule::floor_dbtp`])
+/// of a file rendered with `plan`. The stretches the encoder encodes independently
+/// (`stretches`) that hold a window over the goal will be encoded again, which changes the
+/// codec's overshoot everywhere in them; so every window above the floor in those stretches
+/// (padded by [`DIP_PAD_S`]) gets the ceiling it was rendered with, lowered by
+/// [`RepairRule::lowering_db`]. Dips already in `plan` are kept; the result is sorted and
+/// merged (overlapping stretches join, at the lower ceiling).
+pub(crate) fn repair_dips(
+    plan: &MasterPlan,
+    windows: &[Over],
+    rule: &RepairRule,
+    stretches: &[Range<u64>],
+    rate: std::num::NonZeroU32,
+) -> Vec<CeilingDip> {
+    let frames = stretches.last().map_or(0, |s| s.end);
+    let pad = (DIP_PAD_S * f64::from(rate.get())) as u64;
+    let hits = |a: &Range<u64>, b: &Range<u64>| a.start < b.end && b.start < a.end;
+    let hot: Vec<&Range<u64>> = stretches
+        .iter()
+        .filter(|s| {
+            windows.iter().any(|w| w.true_peak_dbtp > rule.ceiling_dbtp && hits(s, &w.frames))
+        })
+        .collect();
+    let rendered_ceiling = |r: &Range<u64>| {
+        plan.ceiling_dips
+            .iter()
+            .filter(|d| hits(r, &(d.start_frame..d.end_frame)))
+            .map(|d| d.ceiling_dbtp)
+            .fold(plan.ceiling_dbtp, f64::min)
+    };
+    let mut dips: Vec<CeilingDip> = plan.ceiling_dips.clone();
+    for w in windows.iter().filter(|w| hot.iter().any(|s| hits(s, &w.frames))) {
+        let r = w.frames.start.saturating_sub(pad)..(w.frames.end + pad).min(frames.max(1));
+        let ceiling = (rendered_ceiling(&r) - rule.lowering_db()).max(-60.0);
+        dips.push(CeilingDip { start_frame: r.start, end_frame: r.end, ceiling_dbtp: ceiling });
+    }
+    dips.sort_by_key(|d| (d.start_frame, d.end_frame));
+    let mut merged: Vec<CeilingDip> = Vec::with_capacity(dips.len());
+    for d in dips {
+        match merged.last_mut() {
+            Some(m) if d.start_frame <= m.end_frame => {
+                m.end_frame = m.end_frame.max(d.end_frame);
+                m.ceiling_dbtp = m.ceiling_dbtp.min(d.ceiling_dbtp);
+            }
+            _ => merged.push(d),
+        }
+    }
+    merged
 }

@@ -4,7 +4,7 @@
 use std::num::NonZeroU32;
 
 use assembly_core::analyze::loudness::measure;
-use assembly_core::master::{LimiterOptions, LimiterStream, limit};
+use assembly_core::master::{CeilingDip, LimiterOptions, LimiterStream, limit};
 use assembly_core::synth::{self, Rng, db_to_amp};
 use assembly_core::{AudioBuffer, Result};
 use proptest::prelude::*;
@@ -48,6 +48,69 @@ fn stream(input: &AudioBuffer, ceiling: f64, blocks: &[usize]) -> Result<AudioBu
     }
     lim.finish(&mut sink)?;
     AudioBuffer::from_planar(rate, out)
+}
+
+/// Limits `input` to `ceiling` with `dips`, in 4096-frame blocks.
+fn stream_dipped(input: &AudioBuffer, ceiling: f64, dips: &[CeilingDip]) -> Result<AudioBuffer> {
+    let rate = input.sample_rate();
+    let mut lim =
+        LimiterStream::new(input.channel_count(), rate, ceiling, &LimiterOptions::default())?;
+    lim.set_ceiling_dips(dips)?;
+    let mut out: Vec<Vec<f32>> = vec![Vec::new(); input.channel_count()];
+    let mut sink = |b: &AudioBuffer| -> Result<()> {
+        for (o, p) in out.iter_mut().zip(b.planes()) {
+            o.extend_from_slice(p);
+        }
+        Ok(())
+    };
+    for start in (0..input.frames()).step_by(4096) {
+        let end = (start + 4096).min(input.frames());
+        let planes = input.planes().iter().map(|c| c[start..end].to_vec()).collect();
+        lim.push(&AudioBuffer::from_planar(rate, planes)?, &mut sink)?;
+    }
+    lim.finish(&mut sink)?;
+    AudioBuffer::from_planar(rate, out)
+}
+
+fn true_peak_of(b: &AudioBuffer, range: std::ops::Range<usize>) -> f64 {
+    let part = AudioBuffer::from_planar(
+        b.sample_rate(),
+        b.planes().iter().map(|c| c[range.clone()].to_vec()).collect(),
+    )
+    .unwrap();
+    measure(&part).unwrap().true_peak_dbtp
+}
+
+#[test]
+fn a_ceiling_dip_lowers_only_its_stretch_and_the_rest_is_bit_identical() {
+    // Speech-like programme far over a -1 dBTP ceiling, 10 s; a dip to -3 dBTP over 4..5 s.
+    let n = 441_000;
+    let l = synth::speech_like(R44, 11, 0.0, n);
+    let r = synth::speech_like(R44, 12, 0.0, n);
+    let input = stereo(l, r, R44);
+    let dip = CeilingDip { start_frame: 176_400, end_frame: 220_500, ceiling_dbtp: -3.0 };
+    let plain = stream_dipped(&input, -1.0, &[]).unwrap();
+    let dipped = stream_dipped(&input, -1.0, &[dip]).unwrap();
+    assert_eq!(dipped.frames(), n);
+    let in_dip = true_peak_of(&dipped, 176_400..220_500);
+    assert!(in_dip <= -3.0 && in_dip > -3.5, "dip stretch true peak {in_dip:.2} dBTP");
+    assert!(true_peak_of(&plain, 176_400..220_500) > -1.5);
+    // Before the dip (less the 5 ms lookahead and the hold guard) the outputs are the same
+    // samples; after it they are again once the gain has recovered (release 100 ms).
+    let first_diff = (0..n).find(|&i| plain.planes()[0][i] != dipped.planes()[0][i]).unwrap();
+    let last_diff = (0..n).rev().find(|&i| plain.planes()[0][i] != dipped.planes()[0][i]).unwrap();
+    assert!((176_400 - 441..220_500).contains(&first_diff), "first difference at {first_diff}");
+    assert!(
+        (first_diff..220_500 + 44_100).contains(&last_diff),
+        "last difference at {last_diff}: the gain must come back exactly"
+    );
+    // Bad dips are refused naming the field.
+    let mut lim = LimiterStream::new(2, R44, -1.0, &LimiterOptions::default()).unwrap();
+    let bad = CeilingDip { ceiling_dbtp: 3.0, ..dip };
+    let e = lim.set_ceiling_dips(&[dip, bad]).unwrap_err().to_string();
+    assert!(e.contains("ceiling_dips[1].ceiling_dbtp"), "{e}");
+    let empty = CeilingDip { end_frame: dip.start_frame, ..dip };
+    assert!(lim.set_ceiling_dips(&[empty]).unwrap_err().to_string().contains("ceiling_dips[0]"));
 }
 
 fn hostile_signals() -> Vec<(&'static str, AudioBuffer)> {

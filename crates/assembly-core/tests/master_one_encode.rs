@@ -182,3 +182,64 @@ fn the_closest_attempt_is_kept_when_none_passes() {
     names.sort();
     assert_eq!(names, ["episode", "in.wav", "report.json"]);
 }
+
+/// A verify miss on the true peak alone is repaired locally: the retry lowers the limiter's
+/// ceiling only around the decoded overs (same gain) and re-encodes only the encoder chunks
+/// whose input changed. Forced here by switching the prediction off, so the first attempt is
+/// rendered at the goal's ceiling and LAME's overshoot takes it over.
+#[test]
+fn a_peak_miss_is_repaired_by_re_encoding_only_the_chunks_with_overs() {
+    let dir = tempfile::tempdir().unwrap();
+    // 120 s (5 chunks of ~26.7 s); plosives only in the second half minute of the programme.
+    let n = 44_100 * 120;
+    let mut x = Vec::with_capacity(n);
+    let mut k = 0u64;
+    while x.len() < n {
+        let turn = 44_100 * 4;
+        let speech = synth::speech_like(R, 40 + k, -20.0, turn);
+        let loud = (30..60).contains(&(x.len() / 44_100));
+        let amp = if loud { 10f64.powf(-5.0 / 20.0) } else { 0.0 };
+        let plosives = synth::noise_bursts(140 + k, amp, 220, 40_000, turn);
+        x.extend(speech.iter().zip(&plosives).map(|(s, p)| s + p));
+        x.extend(std::iter::repeat_n(0.0, 44_100 / 3));
+        k += 1;
+    }
+    x.truncate(n);
+    let r = run(
+        dir.path(),
+        synth::multi(R, x, 2),
+        r#""verify": {"predict_codec": false},"#,
+        r#"{"format": "mp3"}"#,
+        2,
+    );
+    let v = r.verify.as_ref().unwrap();
+    eprintln!("{v:#?}");
+    assert!(v.prediction.is_none());
+    assert!(v.passed, "{v:#?}");
+    assert!(v.attempts.len() >= 2, "the first attempt should miss: {v:#?}");
+    let first = &v.attempts[0];
+    assert!(first.measured.decoded.true_peak_dbtp > -1.0, "{first:#?}");
+    assert!(first.measured.repair.is_none());
+    for a in &v.attempts[1..] {
+        let rep = a.measured.repair.as_ref().unwrap_or_else(|| panic!("not local: {a:#?}"));
+        // Only the chunks holding the overs (and a neighbour's pre- or post-roll) were encoded.
+        let (enc, reused) = (rep.chunks_encoded.unwrap(), rep.chunks_reused.unwrap());
+        assert_eq!(enc + reused, 5, "{rep:#?}");
+        assert!(enc <= 3 && reused >= 2, "{rep:#?}");
+        // Every dip lies in the loud stretch (30..60 s, with the 50 ms padding).
+        for d in &rep.ceiling_dips {
+            assert!(d.start_frame >= 44_100 * 29 && d.end_frame <= 44_100 * 61, "{d:?}");
+            assert!(d.ceiling_dbtp < -1.0, "{d:?}");
+        }
+    }
+    let l = r.loudness_out.unwrap();
+    assert!(l.true_peak_dbtp <= -1.0, "{l:?}");
+    assert!((l.integrated_lufs + 16.0).abs() <= 0.2, "{l:?}");
+    // The repaired attempt's file is in place and no attempt or chunk file is left.
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["episode", "in.wav", "report.json"]);
+}

@@ -49,7 +49,11 @@ fn the_loop_tightens_until_the_decoded_file_meets_the_ceiling() {
         let rendered = measure(&out)?;
         assert!(rendered.true_peak_dbtp <= req.ceiling_dbtp);
         assert_eq!(r.outcome.frames, prog.frames() as u64);
-        Ok(EncodeMeasurement { rendered: Some(rendered), decoded: measure(&fake_codec(&out))? })
+        Ok(EncodeMeasurement {
+            rendered: Some(rendered),
+            decoded: measure(&fake_codec(&out))?,
+            repair: None,
+        })
     })
     .unwrap();
     for a in &report.attempts {

@@ -130,6 +130,14 @@ impl TruePeakScanner {
         self.peak
     }
 
+    /// Starts a new measurement that keeps the history (the next block still interpolates
+    /// across the boundary) and counts only points above `floor`; returns the peak so far.
+    /// With a `floor` the blocks that cannot exceed it are skipped, so scanning for points
+    /// over a ceiling costs little where the audio stays under it.
+    pub(crate) fn restart(&mut self, floor: f32) -> f32 {
+        std::mem::replace(&mut self.peak, floor)
+    }
+
     /// Feeds planar slices of equal length, one per channel.
     pub(crate) fn add(&mut self, planes: &[&[f32]]) {
         // In pieces, so the working copy stays small whatever the block's length.

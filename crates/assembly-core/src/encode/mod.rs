@@ -14,6 +14,7 @@
 //! - 32-bit float WAV keeps finite samples unchanged (even beyond ±1.0); `±inf` becomes `±1.0`.
 //! - MP3 clamps to `[-1.0, 1.0]` and feeds LAME floats.
 
+mod chunk_cache;
 mod flac;
 mod lame;
 mod mp3;
@@ -30,6 +31,7 @@ use crate::atomic::AtomicFile;
 use crate::error::{Error, Result};
 use crate::{AudioBuffer, Chapter, frames_to_ms};
 
+pub use chunk_cache::{ChunkCache, ChunkStats};
 pub use tags::{CoverArt, MAX_COVER_BYTES};
 
 /// Frames handed to a backend per call; bounds the conversion buffers and LAME's output buffer.
@@ -464,6 +466,56 @@ impl Encoder {
         Ok(())
     }
 
+    /// Keeps the chunks of this encode in the scratch file `spill` (CBR MP3, which is encoded
+    /// in parallel chunks), and takes from `previous` every chunk whose input is unchanged
+    /// instead of encoding it again: byte for byte what a full encode gives, at the cost of
+    /// the changed chunks only. [`finish_keeping_chunks`](Self::finish_keeping_chunks)
+    /// returns the new cache. A `previous` made with other settings is ignored; other formats
+    /// and VBR keep nothing. Call before the first [`write`](Self::write).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if `spill` cannot be created; [`Error::Internal`] after a write.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::num::NonZeroU32;
+    /// use assembly_core::{AudioBuffer, synth};
+    /// use assembly_core::encode::{Encoder, OutputFormat, Tags};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let rate = NonZeroU32::new(44_100).unwrap();
+    /// let speech = synth::mono(rate, synth::speech_like(rate, 7, -20.0, 44_100 * 60));
+    /// let (path, spill) = (dir.path().join("a.mp3"), dir.path().join("a.chunks"));
+    /// let format = OutputFormat::mp3_cbr(128);
+    /// let mut enc = Encoder::create(&path, &format, rate, 1, &Tags::default()).unwrap();
+    /// enc.keep_chunks(&spill, None).unwrap();
+    /// enc.write(&speech).unwrap();
+    /// let (_, first) = enc.finish_keeping_chunks().unwrap();
+    /// let first = first.unwrap();
+    /// assert_eq!(first.stats().reused, 0);
+    ///
+    /// // The same audio with one second changed near the end.
+    /// let mut planes = speech.into_planes();
+    /// planes[0][44_100 * 58..44_100 * 59].iter_mut().for_each(|s| *s *= 0.5);
+    /// let changed = AudioBuffer::from_planar(rate, planes).unwrap();
+    /// let again = dir.path().join("b.mp3");
+    /// let mut enc = Encoder::create(&again, &format, rate, 1, &Tags::default()).unwrap();
+    /// enc.keep_chunks(&dir.path().join("b.chunks"), Some(first)).unwrap();
+    /// enc.write(&changed).unwrap();
+    /// let (_, second) = enc.finish_keeping_chunks().unwrap();
+    /// let stats = second.unwrap().stats();
+    /// assert!(stats.reused >= 1 && stats.encoded >= 1);
+    /// assert!(!spill.exists()); // the first cache's file went with it
+    /// ```
+    pub fn keep_chunks(&mut self, spill: &Path, previous: Option<ChunkCache>) -> Result<()> {
+        match &mut self.backend {
+            Backend::Mp3(w) => w.keep_chunks(spill, previous),
+            Backend::Wav(_) | Backend::Flac(_) => Ok(()),
+        }
+    }
+
     /// Flushes the encoder, completes headers (lengths, LAME tag, STREAMINFO), fsyncs and
     /// renames the temp file to the final path.
     ///
@@ -471,19 +523,30 @@ impl Encoder {
     ///
     /// [`Error::Io`] / [`Error::Encode`] naming the path; no file is left behind then.
     pub fn finish(self) -> Result<EncodedInfo> {
+        self.finish_keeping_chunks().map(|(info, _)| info)
+    }
+
+    /// [`finish`](Self::finish), also returning the chunks kept since
+    /// [`keep_chunks`](Self::keep_chunks) (`None` when not asked for or not CBR MP3).
+    ///
+    /// # Errors
+    ///
+    /// As [`finish`](Self::finish).
+    pub fn finish_keeping_chunks(self) -> Result<(EncodedInfo, Option<ChunkCache>)> {
         self.check_usable()?;
-        let (file, bytes) = match self.backend {
-            Backend::Wav(w) => w.finish()?,
-            Backend::Flac(w) => w.finish()?,
+        let (file, bytes, cache) = match self.backend {
+            Backend::Wav(w) => w.finish().map(|(f, n)| (f, n, None))?,
+            Backend::Flac(w) => w.finish().map(|(f, n)| (f, n, None))?,
             Backend::Mp3(w) => w.finish()?,
         };
         file.commit()?;
-        Ok(EncodedInfo {
+        let info = EncodedInfo {
             path: self.path,
             bytes,
             frames: self.frames,
             duration_ms: frames_to_ms(self.frames, self.rate),
-        })
+        };
+        Ok((info, cache))
     }
 
     fn check_usable(&self) -> Result<()> {
@@ -491,6 +554,39 @@ impl Encoder {
             return Err(Error::encode(&self.path, "an earlier write failed; encoder unusable"));
         }
         Ok(())
+    }
+}
+
+/// The stretches of input frames the encoder encodes independently for an output of `frames`
+/// frames at `rate` in `format`: for CBR MP3 the parallel encoder's chunks, each with the
+/// pre- and post-roll it reads (neighbours overlap by those); for every other format one
+/// stretch. A change to the input inside one stretch changes only that stretch's encoding
+/// ([`Encoder::keep_chunks`] reuses the rest).
+///
+/// ```
+/// use std::num::NonZeroU32;
+/// use assembly_core::encode::{OutputFormat, independent_stretches};
+///
+/// let rate = NonZeroU32::new(44_100).unwrap();
+/// let s = independent_stretches(&OutputFormat::mp3_cbr(128), rate, 44_100 * 60);
+/// assert_eq!(s.len(), 3); // ~26.7 s chunks
+/// assert_eq!(s[0].start, 0);
+/// assert!(s[1].start < s[0].end); // the pre-roll reaches back into chunk 0
+/// assert_eq!(s[2].end, 44_100 * 60);
+/// let flac = independent_stretches(&OutputFormat::Flac { bits: 16 }, rate, 1000);
+/// assert_eq!(flac.len(), 1);
+/// assert_eq!(flac[0], 0..1000);
+/// ```
+pub fn independent_stretches(
+    format: &OutputFormat,
+    rate: NonZeroU32,
+    frames: u64,
+) -> Vec<std::ops::Range<u64>> {
+    match format {
+        OutputFormat::Mp3 { bitrate: Mp3Bitrate::Cbr { .. }, .. } => {
+            mp3_par::job_inputs(rate.get(), frames)
+        }
+        _ => std::iter::once(0..frames).collect(),
     }
 }
 

@@ -17,6 +17,7 @@ use std::path::PathBuf;
 
 use mp3lame_encoder::{DualPcm, Encoder as Lame, FlushGap, MonoPcm};
 
+use super::chunk_cache::ChunkCache;
 use super::lame::{MpegLayout, OwnTag, build_lame, lame_call, lame_cbr_scale};
 use super::mp3_par::{ParConfig, ParOut};
 use super::{Mp3Bitrate, Tags, sanitize_clamped, tags};
@@ -65,9 +66,21 @@ impl Mp3Out {
         }
     }
 
-    pub(super) fn finish(self) -> Result<(AtomicFile, u64)> {
+    /// See [`ParOut::keep_chunks`]; VBR (sequential) keeps no chunks.
+    pub(super) fn keep_chunks(
+        &mut self,
+        spill: &std::path::Path,
+        previous: Option<ChunkCache>,
+    ) -> Result<()> {
         match self {
-            Self::Seq(s) => (*s).finish(),
+            Self::Seq(_) => Ok(()),
+            Self::Par(p) => p.keep_chunks(spill, previous),
+        }
+    }
+
+    pub(super) fn finish(self) -> Result<(AtomicFile, u64, Option<ChunkCache>)> {
+        match self {
+            Self::Seq(s) => (*s).finish().map(|(f, n)| (f, n, None)),
             Self::Par(p) => p.finish(),
         }
     }

@@ -24,7 +24,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{Seek, SeekFrom, Write};
 use std::num::NonZeroU32;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
@@ -32,6 +32,9 @@ use std::thread::JoinHandle;
 
 use mp3lame_encoder::{DualPcm, FlushGap, MonoPcm};
 
+use super::chunk_cache::{
+    CacheKey, CacheWriter, ChunkCache, ChunkStats, Previous, Reuse, input_hash,
+};
 use super::lame::{LAME_ENCODER_DELAY, MpegLayout, OwnTag, build_lame, lame_call, lame_cbr_scale};
 use super::{Mp3Bitrate, Tags, sanitize_clamped, tags};
 use crate::atomic::AtomicFile;
@@ -75,6 +78,24 @@ impl ParConfig {
     }
 }
 
+/// The input frames each job of a CBR MP3 encode of `frames` frames at `rate` reads (its
+/// chunk with the pre- and post-roll), in order: a change inside one of these ranges changes
+/// that job's stream, and nothing else does.
+pub(super) fn job_inputs(rate: u32, frames: u64) -> Vec<std::ops::Range<u64>> {
+    let cfg = ParConfig::new(rate);
+    let spf = samples_per_frame(rate) as u64;
+    let cs = cfg.chunk_frames * spf;
+    let mut out = Vec::new();
+    let mut k = 0u64;
+    while k == 0 || k * cs < frames {
+        let start = (k * cs).saturating_sub(cfg.pre_roll * spf);
+        let end = ((k + 1) * cs + cfg.post_roll * spf).min(frames);
+        out.push(start..end);
+        k += 1;
+    }
+    out
+}
+
 /// What a worker needs to build its LAME encoder.
 #[derive(Clone, Copy)]
 struct LameSetup {
@@ -100,9 +121,22 @@ impl ChunkInput {
 struct Job {
     index: usize,
     input: ChunkInput,
+    /// Hash the input (the encode keeps its chunks).
+    hash: bool,
+    /// The earlier encode's stream for this chunk, used when the input hash matches.
+    reuse: Option<Reuse>,
 }
 
-type Done = (usize, std::result::Result<Vec<u8>, String>);
+/// A worker's result for one job.
+struct Encoded {
+    bytes: Vec<u8>,
+    /// The input's hash, when asked for.
+    hash: Option<u128>,
+    /// Taken from the earlier encode rather than encoded.
+    reused: bool,
+}
+
+type Done = (usize, std::result::Result<Encoded, String>);
 
 /// The worker threads; dropping it cancels running encodes and joins every thread.
 struct Pool {
@@ -149,7 +183,15 @@ fn worker(jobs: &Mutex<Receiver<Job>>, done: &Sender<Done>, setup: LameSetup, ca
         };
         let Ok(job) = job else { return };
         let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            encode_planes(setup, &job.input.planes, cancel)
+            let planes = &job.input.planes;
+            let hash = (job.hash || job.reuse.is_some()).then(|| input_hash(planes));
+            if let (Some(h), Some(reuse)) = (hash, &job.reuse)
+                && let Some(bytes) = reuse.take(h)?
+            {
+                return Ok(Encoded { bytes, hash, reused: true });
+            }
+            let bytes = encode_planes(setup, planes, cancel)?;
+            Ok(Encoded { bytes, hash, reused: false })
         }))
         .unwrap_or_else(|_| Err("the LAME worker panicked".to_string()));
         if done.send((job.index, res)).is_err() {
@@ -224,7 +266,12 @@ pub(super) struct ParOut {
     pool: Option<Pool>,
     /// Inputs of dispatched jobs whose streams are not joined yet.
     sent: BTreeMap<usize, ChunkInput>,
-    done: BTreeMap<usize, Vec<u8>>,
+    done: BTreeMap<usize, Encoded>,
+    /// The earlier encode's chunks to reuse where the input is unchanged.
+    previous: Option<Previous>,
+    /// Where this encode's chunks are kept (when asked to).
+    record: Option<CacheWriter>,
+    stats: ChunkStats,
     cur: Option<Chunk>,
     pending: VecDeque<PendingFrame>,
     /// Main-data slot position (over the whole output) where `pending`'s first frame starts.
@@ -280,6 +327,9 @@ impl ParOut {
             pool: Some(pool),
             sent: BTreeMap::new(),
             done: BTreeMap::new(),
+            previous: None,
+            record: None,
+            stats: ChunkStats::default(),
             cur: None,
             pending: VecDeque::new(),
             pending_slot: 0,
@@ -292,6 +342,26 @@ impl ParOut {
             fallbacks: 0,
             joins: Vec::new(),
         })
+    }
+
+    /// Keeps this encode's chunks in the scratch file `spill` and reuses `previous`'s chunks
+    /// whose input is unchanged (a cache made with other settings or layout is ignored).
+    /// Before the first write only.
+    pub(super) fn keep_chunks(&mut self, spill: &Path, previous: Option<ChunkCache>) -> Result<()> {
+        if self.samples > 0 || self.next_job > 0 {
+            return Err(Error::internal("keep_chunks after the first write"));
+        }
+        let key = self.cache_key();
+        self.previous = previous.and_then(|c| Previous::matching(c, key));
+        self.record = Some(CacheWriter::create(spill, key)?);
+        Ok(())
+    }
+
+    fn cache_key(&self) -> CacheKey {
+        let LameSetup { kbps, quality, rate, channels } = self.setup;
+        let ParConfig { chunk_frames, pre_roll, post_roll, .. } = self.cfg;
+        let gain_bits = self.gain.to_bits();
+        CacheKey { kbps, quality, rate, channels, chunk_frames, pre_roll, post_roll, gain_bits }
     }
 
     fn chunk_samples(&self) -> u64 {
@@ -332,9 +402,11 @@ impl ParOut {
         let planes: Vec<Vec<f32>> = self.buf.iter().map(|p| p[a..b].to_vec()).collect();
         let input = ChunkInput { start, planes: Arc::new(planes) };
         self.sent.insert(k, input.clone());
+        let reuse = self.previous.as_ref().and_then(|p| p.reuse(k, start, end - start));
+        let job = Job { index: k, input, hash: self.record.is_some(), reuse };
         let sender = self.pool.as_ref().and_then(|p| p.jobs.as_ref());
         sender
-            .and_then(|tx| tx.send(Job { index: k, input }).ok())
+            .and_then(|tx| tx.send(job).ok())
             .ok_or_else(|| Error::internal("MP3 encoder threads stopped"))?;
         self.next_job += 1;
         // The next job starts `pre_roll` frames before its chunk: drop what no job needs.
@@ -359,8 +431,8 @@ impl ParOut {
             got.push(r);
         }
         for (k, res) in got {
-            let bytes = res.map_err(|d| Error::encode(&self.path, d))?;
-            self.done.insert(k, bytes);
+            let encoded = res.map_err(|d| Error::encode(&self.path, d))?;
+            self.done.insert(k, encoded);
         }
         while let Some(bytes) = self.next_done() {
             self.accept(bytes)?;
@@ -368,14 +440,23 @@ impl ParOut {
         Ok(())
     }
 
-    fn next_done(&mut self) -> Option<(usize, Vec<u8>)> {
+    fn next_done(&mut self) -> Option<(usize, Encoded)> {
         let want = self.cur.as_ref().map_or(0, |c| c.index + 1);
         self.done.remove(&want).map(|b| (want, b))
     }
 
     /// Joins chunk `k`'s stream onto the output.
-    fn accept(&mut self, (k, bytes): (usize, Vec<u8>)) -> Result<()> {
+    fn accept(&mut self, (k, encoded): (usize, Encoded)) -> Result<()> {
         let input = self.sent.remove(&k).ok_or_else(|| Error::internal("unknown MP3 chunk"))?;
+        let Encoded { bytes, hash, reused } = encoded;
+        if reused {
+            self.stats.reused += 1;
+        } else {
+            self.stats.encoded += 1;
+        }
+        if let (Some(rec), Some(h)) = (self.record.as_mut(), hash) {
+            rec.add(k, input.start, input.end() - input.start, h, &bytes);
+        }
         let stream = Stream::parse(&bytes)
             .map_err(|d| Error::internal(format!("LAME output of chunk {k}: {d}")))?;
         let chunk = Chunk {
@@ -536,9 +617,13 @@ impl ParOut {
         Ok(())
     }
 
-    pub(super) fn finish(mut self) -> Result<(AtomicFile, u64)> {
+    /// Finishes the stream; returns the file, its length, and the kept chunks when
+    /// [`keep_chunks`](Self::keep_chunks) asked for them.
+    pub(super) fn finish(mut self) -> Result<(AtomicFile, u64, Option<ChunkCache>)> {
         let end = self.finish_stream()?;
-        Ok((self.file, end))
+        let cache = self.record.take().map(CacheWriter::finish).transpose()?;
+        let cache = cache.map(|c| c.with_stats(self.stats));
+        Ok((self.file, end, cache))
     }
 
     /// Encodes the rest, joins and writes everything, fills in the info tag; returns the
@@ -647,6 +732,62 @@ mod tests {
 
     fn nz(r: u32) -> NonZeroU32 {
         NonZeroU32::new(r).unwrap()
+    }
+
+    /// Encodes `buf` keeping its chunks in `spill`, reusing `previous`'s.
+    fn par_kept(
+        buf: &AudioBuffer,
+        cfg: ParConfig,
+        spill: &Path,
+        previous: Option<ChunkCache>,
+    ) -> (Vec<u8>, ChunkCache) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = AtomicFile::create(dir.path().join("p.mp3")).unwrap();
+        let (rate, ch) = (buf.sample_rate(), buf.channel_count());
+        let mut p = ParOut::new(file, 128, 5, rate, ch, &Tags::default(), cfg).unwrap();
+        p.keep_chunks(spill, previous).unwrap();
+        write_blocks(buf, |planes| p.write(planes).unwrap());
+        let (file, end, cache) = p.finish().unwrap();
+        let bytes = std::fs::read(file.temp_path()).unwrap();
+        assert_eq!(bytes.len() as u64, end);
+        (bytes, cache.unwrap())
+    }
+
+    #[test]
+    fn a_second_encode_reuses_the_unchanged_chunks_and_equals_a_full_encode() {
+        let rate = nz(44_100);
+        let n = 44_100 * 8; // 8 s: 8 chunks of 40 frames (~1.04 s)
+        let l = synth::speech_like(rate, 3, -18.0, n);
+        let r = synth::speech_like(rate, 4, -18.0, n);
+        let first = stereo(44_100, l.clone(), r.clone());
+        // A change confined to 0.1 s in chunk 4 (frames 160..200), at frames 170..174: chunk
+        // 3's job reads 12 frames past its end (to frame 172), chunk 5's starts 16 frames
+        // before it (frame 184).
+        let spf = 1152;
+        let (a, b) = (spf * 170, spf * 170 + 4410);
+        let mut l2 = l;
+        l2[a..b].iter_mut().for_each(|s| *s *= 0.5);
+        let second = stereo(44_100, l2, r);
+        let dir = tempfile::tempdir().unwrap();
+        for threads in [1, 2] {
+            let cfg = small(threads);
+            let (s1, s2) = (dir.path().join("1.chunks"), dir.path().join("2.chunks"));
+            let (bytes1, cache1) = par_kept(&first, cfg, &s1, None);
+            assert_eq!(cache1.stats(), ChunkStats { encoded: 8, reused: 0 });
+            assert_eq!(bytes1, par(&first, 128, cfg).bytes, "keeping chunks changes nothing");
+            let (bytes2, cache2) = par_kept(&second, cfg, &s2, Some(cache1));
+            // Chunk 3's job (its post-roll) and chunk 4's saw the change.
+            assert_eq!(cache2.stats(), ChunkStats { encoded: 2, reused: 6 });
+            assert_eq!(bytes2, par(&second, 128, cfg).bytes, "reuse gives the full encode");
+            assert!(!s1.exists(), "the first cache's file is removed with it");
+            // A cache from another layout is not used.
+            let other = ParConfig { chunk_frames: 50, ..cfg };
+            let (bytes3, cache3) = par_kept(&second, other, &s1, Some(cache2));
+            assert_eq!(cache3.stats().reused, 0);
+            assert_eq!(bytes3, par(&second, 128, other).bytes);
+            drop(cache3);
+            assert!(!s1.exists() && !s2.exists());
+        }
     }
 
     #[test]

@@ -44,6 +44,23 @@ pub(crate) fn ceiling_target(ceiling_dbtp: f64) -> f32 {
     db_to_gain(ceiling_dbtp - SAFETY_MARGIN_DB) as f32
 }
 
+/// The lowest of `target` and the `dips` over frames `[from, to)`, and whether a dip
+/// reaches them (`dips` sorted by start).
+fn target_over(dips: &[(i64, i64, f32)], target: f32, from: i64, to: i64) -> (f32, bool) {
+    let mut t = target;
+    let mut any = false;
+    for &(s, e, dt) in dips {
+        if s >= to {
+            break;
+        }
+        if e > from {
+            t = t.min(dt);
+            any = true;
+        }
+    }
+    (t, any)
+}
+
 /// Guard around each peak over which the gain is kept at or below the peak's requirement.
 const GUARD: usize = 8;
 /// Detector chunk (the skip test is per chunk).
@@ -88,6 +105,23 @@ impl LimiterOptions {
         }
         Ok(())
     }
+}
+
+/// A stretch of the stream where the limiter holds peaks to a lower ceiling than its own
+/// (a local repair: the verify loop lowers the ceiling only where the decoded output went
+/// over, so the rest of the programme, and its encoded chunks, stay as they were).
+///
+/// Frames count from the first frame pushed into the limiter. Outside every dip the
+/// limiter's own ceiling holds; where dips overlap, the lowest ceiling holds.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CeilingDip {
+    /// First frame of the stretch.
+    pub start_frame: u64,
+    /// Frame after the stretch.
+    pub end_frame: u64,
+    /// The ceiling over the stretch, dBTP (-60..=0).
+    pub ceiling_dbtp: f64,
 }
 
 /// What the limiter did so far.
@@ -152,6 +186,8 @@ pub struct TruePeakLimiter {
     bound: f32,
     /// Target peak (linear) the gain aims for.
     target: f32,
+    /// Lower targets over stretches of frames `[start, end)`, sorted by start.
+    dips: Vec<(i64, i64, f32)>,
     latency: usize,
     /// Hold window length: `r` indices `[n - hold + 1, n]`.
     hold: i64,
@@ -217,6 +253,7 @@ impl TruePeakLimiter {
             coef,
             bound,
             target,
+            dips: Vec::new(),
             latency,
             hold,
             release_coef,
@@ -232,6 +269,37 @@ impl TruePeakLimiter {
             stats: LimiterStats::default(),
             min_gain: 1.0,
         })
+    }
+
+    /// Holds peaks to a lower ceiling over the given stretches of frames (counted from the
+    /// first frame pushed); replaces any earlier dips. A dip's ceiling at or above the
+    /// limiter's own changes nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] naming `ceiling_dips` for a ceiling outside `-60..=0` dBTP or
+    /// an empty or reversed stretch.
+    pub fn set_ceiling_dips(&mut self, dips: &[CeilingDip]) -> Result<()> {
+        let mut out = Vec::with_capacity(dips.len());
+        for (i, d) in dips.iter().enumerate() {
+            if !d.ceiling_dbtp.is_finite() || !(-60.0..=0.0).contains(&d.ceiling_dbtp) {
+                return Err(Error::invalid_input(
+                    format!("ceiling_dips[{i}].ceiling_dbtp"),
+                    format!("must be in -60..=0 dBTP, got {}", d.ceiling_dbtp),
+                ));
+            }
+            if d.end_frame <= d.start_frame || d.end_frame > i64::MAX as u64 {
+                return Err(Error::invalid_input(
+                    format!("ceiling_dips[{i}]"),
+                    format!("empty or reversed stretch {}..{}", d.start_frame, d.end_frame),
+                ));
+            }
+            let t = ceiling_target(d.ceiling_dbtp).min(self.target);
+            out.push((d.start_frame as i64, d.end_frame as i64, t));
+        }
+        out.sort_by_key(|&(s, e, _)| (s, e));
+        self.dips = out;
+        Ok(())
     }
 
     /// Frames by which the output lags the input.
@@ -301,7 +369,8 @@ impl TruePeakLimiter {
         for b in &self.buf {
             mx = mx.max(max_abs(&b[tap0..tap0 + span]));
         }
-        let quiet = mx * self.bound <= self.target;
+        let (chunk_target, dipped) = target_over(&self.dips, self.target, det0, det0 + n as i64);
+        let quiet = mx * self.bound <= chunk_target;
         let idle = self.idle();
         if quiet && idle {
             // Nothing to detect and nothing pending: unity gain, output = delayed input.
@@ -335,7 +404,7 @@ impl TruePeakLimiter {
                     *p = p.max(s.abs());
                 }
             }
-            if idle && peaks.iter().all(|&p| p <= self.target) {
+            if idle && peaks.iter().all(|&p| p <= chunk_target) {
                 // Nothing reaches the ceiling and nothing is pending: unity gain.
                 let out0 = (self.n_in - n as i64 - self.latency as i64 - self.base) as usize;
                 for (b, p) in self.buf.iter().zip(planes.iter_mut()) {
@@ -348,7 +417,12 @@ impl TruePeakLimiter {
         for (i, g_out) in self.gains[..n].iter_mut().enumerate() {
             let frame = det0 + i as i64;
             let p = peaks[i];
-            let r = if p > self.target { self.target / p } else { 1.0 };
+            let target = if dipped {
+                target_over(&self.dips, self.target, frame, frame + 1).0
+            } else {
+                self.target
+            };
+            let r = if p > target { target / p } else { 1.0 };
             if r < 1.0 {
                 while self.mins.back().is_some_and(|&(_, v)| v >= r) {
                     self.mins.pop_back();
@@ -447,6 +521,16 @@ impl LimiterStream {
     /// What the limiter did so far.
     pub fn stats(&self) -> LimiterStats {
         self.limiter.stats()
+    }
+
+    /// See [`TruePeakLimiter::set_ceiling_dips`] (frames count from the first frame pushed,
+    /// as the output's do: the latency is already removed here).
+    ///
+    /// # Errors
+    ///
+    /// As [`TruePeakLimiter::set_ceiling_dips`].
+    pub fn set_ceiling_dips(&mut self, dips: &[CeilingDip]) -> Result<()> {
+        self.limiter.set_ceiling_dips(dips)
     }
 
     /// Limits `block` and hands the output that is ready (after the start, as many frames as

@@ -10,10 +10,11 @@ mod verify;
 pub(crate) use limiter::ceiling_target;
 
 pub use limiter::{
-    LimiterOptions, LimiterStats, LimiterStream, SAFETY_MARGIN_DB, TruePeakLimiter, limit,
+    CeilingDip, LimiterOptions, LimiterStats, LimiterStream, SAFETY_MARGIN_DB, TruePeakLimiter,
+    limit,
 };
 pub use preset::{MasterOptions, Preset, gain_to_target_db};
 pub use verify::{
-    CodecPrediction, EncodeMeasurement, EncodeRequest, ExcerptMeasurement, VerifyAttempt,
-    VerifyOptions, VerifyReport, verify_encoded, verify_encoded_from,
+    CodecPrediction, EncodeMeasurement, EncodeRequest, ExcerptMeasurement, LocalRepair,
+    VerifyAttempt, VerifyOptions, VerifyReport, verify_encoded, verify_encoded_from,
 };

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::limiter::CeilingDip;
 use crate::analyze::loudness::Loudness;
 use crate::error::{Error, Result};
 
@@ -18,11 +19,15 @@ pub struct VerifyOptions {
     /// Extra tightening beyond the measured overshoot when the true peak is over, dB.
     /// Default: `0.1`.
     pub peak_step_db: f64,
+    /// Predict the codec from excerpts before the first full encode (the Assembler's
+    /// `predict::plan_for_codec`). `false` renders the first attempt at the goal itself and
+    /// leaves any overshoot to the retries (for comparison). Default: `true`.
+    pub predict_codec: bool,
 }
 
 impl Default for VerifyOptions {
     fn default() -> Self {
-        Self { max_attempts: 3, loudness_tolerance_lu: 0.5, peak_step_db: 0.1 }
+        Self { max_attempts: 3, loudness_tolerance_lu: 0.5, peak_step_db: 0.1, predict_codec: true }
     }
 }
 
@@ -37,17 +42,38 @@ pub struct EncodeRequest {
 }
 
 /// What one attempt measured.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EncodeMeasurement {
     /// The rendered signal before encoding, when the caller metered it.
     pub rendered: Option<Loudness>,
     /// The encoded file, decoded and measured (integrated loudness, 4× true peak).
     pub decoded: Loudness,
+    /// Set when this attempt repaired the previous one locally rather than rendering the
+    /// whole programme to a new plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repair: Option<LocalRepair>,
+}
+
+/// A local repair: the previous attempt was on target but its decoded true peak went over
+/// the ceiling in a few places, so this attempt lowered the limiter's ceiling only around
+/// those places ([`CeilingDip`]s, gain unchanged) and the encoder encoded again only its
+/// chunks whose input changed, taking the others from the previous attempt.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalRepair {
+    /// Where the ceiling was lowered, and to what (all dips in effect, earlier repairs'
+    /// included).
+    pub ceiling_dips: Vec<CeilingDip>,
+    /// Encoder chunks encoded for this attempt (`None` when the format is not encoded in
+    /// chunks: then the whole file was encoded).
+    pub chunks_encoded: Option<u32>,
+    /// Encoder chunks taken unchanged from the previous attempt.
+    pub chunks_reused: Option<u32>,
 }
 
 /// One render-encode-decode-measure round.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyAttempt {
     /// What was asked for.
@@ -141,7 +167,7 @@ pub struct VerifyReport {
 /// let report = verify_encoded(-16.0, -1.0, &VerifyOptions::default(), |req| {
 ///     let decoded = Loudness { integrated_lufs: req.target_lufs - 0.05, range_lu: 3.0,
 ///         true_peak_dbtp: req.ceiling_dbtp + 0.4, sample_peak_dbfs: req.ceiling_dbtp };
-///     Ok(EncodeMeasurement { rendered: None, decoded })
+///     Ok(EncodeMeasurement { rendered: None, decoded, repair: None })
 /// }).unwrap();
 /// assert!(report.passed);
 /// assert_eq!(report.attempts.len(), 2);
@@ -260,7 +286,7 @@ mod tests {
                 assert_eq!(*req, first);
             }
             k += 1;
-            Ok(EncodeMeasurement { rendered: None, decoded: results[k - 1] })
+            Ok(EncodeMeasurement { rendered: None, decoded: results[k - 1], repair: None })
         })
         .unwrap();
         assert_eq!(report.attempts.len(), 3);
@@ -275,6 +301,7 @@ mod tests {
             Ok(EncodeMeasurement {
                 rendered: Some(loud(req.target_lufs, req.ceiling_dbtp)),
                 decoded: loud(req.target_lufs - 0.8, req.ceiling_dbtp - 0.3),
+                repair: None,
             })
         })
         .unwrap();
@@ -294,6 +321,7 @@ mod tests {
             Ok(EncodeMeasurement {
                 rendered: None,
                 decoded: loud(-16.0, req.ceiling_dbtp + 2.0 * f64::from(calls)),
+                repair: None,
             })
         })
         .unwrap();
@@ -316,6 +344,7 @@ mod tests {
             Ok(EncodeMeasurement {
                 rendered: None,
                 decoded: loud(f64::NEG_INFINITY, f64::NEG_INFINITY),
+                repair: None,
             })
         })
         .unwrap();

@@ -10,7 +10,9 @@ use crate::analyze::loudness::{Loudness, LoudnessMeter};
 use crate::dsp::meter::{FastMeter, integrated_from_subs};
 use crate::dsp::{db_to_gain, db_to_power};
 use crate::error::{Error, Result};
-use crate::master::{LimiterOptions, LimiterStats, LimiterStream, MasterOptions, ceiling_target};
+use crate::master::{
+    CeilingDip, LimiterOptions, LimiterStats, LimiterStream, MasterOptions, ceiling_target,
+};
 use crate::source::for_each_block_in;
 use crate::{AudioBuffer, CancelToken, FrameSource};
 
@@ -97,6 +99,10 @@ pub struct MasterPlan {
     /// Integrated loudness after gain and limiter as last measured by a correction pass,
     /// LUFS (`None` when no correction pass ran).
     pub corrected_lufs: Option<f64>,
+    /// Stretches where the final pass's limiter holds a lower ceiling (set by the verify
+    /// loop's local repair; frames on the programme's timeline). Empty from [`plan_master`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ceiling_dips: Vec<CeilingDip>,
 }
 
 /// What the final pass produced.
@@ -312,7 +318,7 @@ fn limited_pass(
     program: &dyn FrameSource,
     rate: NonZeroU32,
     gain_db: f64,
-    ceiling_dbtp: f64,
+    (ceiling_dbtp, dips): (f64, &[CeilingDip]),
     limiter: &LimiterOptions,
     block: usize,
     cancel: &CancelToken,
@@ -321,6 +327,7 @@ fn limited_pass(
 ) -> Result<LimiterStats> {
     let channels = program.channel_count();
     let mut lim = LimiterStream::new(channels, rate, ceiling_dbtp, limiter)?;
+    lim.set_ceiling_dips(dips)?;
     let g = db_to_gain(gain_db) as f32;
     for_each_block(program, block, cancel, progress, |p| lim.push_scaled(p, g, sink))?;
     let stats = lim.stats();
@@ -346,7 +353,7 @@ fn measure_limited(
         program,
         rate,
         gain_db,
-        ceiling_dbtp,
+        (ceiling_dbtp, &[]),
         limiter,
         block,
         cancel,
@@ -389,6 +396,7 @@ pub fn plan_master(
         predicted_limiter_loss_lu: 0.0,
         correction_passes: 0,
         corrected_lufs: None,
+        ceiling_dips: Vec::new(),
     };
     if !input.is_finite() {
         progress(1.0);
@@ -500,7 +508,7 @@ pub fn render_final(
         program,
         rate,
         plan.gain_db,
-        plan.ceiling_dbtp,
+        (plan.ceiling_dbtp, &plan.ceiling_dips),
         &plan.limiter,
         block,
         cancel,
