@@ -17,8 +17,9 @@
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use crate::dsp::meter::LoudnessMeter;
 use crate::dsp::true_peak::{TruePeakScanner, true_peak_4x};
-use crate::dsp::{db_to_gain, gain_to_db};
+use crate::dsp::{db_to_gain, db_to_power, gain_to_db, power_to_db};
 use crate::encode::{OutputFormat, Tags, write_file};
 use crate::error::Result;
 use crate::load::{DecodeOptions, decode_file, decode_file_streaming};
@@ -27,6 +28,23 @@ use crate::master::{
 };
 use crate::render::{MasterPlan, MixMeasurement, RenderOptions, plan_master, render_final};
 use crate::{AudioBuffer, CancelToken, FrameSource, frames_to_ms};
+
+/// How many excerpts of what length the prediction encodes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Layout {
+    /// Excerpts chosen for their peaks.
+    pub(crate) peaks: usize,
+    /// Excerpts chosen as typical programme (evenly spaced).
+    pub(crate) typical: usize,
+    /// Length of the measured part of each excerpt, seconds.
+    pub(crate) core_s: f64,
+}
+
+impl Layout {
+    /// What [`plan_for_codec`] uses (chosen by the study in `docs/mastering.md`).
+    pub(crate) const DEFAULT: Layout =
+        Layout { peaks: PEAK_EXCERPTS, typical: TYPICAL_EXCERPTS, core_s: CORE_S };
+}
 
 /// Length of the measured part of each excerpt, seconds.
 const CORE_S: f64 = 1.0;
@@ -81,18 +99,19 @@ impl FrameSource for Window<'_> {
 /// excerpt apart from the others and flagged `true` when chosen for its peak:
 /// - peaks: the windows whose peak (before gain) reaches `limited` are where the limiter
 ///   works and the codec can push over the ceiling; when there are more of them than
-///   [`PEAK_EXCERPTS`], they are taken in that many equal strata of time, the loudest of each
+///   `layout.peaks`, they are taken in that many equal strata of time, the loudest of each
 ///   (so a quiet speaker's limited plosives are sampled too, not only the loudest
 ///   speaker's); when none reach it, the loudest windows;
-/// - then [`TYPICAL_EXCERPTS`] evenly spaced ones.
+/// - then `layout.typical` evenly spaced ones.
 ///
 /// Also returns how many windows reach `limited` (the population the peaks sample).
 pub(crate) fn pick_excerpts(
     m: &MixMeasurement,
     rate: u32,
     limited: f32,
+    layout: &Layout,
 ) -> (Vec<(Range<u64>, bool)>, usize) {
-    let core = (CORE_S * f64::from(rate)) as u64;
+    let core = (layout.core_s * f64::from(rate)) as u64;
     let w = MixMeasurement::WINDOW_FRAMES;
     let frames = m.frames;
     let around = |centre: u64| {
@@ -110,7 +129,7 @@ pub(crate) fn pick_excerpts(
     } else {
         // Strata of time over the limited windows; the loudest of each stratum first, then
         // the runners-up, so a stratum whose best is too close to another's still counts.
-        let strata = PEAK_EXCERPTS.min(hot.len());
+        let strata = layout.peaks.min(hot.len());
         let mut by_stratum: Vec<Vec<(usize, f32)>> = vec![Vec::new(); strata];
         for (k, w) in hot.iter().enumerate() {
             by_stratum[k * strata / hot.len()].push(*w);
@@ -129,7 +148,7 @@ pub(crate) fn pick_excerpts(
     }
     let mut chosen: Vec<(Range<u64>, bool)> = Vec::new();
     for (i, peak) in order {
-        if chosen.len() >= PEAK_EXCERPTS || peak <= 0.0 {
+        if chosen.len() >= layout.peaks || peak <= 0.0 {
             break;
         }
         let r = around(i as u64 * w + w / 2);
@@ -137,8 +156,8 @@ pub(crate) fn pick_excerpts(
             chosen.push((r, true));
         }
     }
-    for k in 1..=TYPICAL_EXCERPTS as u64 {
-        let r = around(frames * k / (TYPICAL_EXCERPTS as u64 + 1));
+    for k in 1..=layout.typical as u64 {
+        let r = around(frames * k / (layout.typical as u64 + 1));
         if !r.is_empty() && clear(&r, &chosen) {
             chosen.push((r, false));
         }
@@ -161,6 +180,38 @@ pub(crate) fn expected_overshoot(sampled: &[f64], population: usize) -> f64 {
     let var = sampled.iter().map(|o| (o - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
     let tail = mean + var.sqrt() * (2.0 * (population as f64).ln()).sqrt();
     max.max(tail)
+}
+
+/// The predicted true peak of the encoded programme and the expected codec overshoot, from
+/// `excerpts` rendered with a limiter ceiling of `limiter_ceiling_dbtp` that sample
+/// `population` limited moments: the highest decoded excerpt peak, or the highest rendered
+/// peak at the ceiling plus the [`expected_overshoot`] of the peak excerpts rendered within
+/// 1 dB of the ceiling, whichever is higher.
+fn predict_peak(
+    excerpts: &[ExcerptMeasurement],
+    population: usize,
+    limiter_ceiling_dbtp: f64,
+) -> (f64, f64) {
+    let decoded_max =
+        excerpts.iter().map(|e| e.decoded_true_peak_dbtp).fold(f64::NEG_INFINITY, f64::max);
+    // The codec's overshoot at the limited peaks (rendered within 1 dB of the ceiling).
+    let at_ceiling = |e: &&ExcerptMeasurement| {
+        e.peak
+            && e.decoded_true_peak_dbtp.is_finite()
+            && e.rendered_true_peak_dbtp >= limiter_ceiling_dbtp - 1.0
+    };
+    let sampled: Vec<f64> = excerpts
+        .iter()
+        .filter(at_ceiling)
+        .map(|e| e.decoded_true_peak_dbtp - e.rendered_true_peak_dbtp)
+        .collect();
+    let overshoot = expected_overshoot(&sampled, population);
+    let rendered_max = excerpts
+        .iter()
+        .filter(at_ceiling)
+        .map(|e| e.rendered_true_peak_dbtp)
+        .fold(f64::NEG_INFINITY, f64::max);
+    (decoded_max.max(rendered_max + overshoot), overshoot)
 }
 
 /// A scratch file, deleted when dropped (also on error or cancellation).
@@ -187,15 +238,15 @@ fn core_true_peak(planes: &[Vec<f32>], core: Range<usize>) -> f64 {
 }
 
 /// Renders the excerpt around `core` with `plan`, encodes it to `scratch` in `format` and
-/// decodes it; returns the rendered and decoded true peaks of the core.
-fn measure_excerpt(
+/// decodes it; returns the rendered and decoded excerpt and where the core is in them.
+fn excerpt_audio(
     program: &dyn FrameSource,
     plan: &MasterPlan,
     core: &Range<u64>,
     format: &OutputFormat,
     scratch: &Path,
     cancel: &CancelToken,
-) -> Result<(f64, f64)> {
+) -> Result<(AudioBuffer, AudioBuffer, Range<usize>)> {
     let rate = program.sample_rate();
     let r = f64::from(rate.get());
     let start = core.start.saturating_sub((WARM_S * r) as u64);
@@ -214,7 +265,47 @@ fn measure_excerpt(
     write_file(scratch, &rendered, format, &Tags::default())?;
     let decoded = decode_file(scratch, &DecodeOptions::default(), cancel)?.audio;
     let at = (core.start - start) as usize..(core.end - start) as usize;
-    Ok((core_true_peak(rendered.planes(), at.clone()), core_true_peak(decoded.planes(), at)))
+    Ok((rendered, decoded, at))
+}
+
+/// The integrated loudness (LUFS) of frames `core` of `b` (no true peak: cheap).
+fn core_loudness(b: &AudioBuffer, core: Range<usize>) -> Result<f64> {
+    let mut m = LoudnessMeter::new(b.channel_count(), b.sample_rate().get(), false)?;
+    let planes: Vec<&[f32]> =
+        b.planes().iter().map(|p| &p[core.start.min(p.len())..core.end.min(p.len())]).collect();
+    m.add_planar(&planes)?;
+    Ok(m.finish()?.integrated_lufs)
+}
+
+/// [`excerpt_audio`]'s rendered and decoded true peaks of the core, then their integrated
+/// loudness.
+fn measure_excerpt(
+    program: &dyn FrameSource,
+    plan: &MasterPlan,
+    core: &Range<u64>,
+    format: &OutputFormat,
+    scratch: &Path,
+    cancel: &CancelToken,
+) -> Result<[f64; 4]> {
+    let (rendered, decoded, at) = excerpt_audio(program, plan, core, format, scratch, cancel)?;
+    Ok([
+        core_true_peak(rendered.planes(), at.clone()),
+        core_true_peak(decoded.planes(), at.clone()),
+        core_loudness(&rendered, at.clone())?,
+        core_loudness(&decoded, at)?,
+    ])
+}
+
+/// The loudness the codec adds (negative: takes), LU: the excerpts' summed K-weighted energy
+/// (from their integrated loudness) decoded against rendered, over the excerpts where both are
+/// measurable; 0 when none is; at most ±1 LU.
+pub(crate) fn loudness_shift(excerpts: &[ExcerptMeasurement]) -> f64 {
+    let (mut r, mut d) = (0.0f64, 0.0f64);
+    for e in excerpts.iter().filter(|e| e.rendered_lufs.is_finite() && e.decoded_lufs.is_finite()) {
+        r += db_to_power(e.rendered_lufs);
+        d += db_to_power(e.decoded_lufs);
+    }
+    if r > 0.0 && d > 0.0 { power_to_db(d / r).clamp(-1.0, 1.0) } else { 0.0 }
 }
 
 /// The scratch files of the two threads that encode excerpts: `scratch` and a sibling.
@@ -242,7 +333,7 @@ fn measure_excerpts(
             .iter()
             .map(|(core, peak)| {
                 cancel.check()?;
-                let (rendered, decoded) =
+                let [rendered, decoded, rendered_lufs, decoded_lufs] =
                     measure_excerpt(program, plan, core, format, scratch, cancel)?;
                 Ok(ExcerptMeasurement {
                     start_ms: frames_to_ms(core.start, rate),
@@ -250,6 +341,8 @@ fn measure_excerpts(
                     peak: *peak,
                     rendered_true_peak_dbtp: rendered,
                     decoded_true_peak_dbtp: decoded,
+                    rendered_lufs,
+                    decoded_lufs,
                 })
             })
             .collect()
@@ -295,6 +388,7 @@ pub(crate) fn plan_for_codec(
                 excerpts: Vec::new(),
                 predicted_true_peak_dbtp: f64::NEG_INFINITY,
                 codec_overshoot_db: 0.0,
+                loudness_shift_lu: 0.0,
                 limiter_ceiling_dbtp: plan.ceiling_dbtp,
                 gain_db: plan.gain_db,
             };
@@ -306,39 +400,27 @@ pub(crate) fn plan_for_codec(
         };
         // Windows whose peak, after the gain, reaches the limiter's level (within 1 dB).
         let limited = ceiling_target(plan.ceiling_dbtp) / db_to_gain(plan.gain_db + 1.0) as f32;
-        let (cores, population) = pick_excerpts(measured, program.sample_rate().get(), limited);
+        let rate = program.sample_rate().get();
+        let (cores, population) = pick_excerpts(measured, rate, limited, &Layout::DEFAULT);
         let excerpts = measure_excerpts(program, &plan, &cores, format, scratch, cancel)?;
         rounds += 1;
-        let decoded_max =
-            excerpts.iter().map(|e| e.decoded_true_peak_dbtp).fold(f64::NEG_INFINITY, f64::max);
-        // The codec's overshoot at the limited peaks (rendered within 1 dB of the ceiling).
-        let at_ceiling = |e: &&ExcerptMeasurement| {
-            e.peak
-                && e.decoded_true_peak_dbtp.is_finite()
-                && e.rendered_true_peak_dbtp >= plan.ceiling_dbtp - 1.0
-        };
-        let sampled: Vec<f64> = excerpts
-            .iter()
-            .filter(at_ceiling)
-            .map(|e| e.decoded_true_peak_dbtp - e.rendered_true_peak_dbtp)
-            .collect();
-        let overshoot = expected_overshoot(&sampled, population);
-        let rendered_max = excerpts
-            .iter()
-            .filter(at_ceiling)
-            .map(|e| e.rendered_true_peak_dbtp)
-            .fold(f64::NEG_INFINITY, f64::max);
-        let worst = decoded_max.max(rendered_max + overshoot);
-        let prediction = CodecPrediction {
+        let (worst, overshoot) = predict_peak(&excerpts, population, plan.ceiling_dbtp);
+        let shift = loudness_shift(&excerpts);
+        let mut prediction = CodecPrediction {
             rounds,
             excerpts,
             predicted_true_peak_dbtp: worst,
             codec_overshoot_db: overshoot,
+            loudness_shift_lu: shift,
             limiter_ceiling_dbtp: plan.ceiling_dbtp,
             gain_db: plan.gain_db,
         };
-        // Done when the decoded peaks keep the margin, or nothing more can be done.
+        // Done when the decoded peaks keep the margin, or nothing more can be done. The gain
+        // then makes up for the loudness the codec takes (a small step: the limiter keeps the
+        // peaks where they were).
         if worst <= goal - MARGIN_DB / 2.0 || rounds >= MAX_ROUNDS {
+            plan.gain_db -= shift;
+            prediction.gain_db = plan.gain_db;
             return Ok((plan, prediction));
         }
         let lower = worst - (goal - MARGIN_DB);
@@ -374,6 +456,28 @@ mod tests {
     }
 
     #[test]
+    fn the_loudness_shift_is_the_energy_ratio_over_measurable_excerpts() {
+        let e = |r: f64, d: f64| ExcerptMeasurement {
+            start_ms: 0,
+            duration_ms: 1000,
+            peak: true,
+            rendered_true_peak_dbtp: -1.0,
+            decoded_true_peak_dbtp: -0.5,
+            rendered_lufs: r,
+            decoded_lufs: d,
+        };
+        // Energies 10^-1.6 + 10^-2.0 rendered, 10^-1.61 + 10^-2.02 decoded; the silent
+        // excerpt does not count.
+        let ex = [e(-16.0, -16.1), e(-20.0, -20.2), e(f64::NEG_INFINITY, f64::NEG_INFINITY)];
+        let want =
+            10.0 * ((10f64.powf(-1.61) + 10f64.powf(-2.02)) / (10f64.powf(-1.6) + 0.01)).log10();
+        assert!((loudness_shift(&ex) - want).abs() < 1e-12, "{} vs {want}", loudness_shift(&ex));
+        assert!(want < -0.1 && want > -0.2);
+        assert_eq!(loudness_shift(&ex[2..]), 0.0);
+        assert_eq!(loudness_shift(&[e(-16.0, -19.0)]), -1.0); // capped
+    }
+
+    #[test]
     fn window_reads_its_part_and_zeros_past_it() {
         let rate = NonZeroU32::new(8000).unwrap();
         let src = AudioBuffer::mono(rate, (0..100).map(|i| i as f32).collect());
@@ -401,7 +505,7 @@ mod tests {
         )
         .unwrap();
         // No window limited (an unreachable level): the loudest windows.
-        let (picked, population) = pick_excerpts(&m, 8000, f32::INFINITY);
+        let (picked, population) = pick_excerpts(&m, 8000, f32::INFINITY, &Layout::DEFAULT);
         assert_eq!(population, 0);
         let peaks: Vec<&Range<u64>> = picked.iter().filter(|p| p.1).map(|p| &p.0).collect();
         // The first two: around 10 s and around 40 s (the click at 10.5 s is too close).
@@ -557,3 +661,6 @@ pub(crate) fn repair_dips(
     }
     merged
 }
+
+#[cfg(test)]
+mod study;

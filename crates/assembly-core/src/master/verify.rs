@@ -100,6 +100,16 @@ pub struct ExcerptMeasurement {
     /// True peak of the same part after encoding and decoding, dBTP.
     #[serde(with = "crate::dsp::finite_or_null")]
     pub decoded_true_peak_dbtp: f64,
+    /// Integrated loudness of the rendered part, LUFS (`null` when too quiet to gate).
+    #[serde(default = "neg_inf", with = "crate::dsp::finite_or_null")]
+    pub rendered_lufs: f64,
+    /// Integrated loudness of the same part after encoding and decoding, LUFS.
+    #[serde(default = "neg_inf", with = "crate::dsp::finite_or_null")]
+    pub decoded_lufs: f64,
+}
+
+fn neg_inf() -> f64 {
+    f64::NEG_INFINITY
 }
 
 /// How the codec's effect was predicted before the whole programme was encoded: excerpts
@@ -122,6 +132,10 @@ pub struct CodecPrediction {
     /// programme, dB: the largest an excerpt showed or, when the excerpts sampled only part
     /// of the limited moments, the expected largest of all of them (see `docs/mastering.md`).
     pub codec_overshoot_db: f64,
+    /// The loudness the codec adds (negative: takes), LU, from the excerpts' K-weighted
+    /// energy decoded against rendered; the gain made up for it.
+    #[serde(default)]
+    pub loudness_shift_lu: f64,
     /// The ceiling the limiter was given for the full encode, dBTP.
     pub limiter_ceiling_dbtp: f64,
     /// The gain the full encode was rendered with, dB.
