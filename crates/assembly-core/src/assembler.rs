@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::analyze::activity::{ActivityMap, ActivityOptions};
 use crate::analyze::loudness::{self, Loudness, LoudnessMeter};
+use crate::analyze::speakers::{Leveled, SpeakerLeveling, level_speakers};
 use crate::arrange::{
     self, Arrangement, Leveling, Placement, PodcastChapters, Segment, SegmentType, Template,
 };
@@ -78,6 +79,9 @@ pub struct Plan {
     pub duration_ms: u64,
     /// Chapters of the episode.
     pub chapters: Vec<Chapter>,
+    /// Speaker leveling: each labelled speaker's level and gain, and the gain envelope's
+    /// steps on the source timeline.
+    pub leveling: Option<SpeakerLeveling>,
 }
 
 /// The written episode.
@@ -113,6 +117,10 @@ pub struct Report {
     pub master: MasterPlan,
     /// The decode-and-measure check of a lossy output.
     pub verify: Option<VerifyReport>,
+    /// Speaker leveling: each labelled speaker's loudness before and after, its gain, and
+    /// the gain envelope (`None` without speaker labels or with leveling off).
+    #[serde(default)]
+    pub leveling: Option<SpeakerLeveling>,
     /// Every edit, with source and output times and its reason.
     pub edits: Vec<PlanEntry>,
     /// Counts: fillers, pauses, cuts, inserts, seconds removed.
@@ -139,6 +147,14 @@ pub struct Report {
 struct Analysis {
     content_loudness: Loudness,
     content_frames: u64,
+    /// The speakers' levels and gain envelope (labelled transcript, leveling on).
+    leveling: Option<SpeakerLeveling>,
+    leveling_warnings: Vec<Warning>,
+}
+
+/// The content as the edit reads it: the decoded source through the speaker leveling.
+fn leveled<'a>(inputs: &'a Inputs, leveling: Option<&'a SpeakerLeveling>) -> Leveled<'a> {
+    Leveled { src: &inputs.content, envelope: leveling.map(|l| &l.envelope) }
 }
 
 /// Arrange checkpoint.
@@ -240,13 +256,15 @@ impl Assembler {
         guard(|| {
             let mut rep = Reporter::new(&mut sink, cancel.clone());
             let inputs = self.load(&mut rep, cancel)?;
+            let leveling = self.speaker_leveling(&inputs, cancel)?.map(|(l, _)| l);
             let edit = self.edit_plan(&inputs, cancel)?;
-            let arranged = self.arrange(&inputs, &edit, cancel)?;
+            let arranged = self.arrange(&inputs, &edit, leveling.as_ref(), cancel)?;
             Ok(Plan {
                 duration_ms: arranged.arrangement.total_ms,
                 chapters: arranged.chapters,
                 arrangement: arranged.arrangement,
                 edit,
+                leveling,
             })
         })
     }
@@ -351,9 +369,12 @@ impl Assembler {
         if edit_plan.source_frames != analysis.content_frames {
             return Err(Error::internal("edit checkpoint does not match the decoded content"));
         }
-        let arranged = staged!(Stage::Arrange, Arranged, self.arrange(&inputs, &edit_plan, cancel));
+        let leveling = analysis.leveling.as_ref();
+        let arranged =
+            staged!(Stage::Arrange, Arranged, self.arrange(&inputs, &edit_plan, leveling, cancel));
 
-        let edited = EditedAudio::new(&inputs.content, &edit_plan, &inputs.clips)?;
+        let content = leveled(&inputs, leveling);
+        let edited = EditedAudio::new(&content, &edit_plan, &inputs.clips)?;
         let mut sources = Sources::new();
         sources.insert(CONTENT_ASSET, &edited);
         for (id, a) in &inputs.assets {
@@ -407,6 +428,7 @@ impl Assembler {
                 loudness_out,
                 master: master_plan.clone(),
                 verify,
+                leveling: analysis.leveling.clone(),
                 edits: edit_plan.entries.clone(),
                 counts: edit_plan.stats.clone(),
                 placements: arranged.arrangement.placements.clone(),
@@ -417,9 +439,10 @@ impl Assembler {
                 stage_ms: BTreeMap::new(),
                 stages_resumed: std::mem::take(&mut resumed),
             };
+            report.warnings.extend(analysis.leveling_warnings.iter().cloned());
             report.warnings.extend(edit_plan.warnings.iter().cloned());
             report.warnings.extend(arranged.arrangement.warnings.iter().cloned());
-            self.write_sidecars(&inputs, &edit_plan, &arranged, &mut report, cancel)?;
+            self.write_sidecars(&inputs, &edit_plan, &arranged, leveling, &mut report, cancel)?;
             stage_ms.insert(Stage::Render, t0.elapsed().as_millis() as u64);
             report.stage_ms = std::mem::take(&mut stage_ms);
             if let Some(p) = &self.spec.output.report {
@@ -541,17 +564,45 @@ impl Assembler {
         let wants_activity =
             inputs.activity.get().is_none() && (c.remove_pauses || inputs.transcript.is_none());
         let content = &inputs.content;
-        let (content_loudness, activity) = crate::par::join(
+        let transcript = inputs.transcript.as_ref();
+        let (content_loudness, (activity, leveling)) = crate::par::join(
             || loudness::measure_source(content, cancel),
             || {
-                wants_activity
-                    .then(|| ActivityMap::analyze_cancellable(content, &c.activity, cancel))
+                let activity = wants_activity
+                    .then(|| ActivityMap::analyze_cancellable(content, &c.activity, cancel));
+                let leveling = match transcript {
+                    Some(t) => level_speakers(content, t, &c.leveling, cancel),
+                    None => Ok(None),
+                };
+                (activity, leveling)
             },
         );
         if let Some(a) = activity {
             let _ = inputs.activity.set(a?);
         }
-        Ok(Analysis { content_loudness: content_loudness?, content_frames: content.frames() })
+        let (leveling, leveling_warnings) = match leveling? {
+            Some((l, w)) => (Some(l), w),
+            None => (None, Vec::new()),
+        };
+        Ok(Analysis {
+            content_loudness: content_loudness?,
+            content_frames: content.frames(),
+            leveling,
+            leveling_warnings,
+        })
+    }
+
+    /// The speakers' levels and the envelope that evens them (see
+    /// [`analyze::speakers`](crate::analyze::speakers)), when the transcript labels speakers.
+    fn speaker_leveling(
+        &self,
+        inputs: &Inputs,
+        cancel: &CancelToken,
+    ) -> Result<Option<(SpeakerLeveling, Vec<Warning>)>> {
+        match &inputs.transcript {
+            Some(t) => level_speakers(&inputs.content, t, &self.spec.cleanup.leveling, cancel),
+            None => Ok(None),
+        }
     }
 
     fn clips(&self, assets: &BTreeMap<String, AudioBuffer>) -> Result<Vec<Clip>> {
@@ -586,7 +637,13 @@ impl Assembler {
         )
     }
 
-    fn arrange(&self, inputs: &Inputs, plan: &EditPlan, cancel: &CancelToken) -> Result<Arranged> {
+    fn arrange(
+        &self,
+        inputs: &Inputs,
+        plan: &EditPlan,
+        leveling: Option<&SpeakerLeveling>,
+        cancel: &CancelToken,
+    ) -> Result<Arranged> {
         let template = self.template();
         let rate = self.working_format()?.rate;
         let frames = |id: &str| {
@@ -630,7 +687,8 @@ impl Assembler {
             s.1 += content_start_frame;
         }
 
-        let edited = EditedAudio::new(&inputs.content, plan, &inputs.clips)?;
+        let content = leveled(inputs, leveling);
+        let edited = EditedAudio::new(&content, plan, &inputs.clips)?;
         let lookup = |id: &str| -> Option<&dyn FrameSource> {
             if id == CONTENT_ASSET {
                 Some(&edited)
@@ -864,6 +922,7 @@ impl Assembler {
         inputs: &Inputs,
         plan: &EditPlan,
         arranged: &Arranged,
+        leveling: Option<&SpeakerLeveling>,
         report: &mut Report,
         cancel: &CancelToken,
     ) -> Result<()> {
@@ -895,7 +954,8 @@ impl Assembler {
             report.sidecars.push(p.clone());
         }
         if let Some(p) = &out.cleaned_content {
-            let edited = EditedAudio::new(&inputs.content, plan, &inputs.clips)?;
+            let content = leveled(inputs, leveling);
+            let edited = EditedAudio::new(&content, plan, &inputs.clips)?;
             let ch = edited.channel_count();
             let mut enc = Encoder::create(p, &out.encoding, rate, ch, &Tags::default())?;
             let block = 65_536u64;

@@ -63,6 +63,9 @@ pub enum WarningCode {
     CrossfadeIgnored,
     /// A music bed span was empty after its offsets and was skipped.
     EmptyBed,
+    // Analyze (speaker leveling).
+    /// A labelled speaker had too little speech to measure and was left at its level.
+    SpeakerNotLeveled,
     // Checkpoints.
     /// A stage's checkpoint could not be used (unreadable, corrupt, or of another job or
     /// library version); the stage was recomputed.

@@ -423,6 +423,14 @@ impl Report {
     fn warnings<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         self.field(py, "warnings")
     }
+    /// Speaker leveling, or `None` (no speaker labels, or leveling off): `reference_lufs`,
+    /// `words_lufs`, `speakers` (each `speaker`, `words`, `speech_s`, `loudness_lufs`,
+    /// `gain_db`, `leveled_lufs`) and the gain `envelope` (`initial_db`, `steps` of `start`,
+    /// `ramp` in content frames and `gain_db`).
+    #[getter]
+    fn leveling<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.field(py, "leveling")
+    }
 
     /// A fresh deep copy of the whole report as plain dicts and lists.
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {

@@ -181,3 +181,33 @@ def test_unknown_template_asset_and_bad_options(episode, tmp_path):
     with pytest.raises(pa.CancelledError):
         pa.assemble_episode(episode.content, output_path=tmp_path / "o.mp3", cancel=token)
     assert not (tmp_path / "o.mp3").exists()
+
+
+def test_speaker_leveling_is_on_by_default_and_level_speakers_false_turns_it_off(tmp_path):
+    # Two speakers 12 dB apart (0.4 and 0.1 peak), 6 s of words each, alternating.
+    words, spans_a, spans_b = [], [], []
+    t = 0.2
+    for i in range(40):
+        span = (f"w{i}", t, t + 0.3)
+        (spans_a if i % 2 == 0 else spans_b).append(span)
+        words.append({"word": span[0], "start": span[1], "end": span[2],
+                      "speaker": "A" if i % 2 == 0 else "B"})
+        t += 0.45
+    duration = t + 0.5
+    loud, quiet = speech(spans_a, duration, level=0.4), speech(spans_b, duration, level=0.1)
+    content = write_wav(tmp_path / "raw.wav", [x + y for x, y in zip(loud, quiet)])
+    opts = {"removeFillers": False, "removePauses": False}
+    on = pa.assemble_episode(str(content), output_path=str(tmp_path / "on.wav"), words=words,
+                             cleanup_options=opts, output_format="wav")
+    lv = on.leveling
+    assert lv is not None and [s["speaker"] for s in lv["speakers"]] == ["A", "B"]
+    gains = {s["speaker"]: s["gain_db"] for s in lv["speakers"]}
+    # 12 dB apart, brought together around the time-weighted mean: about -6 and +6 dB.
+    assert abs((gains["B"] - gains["A"]) - 12.04) < 0.5, gains
+    assert abs(gains["A"] + gains["B"]) < 0.5, gains
+    assert len(lv["envelope"]["steps"]) == 39
+    off = pa.assemble_episode(str(content), output_path=str(tmp_path / "off.wav"), words=words,
+                              cleanup_options={**opts, "levelSpeakers": False},
+                              output_format="wav")
+    assert off.leveling is None
+    assert "leveling" in on.to_dict() and on.to_dict()["leveling"] == lv

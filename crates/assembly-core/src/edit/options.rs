@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::analyze::activity::ActivityOptions;
+use crate::analyze::speakers::{LevelingMode, LevelingOptions};
 use crate::error::{Error, Result};
 use crate::warning::{Warning, WarningCode};
 
@@ -68,6 +69,9 @@ pub struct CleanupOptions {
     /// The silence detector used to verify and find pauses. Default: see
     /// [`ActivityOptions`](crate::analyze::activity::ActivityOptions).
     pub activity: ActivityOptions,
+    /// Every labelled speaker brought to the same loudness. Default: see
+    /// [`LevelingOptions`] (on when the transcript labels speakers).
+    pub leveling: LevelingOptions,
 }
 
 impl Default for CleanupOptions {
@@ -92,6 +96,7 @@ impl Default for CleanupOptions {
             sound_effects: Vec::new(),
             splice: SpliceOptions::default(),
             activity: ActivityOptions::default(),
+            leveling: LevelingOptions::default(),
         }
     }
 }
@@ -400,7 +405,8 @@ impl CleanupOptions {
                 )
             },
         )?;
-        self.activity.validate()
+        self.activity.validate()?;
+        self.leveling.validate()
     }
 
     /// Reads the backend's camelCase cleanup options (DESIGN §5), given as JSON text, onto the
@@ -410,7 +416,8 @@ impl CleanupOptions {
     /// `flubberKeyword`, `flubber_cuts_ms` (also `flubberCutsMs`; items `{start_ms, end_ms}`,
     /// `{startMs, endMs}` or `[start, end]`), `censorEnabled`, `censorWords`, `censorBeepMs`,
     /// `censorBeepFreq`, `censorBeepGainDb`, `insertedClips` (items `{clip, atSeconds,
-    /// silenceBeforeMs, silenceAfterMs}`), `soundEffects` (items `{trigger, clip}`). A `null`
+    /// silenceBeforeMs, silenceAfterMs}`), `soundEffects` (items `{trigger, clip}`), and the
+    /// speaker leveling: `levelSpeakers` (bool), `levelingMaxBoostDb`, `levelingMaxCutDb`. A `null`
     /// value keeps the default. Keys it does not know are ignored with an
     /// [`UnknownOption`](crate::WarningCode::UnknownOption) warning each.
     ///
@@ -460,6 +467,12 @@ impl CleanupOptions {
                 "censorBeepMs" => o.censor.beep_ms = ms_u32(v, &field)?,
                 "censorBeepFreq" => o.censor.beep_freq_hz = num(v, &field)?,
                 "censorBeepGainDb" => o.censor.beep_gain_db = num(v, &field)?,
+                "levelSpeakers" => {
+                    o.leveling.mode =
+                        if b(v, &field)? { LevelingMode::Auto } else { LevelingMode::Off };
+                }
+                "levelingMaxBoostDb" => o.leveling.max_boost_db = num(v, &field)?,
+                "levelingMaxCutDb" => o.leveling.max_cut_db = num(v, &field)?,
                 "insertedClips" => {
                     let items = v
                         .as_array()
