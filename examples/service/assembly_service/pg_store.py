@@ -83,11 +83,15 @@ _SCHEMA = [
         PRIMARY KEY (path, job_id)
     )""",
     "CREATE TABLE IF NOT EXISTS job_store_meta (version INTEGER NOT NULL)",
-    # version 2: the publish intent (exactly-once publication)
+]
+
+# Schema version 1 -> 2 (idempotent; run with _SCHEMA when the stored version is older).
+_MIGRATIONS = [
+    # the publish intent (exactly-once publication)
     "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS publish TEXT",
-    # and the outbox: NULL while a queued job's task still has to be sent (Celery mode)
+    # the outbox: NULL while a queued job's task still has to be sent (Celery mode)
     "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS dispatched_at DOUBLE PRECISION",
-    # and the completion callbacks still owed
+    # the completion callbacks still owed
     """CREATE TABLE IF NOT EXISTS callbacks (
         job_id   TEXT PRIMARY KEY REFERENCES jobs (job_id),
         url      TEXT NOT NULL,
@@ -122,14 +126,23 @@ class PostgresJobStore(JobStore):
         self._all_lock = threading.Lock()
         with self._tx() as db:
             db.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_SCHEMA,))
-            for statement in _SCHEMA:
-                db.execute(statement)
-            row = db.execute("SELECT version FROM job_store_meta").fetchone()
-            if row is None:
-                db.execute("INSERT INTO job_store_meta (version) VALUES (%s)",
-                           (SCHEMA_VERSION,))
-            elif row["version"] < SCHEMA_VERSION:  # the ALTERs above migrated it
-                db.execute("UPDATE job_store_meta SET version = %s", (SCHEMA_VERSION,))
+            # DDL only when the schema is missing or old: CREATE INDEX and ALTER TABLE lock
+            # the table even when there is nothing to do, and would wait for (or deadlock
+            # with) the live writers of the processes already running.
+            made = db.execute("SELECT to_regclass('job_store_meta') IS NOT NULL AS made"
+                              ).fetchone()
+            assert made is not None
+            row = (db.execute("SELECT version FROM job_store_meta").fetchone()
+                   if made["made"] else None)
+            if row is None or row["version"] < SCHEMA_VERSION:
+                for statement in _SCHEMA + _MIGRATIONS:
+                    db.execute(statement)
+                row = db.execute("SELECT version FROM job_store_meta").fetchone()
+                if row is None:
+                    db.execute("INSERT INTO job_store_meta (version) VALUES (%s)",
+                               (SCHEMA_VERSION,))
+                else:
+                    db.execute("UPDATE job_store_meta SET version = %s", (SCHEMA_VERSION,))
             elif row["version"] != SCHEMA_VERSION:
                 raise RuntimeError(f"job store schema {row['version']}, expected "
                                    f"{SCHEMA_VERSION}")

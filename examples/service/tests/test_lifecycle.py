@@ -167,3 +167,27 @@ def test_the_data_folder_may_not_lie_inside_a_root(media: Media, tmp_path: Path)
                  data_dir=tmp_path / "out" / "data", dev_mode=True)
     Settings(media_root=media.root, output_root=tmp_path / "out", data_dir=tmp_path / "data",
              dev_mode=True)
+
+
+def test_opening_the_postgres_store_does_not_wait_for_live_writers() -> None:
+    """A worker starting while the app is inside a write must not take an exclusive table
+    lock (schema migrations run once, not at every start): it used to deadlock the POST."""
+    import psycopg
+
+    from assembly_service.pg_store import PostgresJobStore
+
+    url = fresh_pg_database()
+    first = PostgresJobStore(url)
+    writer = psycopg.connect(url)  # a transaction in progress, holding its row locks
+    writer.execute("INSERT INTO jobs (job_id, episode_id, idem_key, payload, state, "
+                   "created_at, updated_at, next_attempt_at) "
+                   "VALUES ('j', 'e', 'e:k', '{}', 'queued', 0, 0, 0)")
+    try:
+        t0 = time.monotonic()
+        second = PostgresJobStore(url, lock_timeout_ms=2000)
+        assert time.monotonic() - t0 < 1.5
+        second.close()
+    finally:
+        writer.rollback()
+        writer.close()
+        first.close()
