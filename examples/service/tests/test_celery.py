@@ -266,3 +266,29 @@ def test_broker_down_during_post_the_outbox_sends_the_job_later(media: Media,
     assert [e["job_id"] for e in srv.events("tasks.celery.sent")] == [job_id]
     assert (srv.output_root / "ep-outbox.mp3").read_bytes() == reference_output(
         media, payload, tmp_path)
+
+
+def test_a_job_committed_but_never_sent_is_sent_by_the_next_app(media: Media,
+                                                               tmp_path: Path) -> None:
+    """The app died between its commit and its send: the job is in the store, no task on the
+    broker. Any app instance started later sends it from the outbox; it runs once."""
+    env = _celery_env(tmp_path, media, poll_s=0.2)
+    settings, store, job, payload = _store_and_job(env, media, "ep-orphan", "short.wav")
+    assert [j.job_id for j in store.owed_dispatches()] == [job.job_id]
+    srv = Server(tmp_path, media, workers=0)
+    srv.env.update({k: v for k, v in env.items() if k.startswith("ASSEMBLY_SERVICE_")})
+    srv.database_url = env["ASSEMBLY_SERVICE_DATABASE_URL"]
+    worker = Worker(srv.env, tmp_path / "worker.log")
+    try:
+        srv.start()
+        done = _wait(store, job.job_id, lambda j: j.state == JobState.SUCCEEDED, 120,
+                     "the orphaned job was not sent and run")
+    finally:
+        srv.stop()
+        worker.stop()
+    assert done.attempts == 1 and store.owed_dispatches() == []
+    assert [e["job_id"] for e in srv.events("tasks.celery.sent")] == [job.job_id]
+    assert len(worker.events("tasks.assemble.start")) == 1
+    out = Path(env["ASSEMBLY_SERVICE_OUTPUT_ROOT"]) / "ep-orphan.mp3"
+    assert out.read_bytes() == reference_output(media, payload, tmp_path)
+    store.close()
