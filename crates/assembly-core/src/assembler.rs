@@ -11,6 +11,7 @@ use std::num::NonZeroU32;
 use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -171,7 +172,8 @@ struct Arranged {
 struct Inputs {
     /// The content, kept compactly (an hour of speech is ~0.2 GB instead of 635 MB as f32).
     content: CompactAudio,
-    assets: BTreeMap<String, AudioBuffer>,
+    /// By asset id; ids naming one file share its audio.
+    assets: BTreeMap<String, Arc<AudioBuffer>>,
     /// The assets the cleanup inserts (clips, sound effects), copied once.
     clips: Vec<Clip>,
     transcript: Option<Transcript>,
@@ -378,7 +380,7 @@ impl Assembler {
         let mut sources = Sources::new();
         sources.insert(CONTENT_ASSET, &edited);
         for (id, a) in &inputs.assets {
-            sources.insert(id.as_str(), a as &dyn FrameSource);
+            sources.insert(id.as_str(), a.as_ref() as &dyn FrameSource);
         }
         let speech: Vec<Range<u64>> = arranged.speech.iter().map(|&(a, b)| a..b).collect();
         let channels = self.spec.output.channels;
@@ -529,13 +531,15 @@ impl Assembler {
         let (content, content_warnings) =
             load::decode_file_compact(&self.spec.content, &opts, fmt.rate, CONTENT_BITS, cancel)?;
         note("content", content_warnings);
-        let mut assets = BTreeMap::new();
-        for (i, (id, path)) in self.spec.assets.iter().enumerate() {
-            rep.update(Stage::Load, (i + 1) as f64 / total as f64, "decoding assets");
+        // Each distinct file once, however many asset ids name it.
+        let mut decoded = 0;
+        let assets = load::decode_each_once(&self.spec.assets, |id, path| {
+            decoded += 1;
+            rep.update(Stage::Load, decoded as f64 / total as f64, "decoding assets");
             let (audio, asset_warnings) = decode(path, None)?;
             note(&format!("asset {id:?}"), asset_warnings);
-            assets.insert(id.clone(), audio);
-        }
+            Ok(audio)
+        })?;
         let transcript = match &self.spec.transcript {
             None => None,
             Some(t) => {
@@ -605,7 +609,7 @@ impl Assembler {
         }
     }
 
-    fn clips(&self, assets: &BTreeMap<String, AudioBuffer>) -> Result<Vec<Clip>> {
+    fn clips(&self, assets: &BTreeMap<String, Arc<AudioBuffer>>) -> Result<Vec<Clip>> {
         let c = &self.spec.cleanup;
         let mut ids: Vec<&str> = c.inserts.iter().map(|i| i.clip.as_str()).collect();
         ids.extend(c.sound_effects.iter().map(|s| s.clip.as_str()));
@@ -615,7 +619,7 @@ impl Assembler {
             .map(|id| {
                 let audio = assets
                     .get(id)
-                    .cloned()
+                    .map(|a| AudioBuffer::clone(a))
                     .ok_or_else(|| Error::invalid_input("cleanup", format!("no asset {id:?}")))?;
                 Ok(Clip { id: id.to_string(), audio })
             })
@@ -693,7 +697,7 @@ impl Assembler {
             if id == CONTENT_ASSET {
                 Some(&edited)
             } else {
-                inputs.assets.get(id).map(|a| a as &dyn FrameSource)
+                inputs.assets.get(id).map(|a| a.as_ref() as &dyn FrameSource)
             }
         };
         let leveling = arrange::level_segments(

@@ -17,6 +17,7 @@ use assembly_core::edit::CleanupOptions;
 use pyo3::create_exception;
 use pyo3::exceptions::{
     PyException, PyFileNotFoundError, PyOSError, PyPermissionError, PyTimeoutError, PyTypeError,
+    PyValueError,
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
@@ -515,8 +516,14 @@ impl Assembler {
         guarded(|| {
             let py = spec.py();
             let spec = spec_from_py(spec)?;
-            check_inputs(&spec)?;
-            let inner = core::Assembler::new(spec).map_err(|e| to_py(py, e))?;
+            // Opening the inputs can block (a FIFO without a writer, a hung network mount):
+            // done without the GIL, so the interpreter's other threads (a service's heartbeats
+            // and watchdog, signal handlers) go on meanwhile.
+            let built = py.detach(|| -> PyResult<core::Result<core::Assembler>> {
+                check_inputs(&spec)?;
+                Ok(core::Assembler::new(spec))
+            })?;
+            let inner = built.map_err(|e| to_py(py, e))?;
             Ok(Self { inner: Arc::new(inner) })
         })
     }
@@ -758,6 +765,29 @@ fn cleanup_from_backend<'py>(
     })
 }
 
+/// Reads an input's container, codec, rate, channels and exact length (`duration_ms`,
+/// `frames`) without keeping its audio: from the header where it is exact, else from a pass
+/// that counts frames. Runs with the GIL released; `limits` as in the spec's `limits` (a
+/// dict, defaults for missing keys).
+#[pyfunction]
+#[pyo3(signature = (path, limits=None))]
+fn probe<'py>(
+    py: Python<'py>,
+    path: PathBuf,
+    limits: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    guarded(|| {
+        let limits: core::Limits = match limits {
+            None => core::Limits::default(),
+            Some(obj) => serde_json::from_str(&json_dumps(obj)?)
+                .map_err(|e| PyValueError::new_err(format!("invalid limits: {e}")))?,
+        };
+        let info =
+            py.detach(|| core::load::probe_file(&path, &limits)).map_err(|e| to_py(py, e))?;
+        json_loads(py, &to_json_string(&info)?)
+    })
+}
+
 /// Test hook: panics inside the guarded boundary (proves it becomes `InternalError`).
 #[pyfunction]
 fn _panic_for_test() -> PyResult<()> {
@@ -774,6 +804,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Report>()?;
     m.add_class::<Job>()?;
     m.add_function(wrap_pyfunction!(cleanup_from_backend, m)?)?;
+    m.add_function(wrap_pyfunction!(probe, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_for_test, m)?)?;
     m.add("AssemblyError", py.get_type::<AssemblyError>())?;
     m.add("DecodeError", py.get_type::<DecodeError>())?;

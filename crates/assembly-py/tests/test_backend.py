@@ -183,6 +183,88 @@ def test_unknown_template_asset_and_bad_options(episode, tmp_path):
     assert not (tmp_path / "o.mp3").exists()
 
 
+def test_without_local_paths_only_assets_name_files(episode, tmp_path):
+    """episode_spec(local_paths=False): a template filename or cleanup clip that is an existing
+    file but not a key of assets is refused exactly like one that exists nowhere."""
+    existing = str(episode.assets["intro"])
+    missing = str(tmp_path / "nowhere.wav")
+    answers = {}
+    for name in (existing, missing):
+        template = {"segments": [
+            {"segment_type": "intro", "source": {"source_type": "static", "filename": name}},
+            {"segment_type": "content", "source": {"source_type": "content"}}]}
+        with pytest.raises(pa.InvalidSpecError) as info:
+            pa.episode_spec(episode.content, output_path=tmp_path / "o.mp3", template=template,
+                            local_paths=False)
+        answers[name] = [(e["path"], e["message"].replace(name, "<name>"))
+                         for e in info.value.errors]
+        clip = pa.episode_spec(episode.content, output_path=tmp_path / "o.mp3",
+                               cleanup_options={"insertedClips": [{"clip": name,
+                                                                   "atSeconds": 1.0}]},
+                               local_paths=False)
+        assert "assets" not in clip  # the clip's path was not taken as an asset
+    assert answers[existing] == answers[missing]
+    assert answers[existing] == [("template.segments[0].source", "none of '<name>' is in assets")]
+    # the default keeps the backend's behaviour: an existing local path is used as it is
+    spec = pa.episode_spec(episode.content, output_path=tmp_path / "o.mp3", template={
+        "segments": [{"segment_type": "intro",
+                      "source": {"source_type": "static", "filename": existing}}]})
+    assert spec["assets"] == {existing: existing}
+
+
+def test_probe_reads_length_without_decoding_into_memory(episode, tmp_path):
+    info = pa.probe(episode.content)
+    assert info["container"] == "wav" and info["channels"] >= 1
+    assert info["duration_ms"] == round(info["frames"] * 1000 / info["sample_rate"])
+    assert info["frames_counted"] is False  # the PCM header is exact
+    with pytest.raises(pa.LimitExceededError):
+        pa.probe(episode.content, limits={"max_duration_s": 0.5})
+    with pytest.raises(FileNotFoundError):
+        pa.probe(tmp_path / "nope.wav")
+    with pytest.raises(ValueError):
+        pa.probe(episode.content, limits={"max_duraton_s": 1})
+
+
+def test_an_input_that_blocks_on_open_does_not_hold_the_gil(tmp_path):
+    """A FIFO without a writer (like a hung network mount) blocks the constructor's input
+    check; the interpreter's other threads run meanwhile, and the call returns once the
+    FIFO is opened for writing. Run in a child process: holding the GIL would freeze it."""
+    import os
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "raw.wav"
+    os.mkfifo(fifo)
+    code = f"""
+import os, threading, time
+import podcast_assembly as pa
+spec = {{"version": 1, "content": {str(fifo)!r}, "output": {{"path": {str(tmp_path / "o.mp3")!r}}}}}
+result = []
+def build():
+    try:
+        pa.Assembler(spec)
+        result.append("built")
+    except Exception as e:
+        result.append(type(e).__name__)
+t = threading.Thread(target=build)
+t.start()
+ticks = 0
+t0 = time.monotonic()
+while time.monotonic() - t0 < 0.5:
+    ticks += 1
+    time.sleep(0.01)
+assert t.is_alive()
+os.close(os.open({str(fifo)!r}, os.O_WRONLY | os.O_NONBLOCK))  # the blocked open returns
+t.join(10)
+print(ticks, result)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=30)
+    assert out.returncode == 0, out.stderr
+    ticks, result = out.stdout.split(" ", 1)
+    assert int(ticks) > 20  # the other thread ran while the open was blocked
+    assert "InvalidSpecError" in result  # then: a FIFO is not a file
+
 def test_speaker_leveling_is_on_by_default_and_level_speakers_false_turns_it_off(tmp_path):
     # Two speakers 12 dB apart (0.4 and 0.1 peak), 6 s of words each, alternating.
     words, spans_a, spans_b = [], [], []

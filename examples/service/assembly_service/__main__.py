@@ -34,12 +34,19 @@ def main(argv: Optional[List[str]] = None) -> int:
         p.add_argument("--dev", action="store_true", help="dev mode: no shared secret")
         p.add_argument("--log-level", default=os.environ.get("ASSEMBLY_SERVICE_LOG_LEVEL",
                                                                "INFO"))
+        p.add_argument("--log-format", choices=sorted(logs.FORMATS),
+                       default=os.environ.get("ASSEMBLY_SERVICE_LOG_FORMAT") or "logfmt",
+                       help="ASSEMBLY_SERVICE_LOG_FORMAT: logfmt (default) or json")
         if name == "serve":
             p.add_argument("--host", default="127.0.0.1")
             p.add_argument("--port", type=int, default=8000)
             p.add_argument("--access-log", action="store_true")
     args = parser.parse_args(argv)
-    logs.configure(args.log_level.upper())
+    try:
+        logs.configure(args.log_level.upper(), args.log_format)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     try:
         settings = _settings(args)
     except ValueError as e:

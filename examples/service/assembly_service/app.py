@@ -11,11 +11,14 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Dict, List, MutableM
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse as _JSONResponse
+from fastapi.responses import PlainTextResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
 
 from . import __version__, logs
 from .config import Settings
-from .jobs import SpecRejected, validate_payload
+from .jobs import SpecRejected, clean_finished, validate_payload
 from .metrics import Metrics
 from .requests import AssembleRequest, Rejected, prepare
 from .store import Conflict, InvalidTransition, Job, JobState, JobStore, NotFound, open_store
@@ -27,28 +30,54 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+class JSONResponse(_JSONResponse):
+    """JSON as ASCII: a field name or message that echoes a request's string can hold a lone
+    surrogate, which has no UTF-8 encoding (rendering it must not fail into a 500)."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False,
+                          separators=(",", ":")).encode("ascii")
+
+
 AUTH_HEADER = "X-Tasks-Auth"
-INTERNAL_PREFIX = "/api/"
+#: The routes anyone may call (probes and metrics); every other route, including the OpenAPI
+#: docs and paths that match no route, needs the secret unless dev mode is on.
+PUBLIC_ROUTES = frozenset({"healthz", "readyz", "prometheus"})
 
 
 class GuardMiddleware:
-    """For ``/api/`` routes: the shared secret first (401), then the body size (413), before
-    any handler runs or the body is parsed. Constant-time comparison of the secret."""
+    """For every route but :data:`PUBLIC_ROUTES`: the shared secret first (401), then the body
+    size (413), before any handler runs or the body is parsed. The route is found the way the
+    router finds it (so a ``root_path`` or a mount under a prefix changes nothing); the secret
+    is compared in constant time with each accepted one."""
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, routes: List[BaseRoute]) -> None:
         self.app = app
-        self.secret = (settings.auth_secret or "").encode("utf-8")
+        self.secrets = [s.encode("utf-8") for s in settings.secrets]
         self.dev_mode = settings.dev_mode
         self.limit = settings.max_body_bytes
+        self.routes = routes
+
+    def _public(self, scope: Scope) -> bool:
+        for route in self.routes:
+            match, _ = route.matches(scope)
+            if match == Match.FULL:
+                return getattr(route, "name", None) in PUBLIC_ROUTES
+        return False
+
+    def _authorized(self, given: bytes) -> bool:
+        ok = False
+        for secret in self.secrets:  # every one compared: the time does not tell which
+            ok |= hmac.compare_digest(given, secret)
+        return ok
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(INTERNAL_PREFIX):
+        if scope["type"] != "http" or self._public(scope):
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v for k, v in scope["headers"]}
         if not self.dev_mode:
-            given = headers.get(AUTH_HEADER.lower(), b"")
-            if not hmac.compare_digest(given, self.secret):
+            if not self._authorized(headers.get(AUTH_HEADER.lower(), b"")):
                 await _send_json(send, 401, {"ok": False, "error": "unauthorized",
                                              "detail": f"missing or wrong {AUTH_HEADER}"})
                 return
@@ -176,7 +205,9 @@ def create_app(settings: Settings, store: Optional[JobStore] = None,
 
     app = FastAPI(title="podcast-assembly reference service", version=__version__,
                   lifespan=lifespan)
-    app.add_middleware(GuardMiddleware, settings=settings)  # type: ignore[arg-type]
+    # Outside dev mode /docs and /openapi.json are not public routes: they need the secret.
+    app.add_middleware(GuardMiddleware, settings=settings,  # type: ignore[arg-type]
+                       routes=app.router.routes)
     app.state.service = state
     app.state.metrics = metrics
 
@@ -184,6 +215,13 @@ def create_app(settings: Settings, store: Optional[JobStore] = None,
         s = state["store"]
         assert s is not None
         return s
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # the framework's own 4xx (a body that is not UTF-8, an unknown route, a wrong
+        # method) in the service's shape
+        return JSONResponse({"ok": False, "error": str(exc.detail)},
+                            status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -242,29 +280,53 @@ def create_app(settings: Settings, store: Optional[JobStore] = None,
                                 status_code=404)
         return JSONResponse(status_body(job, include_words))
 
-    @app.post("/api/tasks/assemble/{episode_id}/cancel", status_code=202)
-    def cancel(episode_id: str) -> JSONResponse:
-        """Cancels the episode's active job: at once if queued, at its worker's next check if
-        running."""
-        job = the_store().latest_for_episode(episode_id)
-        if job is None:
-            return JSONResponse({"ok": False, "error": "no such job", "episode_id": episode_id},
-                                status_code=404)
+    def cancel_job(job: Job) -> JSONResponse:
         try:
             job = the_store().request_cancel(job.job_id)
         except InvalidTransition as e:
             return JSONResponse({"ok": False, "error": f"cannot cancel: {e}",
-                                 "episode_id": episode_id, "job_id": e.job.job_id,
+                                 "episode_id": e.job.episode_id, "job_id": e.job.job_id,
                                  "status": e.job.state.value}, status_code=409)
         except NotFound:
             return JSONResponse({"ok": False, "error": "no such job"}, status_code=404)
         if job.state == JobState.RUNNING and state["pool"] is not None:
             state["pool"].cancel_local(job.job_id)
+        if job.state == JobState.CANCELLED:
+            # cancelled while queued or waiting for a retry: no worker will clean up after it
+            clean_finished(job, settings)
         status_text = "cancelled" if job.state == JobState.CANCELLED else "cancelling"
-        logs.event("tasks.assemble.cancel_requested", episode_id=episode_id, job_id=job.job_id,
-                   attempt=job.attempts, status=status_text)
-        return JSONResponse({"ok": True, "status": status_text, "episode_id": episode_id,
+        logs.event("tasks.assemble.cancel_requested", episode_id=job.episode_id,
+                   job_id=job.job_id, attempt=job.attempts, status=status_text)
+        return JSONResponse({"ok": True, "status": status_text, "episode_id": job.episode_id,
                              "job_id": job.job_id}, status_code=202)
+
+    @app.post("/api/tasks/assemble/{episode_id}/cancel", status_code=202)
+    def cancel(episode_id: str) -> JSONResponse:
+        """Cancels the episode's active job (its newest one if none is active): at once if
+        queued, at its worker's next check if running. ``POST /api/tasks/jobs/{job_id}/cancel``
+        names the job."""
+        store = the_store()
+        job = store.active_for_episode(episode_id) or store.latest_for_episode(episode_id)
+        if job is None:
+            return JSONResponse({"ok": False, "error": "no such job", "episode_id": episode_id},
+                                status_code=404)
+        return cancel_job(job)
+
+    @app.post("/api/tasks/jobs/{job_id}/cancel", status_code=202)
+    def cancel_by_id(job_id: str) -> JSONResponse:
+        """Cancels this job."""
+        job = the_store().get(job_id)
+        if job is None:
+            return JSONResponse({"ok": False, "error": "no such job"}, status_code=404)
+        return cancel_job(job)
+
+    @app.get("/api/tasks/jobs/{job_id}")
+    def status_by_id(job_id: str, include_words: bool = False) -> JSONResponse:
+        """This job's status (the same body as the episode's status)."""
+        job = the_store().get(job_id)
+        if job is None:
+            return JSONResponse({"ok": False, "error": "no such job"}, status_code=404)
+        return JSONResponse(status_body(job, include_words))
 
     @app.get("/api/tasks/dead")
     def dead(limit: int = Query(100, ge=1, le=1000)) -> JSONResponse:
@@ -310,8 +372,10 @@ def create_app(settings: Settings, store: Optional[JobStore] = None,
             return JSONResponse({"ok": False, "error": "not ready"}, status_code=503)
         try:
             the_store().ping()
-        except Exception as e:  # noqa: BLE001
-            return JSONResponse({"ok": False, "error": f"store: {e}"}, status_code=503)
+        except Exception as e:  # noqa: BLE001 - the reason goes to the log, not to callers
+            logs.event("tasks.service.store_unavailable", logging.WARNING,
+                       error=f"{type(e).__name__}: {e}")
+            return JSONResponse({"ok": False, "error": "store unavailable"}, status_code=503)
         pool = state["pool"]
         return JSONResponse({"ok": True, "workers": pool.size if pool else 0,
                              "running": len(pool.running()) if pool else 0})

@@ -27,6 +27,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from typing import Any, Callable, Dict
 
@@ -34,8 +35,9 @@ from celery import Celery
 from celery.signals import worker_init, worker_process_init
 
 from . import logs
+from .callbacks import CallbackSender
 from .config import Settings
-from .jobs import run_leased_job
+from .jobs import clean_finished, purge_expired, recover_publishes, run_leased_job
 from .store import JobState, JobStore, open_store, now_s
 
 TASK_NAME = "assembly_service.assemble"
@@ -54,6 +56,11 @@ def celery_config(settings: Settings) -> Dict[str, Any]:
         broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,  # our logfmt lines go to stderr unchanged
+        # A backstop behind the job's own watchdog and deadline (which stop the run and
+        # record the failure): the longest attempt an accepted request can have, plus the
+        # time an abandoned run is given, plus a minute.
+        task_time_limit=settings.deadline_s(settings.max_input_duration_s)
+        + settings.abandon_after_s + 60,
     )
 
 
@@ -81,7 +88,9 @@ def run_job_task(store: JobStore, settings: Settings, job_id: str, owner: str,
     t = now_s()
     if (job.state == JobState.RUNNING and job.lease_expires_at is not None
             and job.lease_expires_at < t):
-        # the previous worker died: its lease goes back to the queue (or dead after too many)
+        # the previous worker died: a recorded publish is finished, any other lease goes back
+        # to the queue (or dead after too many)
+        recover_publishes(store)
         store.requeue_expired(settings.max_lost_leases, now=t)
     lease = store.lease(job_id, owner, settings.lease_s)
     if lease is None:
@@ -99,8 +108,10 @@ def run_job_task(store: JobStore, settings: Settings, job_id: str, owner: str,
     outcome = run_leased_job(store, lease, settings)
     if outcome.state == "failed" and outcome.job is not None:
         schedule(job_id, max(0.0, outcome.job.next_attempt_at - now_s()))
+        store.mark_dispatched(job_id)
     elif outcome.state == "released":
         schedule(job_id, 0.0)
+        store.mark_dispatched(job_id)
     return outcome.state
 
 
@@ -115,47 +126,61 @@ class Dispatcher:
         self.settings = settings
         self.metrics = metrics
         self.celery = make_celery(settings)
+        self.callbacks = CallbackSender(store, settings, metrics)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._reaper, name="assembly-celery-reaper",
                                         daemon=True)
 
     def start(self) -> None:
-        """Starts the reaper thread."""
+        """Starts the reaper thread and the callback sender."""
         self._thread.start()
+        self.callbacks.start()
 
     def stop(self) -> None:
-        """Stops the reaper thread."""
+        """Stops the reaper thread and the callback sender."""
         self._stop.set()
         self._thread.join(timeout=5)
+        self.callbacks.stop()
 
     def send(self, job_id: str, countdown: float = 0.0) -> bool:
-        """Enqueues the job; False (logged) when the broker cannot be reached: the job stays
-        ``queued`` in the store."""
+        """Enqueues the job and records it in the outbox; False (logged) when the broker
+        cannot be reached: the job stays owed and the reaper sends it once the broker is back.
+        """
         try:
             enqueue(self.celery, job_id, countdown)
-        except Exception as e:  # noqa: BLE001 - broker down: the store keeps the job
+        except Exception as e:  # noqa: BLE001 - broker down: the outbox keeps the delivery
             logs.event("tasks.celery.send_error", logging.ERROR, job_id=job_id,
                        error=f"{type(e).__name__}: {e}")
             return False
+        self.store.mark_dispatched(job_id)
         logs.event("tasks.celery.sent", job_id=job_id)
         return True
 
     def _reaper(self) -> None:
+        last_purge = 0.0
         while not self._stop.wait(self.settings.poll_s):
             try:
+                recover_publishes(self.store, self.metrics)
                 moved = self.store.requeue_expired(self.settings.max_lost_leases)
+                if time.monotonic() - last_purge >= self.settings.purge_interval_s:
+                    last_purge = time.monotonic()
+                    purge_expired(self.store, self.settings)
+                for tr in moved:
+                    if tr.job.state in (JobState.DEAD, JobState.CANCELLED):
+                        clean_finished(tr.job, self.settings)
+                    if self.metrics is not None:
+                        self.metrics.inc("assembly_leases_expired_total")
+                    logs.event("tasks.assemble.lease_expired", logging.WARNING,
+                               episode_id=tr.job.episode_id, job_id=tr.job.job_id,
+                               previous_owner=tr.previous_owner, state=tr.job.state.value,
+                               lost_leases=tr.job.lost_leases)
+                # the outbox: every job that still owes a delivery (the ones just re-queued,
+                # sends that failed, an app that died between its commit and its send)
+                for job in self.store.owed_dispatches():
+                    if not self.send(job.job_id):
+                        break  # broker down: try again next poll
             except Exception as e:  # noqa: BLE001 - store hiccup: next poll
                 logs.event("tasks.worker.store_error", logging.WARNING, error=str(e))
-                continue
-            for tr in moved:
-                if self.metrics is not None:
-                    self.metrics.inc("assembly_leases_expired_total")
-                logs.event("tasks.assemble.lease_expired", logging.WARNING,
-                           episode_id=tr.job.episode_id, job_id=tr.job.job_id,
-                           previous_owner=tr.previous_owner, state=tr.job.state.value,
-                           lost_leases=tr.job.lost_leases)
-                if tr.job.state == JobState.QUEUED:
-                    self.send(tr.job.job_id)
 
 
 # --- the worker side (``celery -A assembly_service.celery_app worker``) -------------------------
@@ -196,7 +221,8 @@ app = _app_from_env()
 @worker_init.connect
 @worker_process_init.connect
 def _configure_logs(**_kwargs: Any) -> None:
-    logs.configure(os.environ.get("ASSEMBLY_SERVICE_LOG_LEVEL", "INFO").upper())
+    logs.configure(os.environ.get("ASSEMBLY_SERVICE_LOG_LEVEL", "INFO").upper(),
+                   os.environ.get("ASSEMBLY_SERVICE_LOG_FORMAT") or "logfmt")
 
 
 @app.task(name=TASK_NAME, acks_late=True, reject_on_worker_lost=True)

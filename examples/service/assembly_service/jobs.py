@@ -23,12 +23,13 @@ import hashlib
 import logging
 import os
 import shutil
+import stat
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import podcast_assembly as pa
 
@@ -78,11 +79,12 @@ def staged_outputs(payload: Dict[str, Any], work_dir: Path,
 
 
 def build_spec(payload: Dict[str, Any], work_dir: Path,
-               staging: Optional[Path] = None) -> Dict[str, Any]:
+               staging: Optional[Path] = None,
+               settings: Optional[Settings] = None) -> Dict[str, Any]:
     """The ``podcast_assembly`` spec of a job (paths in its work folder; ``staging``
-    overrides the folder of the staged outputs)."""
+    overrides the folder of the staged outputs; ``settings`` tighten the inputs' limits)."""
     staged = staged_outputs(payload, work_dir, staging)
-    return pa.episode_spec(
+    spec = pa.episode_spec(
         payload["content_path"],
         output_path=staged[0][0],
         words=payload.get("words"),
@@ -95,7 +97,14 @@ def build_spec(payload: Dict[str, Any], work_dir: Path,
         true_peak_dbtp=payload["true_peak_dbtp"],
         cleaned_output_path=staged[1][0] if len(staged) > 1 else None,
         work_dir=work_dir / "checkpoints",
+        # Template filenames and cleanup clips name keys of ``assets`` only (each confined to
+        # the media root by requests.prepare), never a path of their own: a name missing from
+        # assets is the same 422 whether or not a file of that name exists anywhere.
+        local_paths=False,
     )
+    if settings is not None:
+        spec["limits"] = {"max_duration_s": settings.max_input_duration_s}
+    return spec
 
 
 def validate_payload(payload: Dict[str, Any], settings: Settings) -> None:
@@ -112,7 +121,8 @@ def validate_payload(payload: Dict[str, Any], settings: Settings) -> None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # unknown cleanup keys are the backend's business
-            pa.Assembler(build_spec(payload, probe_dir, staging=settings.work_root))
+            pa.Assembler(build_spec(payload, probe_dir, staging=settings.work_root,
+                                    settings=settings))
     except pa.InvalidSpecError as e:
         problems = getattr(e, "errors", None) or [{"path": "", "message": str(e)}]
         raise SpecRejected([{"field": _request_field(p.get("path", "")),
@@ -121,7 +131,7 @@ def validate_payload(payload: Dict[str, Any], settings: Settings) -> None:
     except FileNotFoundError as e:
         raise SpecRejected([{"field": "body", "message": f"missing file: {e.filename or e}"}]
                            ) from None
-    except (pa.AssemblyError, PermissionError, ValueError, TypeError) as e:
+    except Exception as e:  # noqa: BLE001 - whatever the payload did, it is the request's fault
         raise SpecRejected([{"field": "body", "message": f"{type(e).__name__}: {e}"}]) from None
 
 
@@ -141,27 +151,130 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def move_into_place(src: Path, dst: str) -> None:
-    """Atomically replaces ``dst`` with ``src`` (copy + rename across file systems)."""
-    parent = os.path.dirname(dst)
-    os.makedirs(parent, exist_ok=True)
+#: Test hook: called with the name of each publication step (``staged``, ``intent``,
+#: ``renamed:<i>``, ``renamed``); the kill tests set it to SIGKILL the process there.
+PUBLISH_HOOK: Optional[Callable[[str], None]] = None
+
+
+def _step(name: str) -> None:
+    if PUBLISH_HOOK is not None:
+        PUBLISH_HOOK(name)
+
+
+def temp_name(final: str, job_id: str, fence: int) -> str:
+    """The hidden name an output waits under, beside its final name, until the publish (one
+    per lease: a stale worker never writes the current holder's file)."""
+    return os.path.join(os.path.dirname(final),
+                        f".{os.path.basename(final)}.{job_id}.{fence}.publish")
+
+
+def _fsync_file(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
     try:
-        os.replace(src, dst)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def stage_beside(src: Path, final: str, job_id: str, fence: int) -> str:
+    """Puts the staged output ``src`` beside ``final`` under :func:`temp_name`, complete and
+    on disk (a rename on one file system, a copy across them). Runs outside any store
+    transaction: the slow copy never holds the store's write lock."""
+    parent = os.path.dirname(final)
+    os.makedirs(parent, exist_ok=True)
+    tmp = temp_name(final, job_id, fence)
+    try:
+        os.replace(src, tmp)
     except OSError as e:
         if e.errno != errno.EXDEV:
             raise
-        tmp = os.path.join(parent, f".{os.path.basename(dst)}.{uuid.uuid4().hex}.tmp")
-        try:
-            with open(src, "rb") as r, open(tmp, "wb") as w:
-                shutil.copyfileobj(r, w, 1 << 20)
-                w.flush()
-                os.fsync(w.fileno())
-            os.replace(tmp, dst)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        os.unlink(src)
+        with open(src, "rb") as r, open(tmp, "wb") as w:
+            shutil.copyfileobj(r, w, 1 << 20)
+    _fsync_file(tmp)
     _fsync_dir(parent)
+    return tmp
+
+
+def remove_temps(job_id: str, finals: Sequence[str], up_to_fence: int) -> None:
+    """Removes this job's publish temp files beside ``finals`` left by leases up to
+    ``up_to_fence`` (this lease's and earlier, crashed ones; a newer lease's are never
+    touched)."""
+    for final in dict.fromkeys(finals):
+        parent, prefix = os.path.dirname(final), f".{os.path.basename(final)}.{job_id}."
+        try:
+            names = os.listdir(parent)
+        except OSError:
+            continue
+        for name in names:
+            fence = name[len(prefix):-len(".publish")]
+            if (name.startswith(prefix) and name.endswith(".publish") and fence.isdigit()
+                    and int(fence) <= up_to_fence):
+                try:
+                    os.unlink(os.path.join(parent, name))
+                except FileNotFoundError:
+                    pass
+
+
+def finish_publish(store: JobStore, job_id: str, files: Sequence[Sequence[str]]) -> bool:
+    """Renames every recorded temp file onto its final name, then marks the job succeeded.
+    Idempotent (a temp file already gone was renamed by an earlier try), so the worker and
+    any reaper can both run it. Returns what ``store.finish_publish`` returns."""
+    for i, (tmp, final) in enumerate(files):
+        if os.path.exists(tmp):
+            os.replace(tmp, final)
+            _fsync_dir(os.path.dirname(final))
+        elif not os.path.exists(final):
+            raise FileNotFoundError(errno.ENOENT, "publish: neither the temp file nor the "
+                                    "output exists", tmp)
+        _step(f"renamed:{i}")
+    _step("renamed")
+    return store.finish_publish(job_id)
+
+
+def clean_finished(job: Job, settings: Settings) -> None:
+    """Removes what a job that ended without its worker (dead or cancelled by a reaper, or
+    cancelled while it waited) leaves behind: its work folder and publish temp files."""
+    if not settings.keep_work_dirs:
+        shutil.rmtree(settings.work_root / job.job_id, ignore_errors=True)
+    remove_temps(job.job_id, job.output_paths, job.fence)
+
+
+def purge_expired(store: JobStore, settings: Settings, now: Optional[float] = None
+                  ) -> List[str]:
+    """Deletes the finished jobs older than ``retention_days`` and their work folders;
+    returns their ids."""
+    if settings.retention_days <= 0:
+        return []
+    t = time.time() if now is None else now
+    ids = store.purge_finished(t - settings.retention_days * 86400)
+    for job_id in ids:
+        shutil.rmtree(settings.work_root / job_id, ignore_errors=True)
+    if ids:
+        logs.event("tasks.store.purged", jobs=len(ids), retention_days=settings.retention_days)
+    return ids
+
+
+def recover_publishes(store: JobStore, metrics: Optional[Metrics] = None) -> int:
+    """Finishes the publishes whose worker died after recording the intent (the reapers call
+    this); returns how many it finished."""
+    done = 0
+    for job in store.interrupted_publishes():
+        assert job.publish is not None
+        try:
+            finished = finish_publish(store, job.job_id, job.publish["files"])
+        except OSError as e:
+            logs.event("tasks.assemble.publish_error", logging.ERROR, episode_id=job.episode_id,
+                       job_id=job.job_id, attempt=job.attempts,
+                       error=f"{type(e).__name__}: {e}")
+            continue
+        if finished:
+            done += 1
+            if metrics is not None:
+                metrics.inc("assembly_publishes_recovered_total")
+            logs.event("tasks.assemble.publish_recovered", logging.WARNING,
+                       episode_id=job.episode_id, job_id=job.job_id, attempt=job.attempts,
+                       output=job.publish["result"].get("output_path"))
+    return done
 
 
 def _sha256(path: Path) -> str:
@@ -186,13 +299,35 @@ class JobControl:
         self.token = pa.CancelToken()
         self._lock = threading.Lock()
         self.reason: Optional[str] = None
+        self.stopped_at: Optional[float] = None
 
     def stop(self, reason: str) -> None:
         """Cancels the run (idempotent)."""
         with self._lock:
             if self.reason is None:
                 self.reason = reason
+                self.stopped_at = time.monotonic()
         self.token.cancel()
+
+
+class Stalled(Exception):
+    """The run reported no progress for ``stall_timeout_s`` (the watchdog stopped it)."""
+
+
+class DeadlineExceeded(Exception):
+    """The attempt ran past its deadline (``deadline_base_s`` + ``deadline_per_input_s`` per
+    second of input)."""
+
+
+def _unblock_fifos(payload: Dict[str, Any]) -> None:
+    """A run stuck opening a FIFO input waits for a writer forever: open and close the write
+    end once, so the reader sees end-of-file and its thread ends (with a decode error)."""
+    for path in [payload.get("content_path"), *(payload.get("assets") or {}).values()]:
+        try:
+            if path and stat.S_ISFIFO(os.stat(path).st_mode):
+                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass
 
 
 @dataclass
@@ -214,6 +349,8 @@ class _Live:
     progress: float = 0.0
     dirty: bool = False
     stages: Dict[str, float] = field(default_factory=dict)
+    #: monotonic time of the last progress event (the watchdog's measure)
+    last_event: float = 0.0
 
 
 def _error_dict(e: BaseException, attempt: int) -> Dict[str, Any]:
@@ -249,7 +386,8 @@ def run_leased_job(store: JobStore, lease: Lease, settings: Settings, *,
     checkpoints = work_dir / "checkpoints"
     staged = staged_outputs(job.payload, work_dir)
     t0 = time.monotonic()
-    live = _Live(stage_t0=t0)
+    live = _Live(stage_t0=t0, last_event=t0)
+    deadline_s = settings.deadline_s(float(job.payload.get("input_duration_s") or 0.0))
     lock = threading.Lock()
 
     has_checkpoints = checkpoints.is_dir() and any(checkpoints.iterdir())
@@ -276,6 +414,7 @@ def run_leased_job(store: JobStore, lease: Lease, settings: Settings, *,
                     live.stage, live.stage_t0 = e.stage, now
                 live.progress = e.overall
                 live.dirty = True
+                live.last_event = now
         except Exception:  # never let bookkeeping stop the run
             logs.LOGGER.exception("progress bookkeeping failed")
 
@@ -291,6 +430,11 @@ def run_leased_job(store: JobStore, lease: Lease, settings: Settings, *,
             now = time.monotonic()
             with lock:
                 stage, progress, dirty = live.stage, live.progress, live.dirty
+                quiet_s = now - live.last_event
+            if quiet_s >= settings.stall_timeout_s:
+                control.stop("stalled")
+            elif now - t0 >= deadline_s:
+                control.stop("deadline")
             if stopping is not None and stopping.is_set():
                 if drain_t0 is None:
                     drain_t0, drain_stage = now, stage
@@ -323,20 +467,51 @@ def run_leased_job(store: JobStore, lease: Lease, settings: Settings, *,
     mon.start()
     report = None
     error: Optional[BaseException] = None
-    try:
+    abandoned = False
+    box: Dict[str, Any] = {}
+
+    def attempt() -> None:
+        # Validating (it opens every input) and running, on a thread of their own: either can
+        # block in a system call (a hung mount, a FIFO without a writer).
         import warnings
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            for p, _ in staged:
-                p.parent.mkdir(parents=True, exist_ok=True)
-            report = pa.Assembler(build_spec(job.payload, work_dir)).run(
-                progress=on_progress, cancel=control.token)
-    except BaseException as e:  # noqa: BLE001 - every failure is recorded, then handled
-        error = e
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                for p, _ in staged:
+                    p.parent.mkdir(parents=True, exist_ok=True)
+                asm = pa.Assembler(build_spec(job.payload, work_dir, settings=settings))
+                box["report"] = asm.run(progress=on_progress, cancel=control.token)
+        except BaseException as e:  # noqa: BLE001 - every failure is recorded, then handled
+            box["error"] = e
+
+    runner = threading.Thread(target=attempt, name=f"run-{job.job_id[:8]}", daemon=True)
+    try:
+        runner.start()
+        # Wait in slices: a run stopped by cancel, shutdown, the watchdog or the deadline that
+        # does not return is abandoned after abandon_after_s, so the attempt ends and this
+        # thread moves on (a FIFO is opened for writing once so its reader's thread ends).
+        while runner.is_alive():
+            runner.join(0.2)
+            stopped_at = control.stopped_at
+            if (runner.is_alive() and stopped_at is not None
+                    and time.monotonic() - stopped_at >= settings.abandon_after_s):
+                abandoned = True
+                _unblock_fifos(job.payload)
+                break
+        report, error = box.get("report"), box.get("error")
     finally:
         done.set()
         mon.join()
+    if abandoned:
+        logs.event("tasks.assemble.abandoned", logging.ERROR, **base, reason=control.reason,
+                   stage=live.stage)
+        error = pa.CancelledError(f"abandoned after {settings.abandon_after_s:g} s")
+    if isinstance(error, pa.CancelledError) and control.reason == "stalled":
+        error = Stalled(f"no progress for {settings.stall_timeout_s:g} s "
+                        f"(stage {live.stage or 'start'})")
+    elif isinstance(error, pa.CancelledError) and control.reason == "deadline":
+        error = DeadlineExceeded(f"the attempt ran past its deadline of {deadline_s:g} s")
     now = time.monotonic()
     with lock:
         end_stage(now)
@@ -348,9 +523,17 @@ def run_leased_job(store: JobStore, lease: Lease, settings: Settings, *,
         outcome.duration_s = duration
         metrics.inc("assembly_job_attempts_total", outcome=outcome.state)
         metrics.observe("assembly_job_duration_seconds", duration, outcome=outcome.state)
+        if outcome.state in ("dead", "cancelled", "failed"):
+            remove_temps(job.job_id, [dst for _, dst in staged], lease.fence)
         if outcome.state in ("succeeded", "dead", "cancelled") and not settings.keep_work_dirs:
             shutil.rmtree(work_dir, ignore_errors=True)
         return outcome
+
+    def cancelled() -> Outcome:
+        if store.confirm_cancel(lease):
+            logs.event("tasks.assemble.cancelled", **base, **timing, stage=job.stage)
+            return finish(Outcome("cancelled", store.get(job.job_id)))
+        return finish(Outcome("lost"))
 
     if error is None and report is not None:
         rd = report.to_dict()
@@ -373,19 +556,29 @@ def run_leased_job(store: JobStore, lease: Lease, settings: Settings, *,
             "attempt": job.attempts,
         }
 
-        def publish() -> None:
-            for src, dst in staged:
-                move_into_place(src, dst)
-
+        finals = [dst for _, dst in staged]
+        files: List[Tuple[str, str]] = []
         try:
-            committed = store.complete(lease, result, publish)
-        except OSError as e:  # publishing failed: an ordinary failed attempt
+            for src, dst in staged:
+                files.append((stage_beside(src, dst, job.job_id, lease.fence), dst))
+            _step("staged")
+            status = store.begin_publish(lease, result, files)
+        except OSError as e:  # staging failed (disk full...): an ordinary failed attempt
+            remove_temps(job.job_id, finals, lease.fence)
             error = e
         else:
-            if not committed:
+            if status != "recorded":
+                remove_temps(job.job_id, finals, lease.fence)
+            if status == "cancel_requested":
+                return cancelled()
+            if status == "lost":
                 logs.event("tasks.assemble.lost", logging.WARNING, **base, **timing,
-                           reason="lease no longer current at commit")
+                           reason="lease lost before publishing")
                 return finish(Outcome("lost", duration_s=duration))
+            _step("intent")
+            # From here the job succeeds: a reaper finishes the renames if this process dies.
+            finish_publish(store, job.job_id, files)
+            remove_temps(job.job_id, finals, lease.fence - 1)  # crashed earlier attempts'
             logs.event("tasks.assemble.done", **base, **timing, output=final,
                        output_ms=report.duration_ms, size_bytes=report.size_bytes,
                        lufs=(report.loudness or {}).get("integrated_lufs"),
@@ -394,10 +587,7 @@ def run_leased_job(store: JobStore, lease: Lease, settings: Settings, *,
 
     assert error is not None
     if isinstance(error, pa.CancelledError) and control.reason == "cancel":
-        if store.confirm_cancel(lease):
-            logs.event("tasks.assemble.cancelled", **base, **timing, stage=job.stage)
-            return finish(Outcome("cancelled", store.get(job.job_id)))
-        return finish(Outcome("lost"))
+        return cancelled()
     if isinstance(error, pa.CancelledError) and control.reason == "shutdown":
         released = store.release(lease)
         logs.event("tasks.assemble.released", **base, **timing, released=released)

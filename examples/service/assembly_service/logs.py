@@ -28,7 +28,14 @@ def _value(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.6g}"
     s = str(v)
-    return s if _BARE.match(s) else json.dumps(s, ensure_ascii=False)
+    if _BARE.match(s):
+        return s
+    out = json.dumps(s, ensure_ascii=False)
+    try:
+        out.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate from a request: escape it, keep the line
+        out = json.dumps(s, ensure_ascii=True)
+    return out
 
 
 class LogfmtFormatter(logging.Formatter):
@@ -48,10 +55,47 @@ class LogfmtFormatter(logging.Formatter):
         return " ".join(parts)
 
 
-def configure(level: str = "INFO") -> None:
-    """Sends this package's and uvicorn's logs to stderr as logfmt lines."""
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, the shape Cloud Logging (and most log pipelines) read from a
+    container's stderr: ``severity``, ``time``, ``message`` (the event name), then the event's
+    fields (``episode_id``, ``job_id``, ``attempt``, ``stage``, ...) as top-level keys."""
+
+    _SEVERITY = {"WARNING": "WARNING", "ERROR": "ERROR", "CRITICAL": "CRITICAL",
+                 "INFO": "INFO", "DEBUG": "DEBUG"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        t = time.gmtime(record.created)
+        out: Dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", t) + f".{int(record.msecs):03d}Z",
+            "severity": self._SEVERITY.get(record.levelname, "DEFAULT"),
+        }
+        fields: Optional[Dict[str, Any]] = getattr(record, "fields", None)
+        if fields:
+            out["message"] = fields.get("event")
+            out.update(fields)
+        else:
+            out["message"] = record.getMessage()
+            out["logger"] = record.name
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        text = json.dumps(out, ensure_ascii=False, default=str)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate from a request: escape it
+            text = json.dumps(out, ensure_ascii=True, default=str)
+        return text
+
+
+FORMATS = {"logfmt": LogfmtFormatter, "json": JsonFormatter}
+
+
+def configure(level: str = "INFO", fmt: str = "logfmt") -> None:
+    """Sends this package's and uvicorn's logs to stderr, as logfmt lines or (``fmt="json"``)
+    one JSON object per line."""
+    if fmt not in FORMATS:
+        raise ValueError(f"log format must be one of {sorted(FORMATS)}, got {fmt!r}")
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(LogfmtFormatter())
+    handler.setFormatter(FORMATS[fmt]())
     for name in ("assembly_service", "uvicorn", "uvicorn.error"):
         lg = logging.getLogger(name)
         lg.handlers[:] = [handler]

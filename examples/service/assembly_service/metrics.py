@@ -58,6 +58,9 @@ class Metrics:
         "assembly_job_failures_total": ("counter", "Failed attempts by error type."),
         "assembly_job_resumes_total": ("counter", "Attempts that resumed from a checkpoint."),
         "assembly_leases_expired_total": ("counter", "Expired leases re-queued by this process."),
+        "assembly_publishes_recovered_total": (
+            "counter", "Publishes a dead worker left half done, finished by this process."),
+        "assembly_callbacks_total": ("counter", "Completion callback attempts by outcome."),
         "assembly_stage_duration_seconds": ("histogram", "Wall time per pipeline stage."),
         "assembly_job_duration_seconds": ("histogram", "Wall time per attempt by outcome."),
     }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any, Dict, List, Literal, Optional, Union
@@ -83,6 +84,9 @@ class AssembleRequest(BaseModel):
     bitrate_kbps: int = Field(128, ge=32, le=320, description="MP3 bitrate. Default: `128`.")
     target_lufs: float = Field(-16.0, ge=-40.0, le=-5.0, description="Default: `-16.0`.")
     true_peak_dbtp: float = Field(-1.0, ge=-9.0, le=0.0, description="Default: `-1.0`.")
+    callback_url: Optional[str] = Field(
+        None, max_length=2048, description="POSTed (signed) when the job reaches a terminal "
+        "state: http or https. Default: none.")
 
 
 class Rejected(ValueError):
@@ -148,13 +152,110 @@ def canonical_json(data: Any) -> str:
                       allow_nan=False)
 
 
+def _field_path(parent: str, key: Any) -> str:
+    if isinstance(key, int):
+        return f"{parent}[{key}]"
+    return f"{parent}.{key}" if parent else str(key)
+
+
+def _lone_surrogate(value: Any, where: str = "") -> Optional[str]:
+    """The field path of the first string (or key) in ``value`` holding a lone surrogate
+    (``"\\ud800"`` is valid JSON but not Unicode text: it cannot be encoded as UTF-8)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return where or "body"
+        return None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            here = _field_path(where, k)
+            if isinstance(k, str) and _lone_surrogate(k) is not None:
+                return where or "body"
+            found = _lone_surrogate(v, here)
+            if found is not None:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            found = _lone_surrogate(v, _field_path(where, i))
+            if found is not None:
+                return found
+    return None
+
+
+def check_counts(req: AssembleRequest, settings: Settings) -> None:
+    """The per-request caps on list sizes (``max_segments``, ``max_assets``, ``max_words``)."""
+    if req.words is not None and len(req.words) > settings.max_words:
+        raise Rejected("words", f"has {len(req.words)} entries; at most {settings.max_words}")
+    if len(req.assets) > settings.max_assets:
+        raise Rejected("assets", f"has {len(req.assets)} entries; at most "
+                                 f"{settings.max_assets}")
+    lists = [(f"template.{k}", (req.template or {}).get(k))
+             for k in ("segments", "background_music_rules")]
+    lists += [(f"cleanup_options.{k}", (req.cleanup_options or {}).get(k))
+              for k in ("insertedClips", "soundEffects")]
+    for name, items in lists:
+        if isinstance(items, list) and len(items) > settings.max_segments:
+            raise Rejected(name, f"has {len(items)} entries; at most {settings.max_segments}")
+
+
+def check_template_shape(template: Optional[Dict[str, Any]]) -> None:
+    """The template's containers have the backend's shapes (lists of objects), so building
+    the spec meets no surprise; their contents are the library's to validate."""
+    if template is None:
+        return
+    for key in ("segments", "background_music_rules"):
+        items = template.get(key)
+        if items is None:
+            continue
+        if not isinstance(items, list):
+            raise Rejected(f"template.{key}", "must be a list")
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise Rejected(f"template.{key}[{i}]", "must be an object")
+            if key == "segments" and not isinstance(item.get("source") or {}, dict):
+                raise Rejected(f"template.{key}[{i}].source", "must be an object")
+    if not isinstance(template.get("timing") or {}, dict):
+        raise Rejected("template.timing", "must be an object")
+
+
+def check_input_duration(content: str, assets: Dict[str, str], settings: Settings) -> float:
+    """The content and each distinct asset file together last at most
+    ``max_input_duration_s`` (lengths from the headers; a file that cannot be probed counts 0
+    here: decoding it fails the job with the real error). Returns their seconds."""
+    import podcast_assembly as pa
+
+    limit_ms = settings.max_input_duration_s * 1000
+    total_ms = 0
+    for i, path in enumerate(dict.fromkeys([content, *assets.values()])):
+        try:
+            total_ms += int(pa.probe(path)["duration_ms"])
+        except (pa.AssemblyError, OSError):
+            continue
+        if total_ms > limit_ms:
+            raise Rejected("content_path" if i == 0 else "assets",
+                           f"the inputs last more than {settings.max_input_duration_s:g} s "
+                           "together (max_input_duration_s)")
+    return total_ms / 1000
+
+
 def prepare(req: AssembleRequest, settings: Settings) -> Prepared:
     """Resolves and confines every path; raises :class:`Rejected` naming the field."""
+    bad = _lone_surrogate(req.model_dump())
+    if bad is not None:
+        raise Rejected(bad, "is not valid Unicode text (a lone surrogate such as \\ud800)")
     media = settings.media_root
     assert settings.output_root is not None
+    check_counts(req, settings)
+    check_template_shape(req.template)
+    if req.callback_url is not None:
+        url = urllib.parse.urlsplit(req.callback_url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise Rejected("callback_url", "must be an http:// or https:// URL with a host")
     content = resolve_input("content_path", req.content_path, media)
     assets = {name: resolve_input(f"assets.{name}", path, media)
               for name, path in sorted(req.assets.items())}
+    input_s = check_input_duration(content, assets, settings)
     output = resolve_output("output_path",
                             req.output_path or f"{req.episode_id}.{req.output_format}",
                             settings.output_root)
@@ -183,5 +284,7 @@ def prepare(req: AssembleRequest, settings: Settings) -> Prepared:
     except ValueError:  # NaN / Infinity inside words, template or cleanup_options
         raise Rejected("body", "NaN and Infinity are not JSON numbers") from None
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    # Not part of the key (it follows from the files): the attempt deadline's measure.
+    payload["input_duration_s"] = input_s
     outputs = [output] + ([cleaned] if cleaned else [])
     return Prepared(req.episode_id, payload, f"{req.episode_id}:{digest}", outputs)

@@ -14,7 +14,7 @@ import sqlite3
 import threading
 import uuid
 from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .store import (
     ACTIVE_STATES,
@@ -35,7 +35,7 @@ from .store import (
     now_s,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -71,6 +71,23 @@ CREATE TABLE IF NOT EXISTS job_outputs (
 );
 """
 
+# Schema version 1 -> 2.
+_MIGRATIONS = [
+    # 2: the publish intent (exactly-once publication)...
+    "ALTER TABLE jobs ADD COLUMN publish TEXT",
+    # and the outbox: NULL while a queued job's task still has to be sent (Celery mode)
+    "ALTER TABLE jobs ADD COLUMN dispatched_at REAL",
+    # and the completion callbacks still owed
+    """CREATE TABLE IF NOT EXISTS callbacks (
+        job_id   TEXT PRIMARY KEY REFERENCES jobs (job_id),
+        url      TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_at  REAL NOT NULL DEFAULT 0,
+        done_at  REAL,
+        error    TEXT
+    )""",
+]
+
 _ACTIVE = tuple(s.value for s in ACTIVE_STATES)
 _READY_SQL = "state IN ('queued', 'failed') AND next_attempt_at <= ?"
 # A worker's write applies only while its lease is the current one.
@@ -94,12 +111,16 @@ class SQLiteJobStore(JobStore):
         os.makedirs(parent, exist_ok=True)
         conn = self._conn()
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version == 0:
+        if version < SCHEMA_VERSION:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version == 0:
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                for statement in _MIGRATIONS:  # 1 -> 2 (the only step so far)
+                    conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 conn.execute("COMMIT")
             except BaseException:
@@ -187,6 +208,9 @@ class SQLiteJobStore(JobStore):
                  json.dumps(list(output_paths)), t, t, t))
             db.executemany("INSERT INTO job_outputs (path, job_id) VALUES (?, ?)",
                            [(p, job_id) for p in dict.fromkeys(output_paths)])
+            if payload.get("callback_url"):
+                db.execute("INSERT INTO callbacks (job_id, url) VALUES (?, ?)",
+                           (job_id, payload["callback_url"]))
             job = self._get(db, job_id)
             assert job is not None
             return CreateResult(job, created=True)
@@ -199,6 +223,24 @@ class SQLiteJobStore(JobStore):
             "SELECT * FROM jobs WHERE episode_id = ? ORDER BY created_at DESC, rowid DESC "
             "LIMIT 1", (episode_id,)).fetchone()
         return job_from_row(row) if row else None
+
+    def active_for_episode(self, episode_id: str) -> Optional[Job]:
+        marks = ",".join("?" * len(_ACTIVE))
+        row = self._conn().execute(
+            f"SELECT * FROM jobs WHERE episode_id = ? AND state IN ({marks}) "
+            "ORDER BY created_at DESC, rowid DESC LIMIT 1", (episode_id, *_ACTIVE)).fetchone()
+        return job_from_row(row) if row else None
+
+    def purge_finished(self, before: float, limit: int = 500) -> List[str]:
+        with self._write() as db:
+            ids = [r["job_id"] for r in db.execute(
+                "SELECT job_id FROM jobs WHERE state IN ('succeeded', 'cancelled', 'dead') "
+                "AND finished_at < ? LIMIT ?", (before, int(limit))).fetchall()]
+            for job_id in ids:
+                db.execute("DELETE FROM job_outputs WHERE job_id = ?", (job_id,))
+                db.execute("DELETE FROM callbacks WHERE job_id = ?", (job_id,))
+                db.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))
+            return ids
 
     def request_cancel(self, job_id: str) -> Job:
         with self._write() as db:
@@ -232,10 +274,21 @@ class SQLiteJobStore(JobStore):
                 (job.episode_id, *_ACTIVE)).fetchone()
             if row:
                 raise InvalidTransition("the episode has another active job", job_from_row(row))
+            for path in job.output_paths:
+                row = db.execute(
+                    f"SELECT j.* FROM job_outputs o JOIN jobs j ON j.job_id = o.job_id "
+                    f"WHERE o.path = ? AND j.state IN ({marks}) LIMIT 1",
+                    (path, *_ACTIVE)).fetchone()
+                if row:
+                    raise InvalidTransition(f"an active job of episode {row['episode_id']!r} "
+                                            f"writes {path!r}", job_from_row(row))
             t = now_s()
             db.execute("UPDATE jobs SET state = 'queued', failures = 0, lost_leases = 0, "
+                       "dispatched_at = NULL, "
                        "cancel_requested = 0, finished_at = NULL, next_attempt_at = ?, "
                        "updated_at = ? WHERE job_id = ?", (t, t, job_id))
+            db.execute("UPDATE callbacks SET attempts = 0, next_at = 0, done_at = NULL, "
+                       "error = NULL WHERE job_id = ?", (job_id,))
             out = self._get(db, job_id)
             assert out is not None
             return out
@@ -319,22 +372,41 @@ class SQLiteJobStore(JobStore):
                                                   lease.job_id, lease.fence, lease.owner))
             return cur.rowcount == 1
 
-    def complete(self, lease: Lease, result: Dict[str, Any],
-                 publish: Optional[Callable[[], None]] = None) -> bool:
+    def begin_publish(self, lease: Lease, result: Dict[str, Any],
+                      files: Sequence[Tuple[str, str]]) -> str:
         with self._write() as db:
-            held = db.execute(f"SELECT 1 FROM jobs WHERE {_FENCED}",
-                              (lease.job_id, lease.fence, lease.owner)).fetchone()
-            if held is None:
+            row = db.execute(f"SELECT cancel_requested FROM jobs WHERE {_FENCED}",
+                             (lease.job_id, lease.fence, lease.owner)).fetchone()
+            if row is None:
+                return "lost"
+            if row["cancel_requested"]:
+                return "cancel_requested"
+            intent = {"files": [list(f) for f in files], "result": result}
+            db.execute(f"UPDATE jobs SET publish = ?, updated_at = ? WHERE {_FENCED}",
+                       (json.dumps(intent, sort_keys=True), now_s(), lease.job_id,
+                        lease.fence, lease.owner))
+            return "recorded"
+
+    def finish_publish(self, job_id: str) -> bool:
+        with self._write() as db:
+            row = db.execute("SELECT publish FROM jobs WHERE job_id = ? AND state = 'running' "
+                             "AND publish IS NOT NULL", (job_id,)).fetchone()
+            if row is None:
                 return False
-            if publish is not None:
-                publish()  # raises -> rollback; the lease stays ours and the caller fails it
+            result = json.loads(row["publish"])["result"]
             t = now_s()
-            db.execute(f"UPDATE jobs SET state = 'succeeded', result = ?, error = NULL, "
-                       f"progress = 1.0, lease_owner = NULL, lease_expires_at = NULL, "
-                       f"finished_at = ?, updated_at = ? WHERE {_FENCED}",
-                       (json.dumps(result, sort_keys=True), t, t, lease.job_id, lease.fence,
-                        lease.owner))
+            db.execute("UPDATE jobs SET state = 'succeeded', result = ?, error = NULL, "
+                       "publish = NULL, progress = 1.0, lease_owner = NULL, "
+                       "lease_expires_at = NULL, finished_at = ?, updated_at = ? "
+                       "WHERE job_id = ?", (json.dumps(result, sort_keys=True), t, t, job_id))
             return True
+
+    def interrupted_publishes(self, now: Optional[float] = None) -> List[Job]:
+        t = now_s() if now is None else now
+        rows = self._conn().execute(
+            "SELECT * FROM jobs WHERE state = 'running' AND publish IS NOT NULL "
+            "AND lease_expires_at < ?", (t,)).fetchall()
+        return [job_from_row(r) for r in rows]
 
     def fail(self, lease: Lease, error: Dict[str, Any], max_attempts: int,
              retry_delay_s: float) -> Optional[Job]:
@@ -347,6 +419,7 @@ class SQLiteJobStore(JobStore):
             state, failures, next_at, finished = failed_attempt(job.failures, max_attempts,
                                                                 retry_delay_s, t)
             db.execute("UPDATE jobs SET state = ?, failures = ?, error = ?, lease_owner = NULL, "
+                       "dispatched_at = NULL, "
                        "lease_expires_at = NULL, next_attempt_at = ?, finished_at = ?, "
                        "updated_at = ? WHERE job_id = ?",
                        (state, failures, json.dumps(error, sort_keys=True), next_at, finished, t,
@@ -364,26 +437,66 @@ class SQLiteJobStore(JobStore):
     def release(self, lease: Lease) -> bool:
         with self._write() as db:
             t = now_s()
-            cur = db.execute(f"UPDATE jobs SET state = 'queued', lease_owner = NULL, "
+            cur = db.execute(f"UPDATE jobs SET state = 'queued', dispatched_at = NULL, "
+                             f"lease_owner = NULL, "
                              f"lease_expires_at = NULL, next_attempt_at = ?, updated_at = ? "
                              f"WHERE {_FENCED}", (t, t, lease.job_id, lease.fence, lease.owner))
             return cur.rowcount == 1
+
+    def mark_dispatched(self, job_id: str) -> None:
+        with self._write() as db:
+            db.execute("UPDATE jobs SET dispatched_at = ? WHERE job_id = ?", (now_s(), job_id))
+
+    def owed_dispatches(self, now: Optional[float] = None, limit: int = 100) -> List[Job]:
+        t = now_s() if now is None else now
+        rows = self._conn().execute(
+            "SELECT * FROM jobs WHERE state IN ('queued', 'failed') AND dispatched_at IS NULL "
+            "AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?", (t, int(limit))).fetchall()
+        return [job_from_row(r) for r in rows]
+
+    def owed_callbacks(self, now: Optional[float] = None, limit: int = 100
+                       ) -> List[Tuple[Job, str, int]]:
+        t = now_s() if now is None else now
+        rows = self._conn().execute(
+            "SELECT j.*, c.url AS cb_url, c.attempts AS cb_attempts FROM callbacks c "
+            "JOIN jobs j ON j.job_id = c.job_id WHERE c.done_at IS NULL AND c.next_at <= ? "
+            "AND j.state IN ('succeeded', 'cancelled', 'dead') ORDER BY c.next_at LIMIT ?",
+            (t, int(limit))).fetchall()
+        return [(job_from_row(r), r["cb_url"], r["cb_attempts"]) for r in rows]
+
+    def claim_callback(self, job_id: str, hold_s: float) -> bool:
+        with self._write() as db:
+            t = now_s()
+            cur = db.execute("UPDATE callbacks SET next_at = ? WHERE job_id = ? "
+                             "AND done_at IS NULL AND next_at <= ?", (t + hold_s, job_id, t))
+            return cur.rowcount == 1
+
+    def record_callback(self, job_id: str, delivered: bool, retry_at: Optional[float],
+                        error: Optional[str]) -> None:
+        with self._write() as db:
+            if delivered or retry_at is None:
+                db.execute("UPDATE callbacks SET attempts = attempts + 1, done_at = ?, "
+                           "error = ? WHERE job_id = ?", (now_s(), error, job_id))
+            else:
+                db.execute("UPDATE callbacks SET attempts = attempts + 1, next_at = ?, "
+                           "error = ? WHERE job_id = ?", (retry_at, error, job_id))
 
     def requeue_expired(self, max_lost_leases: int, now: Optional[float] = None
                         ) -> List[Transition]:
         t = now_s() if now is None else now
         conn = self._conn()
         if conn.execute("SELECT 1 FROM jobs WHERE state = 'running' AND lease_expires_at < ? "
-                        "LIMIT 1", (t,)).fetchone() is None:
+                        "AND publish IS NULL LIMIT 1", (t,)).fetchone() is None:
             return []
         out: List[Transition] = []
         with self._write() as db:
             rows = db.execute("SELECT * FROM jobs WHERE state = 'running' "
-                              "AND lease_expires_at < ?", (t,)).fetchall()
+                              "AND lease_expires_at < ? AND publish IS NULL", (t,)).fetchall()
             for row in rows:
                 job = job_from_row(row)
                 state, lost, finished, error = lost_lease(job, max_lost_leases, t)
                 db.execute("UPDATE jobs SET state = ?, lost_leases = ?, lease_owner = NULL, "
+                           "dispatched_at = NULL, "
                            "lease_expires_at = NULL, next_attempt_at = ?, finished_at = ?, "
                            "error = ?, updated_at = ? WHERE job_id = ?",
                            (state, lost, t, finished, json.dumps(error) if error else None, t,

@@ -14,8 +14,16 @@ The rules every implementation keeps:
   names its lease and only applies while that lease is current (same fence, same owner,
   state ``running``). A worker that lost its lease (it stalled past the expiry and the job was
   leased again) can therefore never overwrite the newer attempt's progress or result.
-* ``complete`` runs ``publish`` (moving the output files into place) while it holds the job's
-  row lock and after it checked the fence, so only the current lease holder ever publishes.
+* Publication is exactly once and all or nothing. The worker first copies every output next
+  to its final name under a temporary name (``.<name>.<job_id>.publish``), outside any
+  transaction. ``begin_publish`` then records the intent (the temp/final pairs and the
+  result) in the job's row, fenced and only if no cancel was requested: from that commit on
+  the job *will* succeed. The worker renames each temp file onto its final name and calls
+  ``finish_publish`` (state ``succeeded``). If the worker dies in between, the intent is found
+  by ``interrupted_publishes`` once its lease expired, and any reaper finishes the renames and
+  the commit (renames are idempotent: a temp file already gone was renamed). A job with a
+  recorded intent is never re-queued or run again, so a published file is never replaced by
+  a second run; before the intent nothing is under a final name.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ import enum
 import json
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 
 class JobState(str, enum.Enum):
@@ -75,6 +83,9 @@ class Job:
     started_at: Optional[float]
     finished_at: Optional[float]
     next_attempt_at: float
+    #: The recorded publish intent (``{"files": [[temp, final], ...], "result": {...}}``)
+    #: while its renames are under way; None otherwise.
+    publish: Optional[Dict[str, Any]] = None
 
     @property
     def is_active(self) -> bool:
@@ -184,6 +195,15 @@ class JobStore(abc.ABC):
         """The episode's newest job, or None."""
 
     @abc.abstractmethod
+    def active_for_episode(self, episode_id: str) -> Optional[Job]:
+        """The episode's active job (queued, running or failed), or None."""
+
+    @abc.abstractmethod
+    def purge_finished(self, before: float, limit: int = 500) -> List[str]:
+        """Deletes up to ``limit`` finished jobs (succeeded, cancelled, dead) that finished
+        before ``before``; returns their ids (the caller removes their work folders)."""
+
+    @abc.abstractmethod
     def request_cancel(self, job_id: str) -> Job:
         """Cancels a queued/failed job at once, or flags a running one for its worker.
 
@@ -195,7 +215,8 @@ class JobStore(abc.ABC):
         """Moves a ``dead`` or ``cancelled`` job back to ``queued`` with its failure count reset
         (an operator's decision after fixing the cause).
 
-        Raises :class:`NotFound` or :class:`InvalidTransition`.
+        Raises :class:`NotFound`, or :class:`InvalidTransition` for another state, when the
+        episode has another active job, or when another active job writes one of its outputs.
         """
 
     @abc.abstractmethod
@@ -231,11 +252,30 @@ class JobStore(abc.ABC):
         """Records stage and progress; False when the lease is no longer current."""
 
     @abc.abstractmethod
-    def complete(self, lease: Lease, result: Dict[str, Any],
-                 publish: Optional[Callable[[], None]] = None) -> bool:
-        """Marks the job ``succeeded`` if the lease is current; runs ``publish`` first, under the
-        row lock. False (and ``publish`` not run) when the lease is no longer current. If
-        ``publish`` raises, nothing is committed and the exception propagates."""
+    def begin_publish(self, lease: Lease, result: Dict[str, Any],
+                      files: Sequence[Tuple[str, str]]) -> str:
+        """Records the intent to publish (``files``: ``(temp, final)`` pairs, every temp file
+        already complete beside its final name) and the result, if the lease is current and no
+        cancel was requested. Returns ``"recorded"``, ``"lost"`` (the lease is not current:
+        nothing written) or ``"cancel_requested"`` (nothing written; the worker confirms the
+        cancel)."""
+
+    @abc.abstractmethod
+    def finish_publish(self, job_id: str) -> bool:
+        """Marks a job whose publish intent was recorded ``succeeded`` with the intent's result
+        (the caller renamed every file). False if no intent is pending (already finished)."""
+
+    @abc.abstractmethod
+    def interrupted_publishes(self, now: Optional[float] = None) -> List[Job]:
+        """Running jobs with a recorded publish intent whose lease expired (their worker died
+        between ``begin_publish`` and ``finish_publish``): a reaper finishes them."""
+
+    def complete(self, lease: Lease, result: Dict[str, Any]) -> bool:
+        """Marks the job ``succeeded`` with no files to publish (``begin_publish`` then
+        ``finish_publish``); False when the lease is not current or a cancel was requested."""
+        if self.begin_publish(lease, result, []) != "recorded":
+            return False
+        return self.finish_publish(lease.job_id)
 
     @abc.abstractmethod
     def fail(self, lease: Lease, error: Dict[str, Any], max_attempts: int,
@@ -254,9 +294,42 @@ class JobStore(abc.ABC):
     @abc.abstractmethod
     def requeue_expired(self, max_lost_leases: int, now: Optional[float] = None
                         ) -> List[Transition]:
-        """Jobs ``running`` past their lease expiry (their worker died): back to ``queued``;
+        """Jobs ``running`` past their lease expiry (their worker died) and with no publish
+        intent (see ``interrupted_publishes``): back to ``queued``;
         ``cancelled`` if a cancel was requested; ``dead`` after ``max_lost_leases`` lost leases
         (a job that kills its worker every time)."""
+
+    # --- the outbox (Celery mode) -------------------------------------------------------------
+
+    @abc.abstractmethod
+    def mark_dispatched(self, job_id: str) -> None:
+        """Records that the job's task was handed to the broker."""
+
+    @abc.abstractmethod
+    def owed_dispatches(self, now: Optional[float] = None, limit: int = 100) -> List[Job]:
+        """Jobs ready to run (queued, or failed with the retry due) whose task was never handed
+        to the broker since they entered that state: a new job whose send failed or whose app
+        died between the commit and the send, a re-queued or retried one. Every transition
+        into ``queued`` or ``failed`` owes a delivery; ``mark_dispatched`` pays it."""
+
+    # --- completion callbacks ----------------------------------------------------------------
+
+    @abc.abstractmethod
+    def owed_callbacks(self, now: Optional[float] = None, limit: int = 100
+                       ) -> List[Tuple[Job, str, int]]:
+        """Terminal jobs whose callback is due and not yet delivered (nor given up):
+        ``(job, url, deliveries tried so far)``."""
+
+    @abc.abstractmethod
+    def claim_callback(self, job_id: str, hold_s: float) -> bool:
+        """Takes the job's due callback for ``hold_s`` (no other sender sends it meanwhile);
+        False when another sender has it or it is no longer owed."""
+
+    @abc.abstractmethod
+    def record_callback(self, job_id: str, delivered: bool, retry_at: Optional[float],
+                        error: Optional[str]) -> None:
+        """Records a delivery: done when ``delivered`` (or given up: ``retry_at`` None), else
+        due again at ``retry_at``."""
 
     def close(self) -> None:  # pragma: no cover - default does nothing
         """Releases connections."""
@@ -288,6 +361,7 @@ def job_from_row(row: Any) -> Job:
         started_at=row["started_at"],
         finished_at=row["finished_at"],
         next_attempt_at=row["next_attempt_at"],
+        publish=json.loads(row["publish"]) if row["publish"] else None,
     )
 
 

@@ -7,6 +7,7 @@ any number of machines can work one queue.
 
 from __future__ import annotations
 
+import http.server
 import logging
 import os
 import signal
@@ -17,8 +18,10 @@ import uuid
 from typing import Dict, List, Optional
 
 from . import logs
+from .callbacks import CallbackSender
 from .config import Settings
-from .jobs import JobControl, run_leased_job
+from .jobs import (JobControl, clean_finished, purge_expired, recover_publishes,
+                   run_leased_job)
 from .metrics import Metrics
 from .store import JobStore, Lease
 
@@ -52,12 +55,14 @@ class WorkerPool:
         self._threads: List[threading.Thread] = []
         self._lock = threading.Lock()
         self._running: Dict[str, tuple] = {}  # job_id -> (Lease, JobControl)
+        self.callbacks = CallbackSender(store, settings, self.metrics)
 
     # --- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> None:
         """Starts the threads."""
         self.metrics.workers = self.size
+        self.callbacks.start()
         reaper = threading.Thread(target=self._reaper, name="assembly-reaper", daemon=True)
         reaper.start()
         self._threads.append(reaper)
@@ -86,6 +91,7 @@ class WorkerPool:
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
         alive = [t for t in self._threads if t.is_alive()]
+        self.callbacks.stop()
         with self._lock:
             left = list(self._running.values())
         for lease, control in left:
@@ -124,7 +130,9 @@ class WorkerPool:
             self._pending_wakes = max(0, self._pending_wakes - 1)
 
     def reap(self) -> int:
-        """Re-queues jobs whose lease expired (their worker died); returns how many."""
+        """Finishes the publishes of workers that died after recording the intent, and
+        re-queues jobs whose lease expired (their worker died); returns how many it moved."""
+        recover_publishes(self.store, self.metrics)
         moved = self.store.requeue_expired(self.settings.max_lost_leases)
         for tr in moved:
             self.metrics.inc("assembly_leases_expired_total")
@@ -136,6 +144,8 @@ class WorkerPool:
             if dead:
                 logs.event("tasks.assemble.dead", logging.ERROR, episode_id=tr.job.episode_id,
                            job_id=tr.job.job_id, attempt=tr.job.attempts, reason="worker lost")
+            if tr.job.state.value in ("dead", "cancelled"):
+                clean_finished(tr.job, self.settings)
         if moved:
             self.wake()
         return len(moved)
@@ -143,9 +153,13 @@ class WorkerPool:
     def _reaper(self) -> None:
         # Its own thread: expired leases are re-queued within poll_s even while every worker
         # is busy, so no job shows `running` for long after its worker died.
+        last_purge = 0.0
         while not self.stopping.wait(self.settings.poll_s):
             try:
                 self.reap()
+                if time.monotonic() - last_purge >= self.settings.purge_interval_s:
+                    last_purge = time.monotonic()
+                    purge_expired(self.store, self.settings)
             except Exception as e:  # noqa: BLE001 - store hiccup: try again next poll
                 logs.event("tasks.worker.store_error", logging.WARNING,
                            owner=self.owner_prefix, error=f"{type(e).__name__}: {e}")
@@ -196,11 +210,45 @@ def run_standalone(settings: Settings, threads: Optional[int] = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    server = serve_metrics(pool, settings.metrics_port) if settings.metrics_port else None
     pool.start()
     logs.event("tasks.worker.started", owner=pool.owner_prefix, threads=pool.size,
                db=settings.store_description)
     while not done.wait(0.5):
         pass
     clean = pool.stop()
+    if server is not None:
+        server.shutdown()
     store.close()
     return 0 if clean else 1
+
+
+def serve_metrics(pool: WorkerPool, port: int) -> "http.server.ThreadingHTTPServer":
+    """Serves ``GET /metrics`` (this process's counters, the store's gauges) on ``port`` from
+    a daemon thread; returns the server (``shutdown()`` stops it)."""
+    import http.server
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+            if self.path.split("?")[0] != "/metrics":
+                self.send_error(404)
+                return
+            try:
+                counts = pool.store.counts()
+            except Exception:  # noqa: BLE001 - still serve this process's metrics
+                counts = None
+            body = pool.metrics.render(counts).encode("utf-8")
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args: object) -> None:  # scrapes are not events
+            pass
+
+    server = http.server.ThreadingHTTPServer(("0.0.0.0", port), Handler)
+    threading.Thread(target=server.serve_forever, name="assembly-metrics",
+                     daemon=True).start()
+    logs.event("tasks.worker.metrics", port=port)
+    return server

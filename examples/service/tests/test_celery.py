@@ -21,12 +21,12 @@ from assembly_service.requests import AssembleRequest, prepare
 from assembly_service.store import Job, JobState
 
 from conftest import (REDIS_URL, SECRET, SERVICE_DIR, Media, Server, fresh_pg_database,
-                      reference_output)
+                      missing_service, reference_output)
 
 
 def _require_redis() -> str:
     if not REDIS_URL:
-        pytest.skip("ASSEMBLY_TEST_REDIS_URL is not set (scripts/test-service.sh sets it)")
+        missing_service("ASSEMBLY_TEST_REDIS_URL")
     import redis
 
     redis.Redis.from_url(REDIS_URL, socket_connect_timeout=5).ping()  # set: must answer
@@ -201,5 +201,94 @@ def test_same_task_delivered_twice_runs_once(media: Media, tmp_path: Path) -> No
     assert len(skipped) == 2 and {e["job_id"] for e in skipped} == {job.job_id}
     assert skipped[-1]["reason"] == "finished"
     out = Path(env["ASSEMBLY_SERVICE_OUTPUT_ROOT"]) / "ep-twice.mp3"
+    assert out.read_bytes() == reference_output(media, payload, tmp_path)
+    store.close()
+
+
+def _redis_server(port: int, log: Path) -> subprocess.Popen:
+    proc = subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", str(port),
+                             "--save", "", "--appendonly", "no"],
+                            stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+    import redis
+
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5).ping()
+            return proc
+        except redis.exceptions.ConnectionError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise
+            time.sleep(0.05)
+
+
+def test_broker_down_during_post_the_outbox_sends_the_job_later(media: Media,
+                                                                tmp_path: Path) -> None:
+    """Redis is down when the job is accepted: the POST still answers 202 (the job is in the
+    store), the send fails, and the app's outbox sends it once Redis is back: it runs."""
+    _require_redis()  # the suite's Redis must be there (CI); this test runs its own
+    from conftest import free_port
+
+    port = free_port()
+    env = _celery_env(tmp_path, media, poll_s=0.2)
+    env["ASSEMBLY_SERVICE_BROKER_URL"] = f"redis://127.0.0.1:{port}"
+    srv = Server(tmp_path, media, workers=0)
+    srv.env.update({k: v for k, v in env.items() if k.startswith("ASSEMBLY_SERVICE_")})
+    srv.database_url = env["ASSEMBLY_SERVICE_DATABASE_URL"]
+    srv.output_root = Path(env["ASSEMBLY_SERVICE_OUTPUT_ROOT"])
+    redis_log = tmp_path / "redis.log"
+    worker = None
+    broker = None
+    try:
+        srv.start()  # the broker is not running
+        payload = media.payload("ep-outbox", content="short.wav")
+        with srv.client() as c:
+            r = c.post("/api/tasks/assemble", json=payload)
+            assert r.status_code == 202, r.text
+            job_id = r.json()["job_id"]
+            time.sleep(1.0)  # five outbox polls with the broker still down
+            [row] = srv.rows()
+            assert row["state"] == "queued" and row["dispatched_at"] is None
+            assert srv.events("tasks.celery.send_error")
+            broker = _redis_server(port, redis_log)
+            worker = Worker(srv.env, tmp_path / "worker.log")
+            st = srv.wait_for(c, "ep-outbox", ["succeeded"], timeout=120)
+            assert st["job_id"] == job_id and st["attempts"] == 1
+    finally:
+        srv.stop()
+        if worker is not None:
+            worker.stop()
+        if broker is not None:
+            broker.terminate()
+            broker.wait(timeout=10)
+    [row] = srv.rows()
+    assert row["dispatched_at"] is not None
+    assert [e["job_id"] for e in srv.events("tasks.celery.sent")] == [job_id]
+    assert (srv.output_root / "ep-outbox.mp3").read_bytes() == reference_output(
+        media, payload, tmp_path)
+
+
+def test_a_job_committed_but_never_sent_is_sent_by_the_next_app(media: Media,
+                                                               tmp_path: Path) -> None:
+    """The app died between its commit and its send: the job is in the store, no task on the
+    broker. Any app instance started later sends it from the outbox; it runs once."""
+    env = _celery_env(tmp_path, media, poll_s=0.2)
+    settings, store, job, payload = _store_and_job(env, media, "ep-orphan", "short.wav")
+    assert [j.job_id for j in store.owed_dispatches()] == [job.job_id]
+    srv = Server(tmp_path, media, workers=0)
+    srv.env.update({k: v for k, v in env.items() if k.startswith("ASSEMBLY_SERVICE_")})
+    srv.database_url = env["ASSEMBLY_SERVICE_DATABASE_URL"]
+    worker = Worker(srv.env, tmp_path / "worker.log")
+    try:
+        srv.start()
+        done = _wait(store, job.job_id, lambda j: j.state == JobState.SUCCEEDED, 120,
+                     "the orphaned job was not sent and run")
+    finally:
+        srv.stop()
+        worker.stop()
+    assert done.attempts == 1 and store.owed_dispatches() == []
+    assert [e["job_id"] for e in srv.events("tasks.celery.sent")] == [job.job_id]
+    assert len(worker.events("tasks.assemble.start")) == 1
+    out = Path(env["ASSEMBLY_SERVICE_OUTPUT_ROOT"]) / "ep-orphan.mp3"
     assert out.read_bytes() == reference_output(media, payload, tmp_path)
     store.close()

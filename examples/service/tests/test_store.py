@@ -52,7 +52,7 @@ def test_wal_mode_and_schema(tmp_path: Path) -> None:
     store = SQLiteJobStore(tmp_path / "jobs.sqlite3")
     conn = sqlite3.connect(store.path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
     conn.close()
     store.close()
 
@@ -106,37 +106,54 @@ def test_fencing_token_stops_a_stale_worker(store: JobStore) -> None:
     assert moved[0].job.lost_leases == 1 and moved[0].previous_owner == "worker-a"
     b = store.lease_next("worker-b", 10, now=t + 11)
     assert b is not None and b.fence == 2 and b.job.attempts == 2
-    # every write of the stale lease is refused; publish is never called for it
-    published = []
+    # every write of the stale lease is refused; it can record no publish intent
     assert not store.heartbeat(a, 10).held
     assert not store.save_progress(a, "edit", 0.5)
-    assert not store.complete(a, {"x": 1}, lambda: published.append("a"))
+    assert store.begin_publish(a, {"x": 1}, [("/o/.1.tmp", "/o/1.mp3")]) == "lost"
+    assert not store.complete(a, {"x": 1})
     assert store.fail(a, {"type": "X"}, 3, 1.0) is None
     assert not store.confirm_cancel(a) and not store.release(a)
-    assert published == []
+    assert store.get(job.job_id).publish is None
     # the current lease works
     assert store.heartbeat(b, 10).held
     assert store.save_progress(b, "master", 0.8)
-    assert store.complete(b, {"x": 2}, lambda: published.append("b"))
-    assert published == ["b"]
+    assert store.begin_publish(b, {"x": 2}, [("/o/.1.tmp", "/o/1.mp3")]) == "recorded"
+    assert store.get(job.job_id).publish == {"files": [["/o/.1.tmp", "/o/1.mp3"]],
+                                             "result": {"x": 2}}
+    assert store.finish_publish(job.job_id)
     done = store.get(job.job_id)
     assert done.state == JobState.SUCCEEDED and done.result == {"x": 2}
-    assert done.lease_owner is None and done.progress == 1.0
-    assert not store.complete(b, {"x": 3})  # exactly once
+    assert done.lease_owner is None and done.progress == 1.0 and done.publish is None
+    assert not store.finish_publish(job.job_id)  # exactly once
+    assert not store.complete(b, {"x": 3})
 
 
-def test_publish_failure_commits_nothing(store: JobStore) -> None:
+def test_a_recorded_publish_is_finished_never_requeued(store: JobStore) -> None:
+    _new(store)
+    t = now_s()
+    lease = store.lease_next("w", 10, now=t)
+    assert store.begin_publish(lease, {"x": 1}, [("/o/.t", "/o/1.mp3")]) == "recorded"
+    # the worker dies before finishing: its lease expires, the job is not run again
+    assert store.interrupted_publishes(now=t + 5) == []
+    assert store.requeue_expired(10, now=t + 11) == []
+    assert store.lease_next("w2", 10, now=t + 11) is None
+    [job] = store.interrupted_publishes(now=t + 11)
+    assert job.job_id == lease.job_id and job.publish["files"] == [["/o/.t", "/o/1.mp3"]]
+    assert store.finish_publish(job.job_id)
+    assert store.get(job.job_id).state == JobState.SUCCEEDED
+    assert store.interrupted_publishes(now=t + 11) == []
+
+
+def test_a_cancel_request_stops_the_publish(store: JobStore) -> None:
     _new(store)
     lease = store.lease_next("w", 10)
-
-    def broken() -> None:
-        raise OSError(28, "No space left on device")
-
-    with pytest.raises(OSError):
-        store.complete(lease, {"x": 1}, broken)
+    store.request_cancel(lease.job_id)
+    assert store.begin_publish(lease, {"x": 1}, [("/o/.t", "/o/1.mp3")]) == "cancel_requested"
     job = store.get(lease.job_id)
-    assert job.state == JobState.RUNNING and job.result is None
-    assert store.heartbeat(lease, 10).held  # still ours: the worker records the failure
+    assert job.state == JobState.RUNNING and job.publish is None and job.result is None
+    assert store.heartbeat(lease, 10).held  # still ours: the worker confirms the cancel
+    assert store.confirm_cancel(lease)
+    assert store.get(lease.job_id).state == JobState.CANCELLED
 
 
 def test_failures_retry_with_delay_then_dead(store: JobStore) -> None:
@@ -245,3 +262,21 @@ def test_concurrent_leases_never_share_a_job(kind: str, pg_url: str, tmp_path: P
     assert len(leased) == 30 and len(set(leased)) == 30
     assert setup.counts().by_state["succeeded"] == 30
     setup.close()
+
+
+def test_the_outbox_owes_a_delivery_for_every_ready_job_until_it_is_sent(store: JobStore
+                                                                         ) -> None:
+    job = _new(store).job  # committed; the app died before sending it
+    assert [j.job_id for j in store.owed_dispatches()] == [job.job_id]
+    store.mark_dispatched(job.job_id)
+    assert store.owed_dispatches() == []
+    t = now_s()
+    lease = store.lease_next("w", 10, now=t)
+    assert store.owed_dispatches(now=t) == []  # running: nothing to send
+    store.requeue_expired(10, now=t + 11)  # its worker died: queued again, owed again
+    assert [j.job_id for j in store.owed_dispatches(now=t + 11)] == [job.job_id]
+    store.mark_dispatched(job.job_id)
+    lease = store.lease_next("w", 10, now=t + 11)
+    failed = store.fail(lease, {"type": "X"}, 3, 5.0)  # a retry owes a delivery when due
+    assert store.owed_dispatches(now=failed.next_attempt_at - 1) == []
+    assert [j.job_id for j in store.owed_dispatches(now=failed.next_attempt_at)] == [job.job_id]

@@ -9,6 +9,7 @@
 
 mod decode;
 mod mp3dec;
+mod once;
 mod probe;
 mod remix;
 mod resample;
@@ -18,6 +19,7 @@ pub use decode::{
     DecodeOptions, Decoded, decode_bytes, decode_file, decode_file_streaming, probe_bytes,
     probe_file,
 };
+pub(crate) use once::decode_each_once;
 pub use probe::{ProbeInfo, TagEntry};
 pub use remix::{ChannelLayout, MAX_UPMIX_CHANNELS, remix, remix_layout};
 pub use resample::{MAX_RATE_RATIO, ResampleMethod, Resampler, resample, resampled_len};

@@ -30,6 +30,7 @@ from ._native import (
     Report,
     UnsupportedFormatError,
     __version__,
+    probe,
 )
 from ._backend import assemble_episode, episode_spec
 
@@ -50,4 +51,5 @@ __all__ = [
     "__version__",
     "assemble_episode",
     "episode_spec",
+    "probe",
 ]

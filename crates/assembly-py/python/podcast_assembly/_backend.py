@@ -31,8 +31,10 @@ def _spec_error(problems: List[Dict[str, str]]) -> InvalidSpecError:
 
 
 def _template(template: Mapping[str, Any], assets: Mapping[str, PathLike],
-              used: Dict[str, str], problems: List[Dict[str, str]]) -> Dict[str, Any]:
-    """The backend's template dict -> the spec's ``template``; fills ``used`` with the assets."""
+              used: Dict[str, str], problems: List[Dict[str, str]],
+              local_paths: bool = True) -> Dict[str, Any]:
+    """The backend's template dict -> the spec's ``template``; fills ``used`` with the assets.
+    ``local_paths``: a name missing from ``assets`` may be an existing local file."""
 
     def asset_for(path: str, keys: Sequence[Optional[str]]) -> Optional[str]:
         for key in keys:
@@ -41,7 +43,7 @@ def _template(template: Mapping[str, Any], assets: Mapping[str, PathLike],
             if key in assets:
                 used[key] = os.fspath(assets[key])
                 return key
-        for key in keys:  # a filename that is itself a local path
+        for key in keys if local_paths else ():  # a filename that is itself a local path
             if key is not None and os.path.isfile(key):
                 used[key] = key
                 return key
@@ -105,8 +107,14 @@ def episode_spec(
     true_peak_dbtp: float = -1.0,
     cleaned_output_path: Optional[PathLike] = None,
     work_dir: Optional[PathLike] = None,
+    local_paths: bool = True,
 ) -> Dict[str, Any]:
     """The spec dict ``assemble_episode`` runs (same arguments); useful for ``submit()``.
+
+    ``local_paths=False`` makes ``assets`` the only files the spec can name: a template
+    filename or cleanup clip missing from it is an error even when it is an existing local
+    path (a service confining its inputs wants this; the answer is the same whether the path
+    exists or not).
 
     Raises ``InvalidSpecError`` when a template source or music bed names no known asset, or
     a cleanup option has the wrong type.
@@ -124,7 +132,7 @@ def episode_spec(
             spec["transcript"] = {"format": "words", "inline": inline}
 
     if template is not None:
-        spec["template"] = _template(template, assets, used, problems)
+        spec["template"] = _template(template, assets, used, problems, local_paths)
 
     if cleanup_options is not None:
         cleanup, unknown = cleanup_from_backend(dict(cleanup_options))
@@ -135,7 +143,7 @@ def episode_spec(
             clip = item.get("clip")
             if clip in assets:
                 used[clip] = os.fspath(assets[clip])
-            elif clip is not None and os.path.isfile(clip):
+            elif local_paths and clip is not None and os.path.isfile(clip):
                 used[clip] = clip
 
     if problems:

@@ -33,6 +33,7 @@ __all__ = [
     "__version__",
     "_panic_for_test",
     "cleanup_from_backend",
+    "probe",
 ]
 
 @type_check_only
@@ -141,4 +142,7 @@ class Assembler:
 def cleanup_from_backend(
     options: Dict[str, Any],
 ) -> Tuple[Dict[str, Any], List[WarningDict]]: ...
+def probe(
+    path: Union[str, "os.PathLike[str]"], limits: Optional[Dict[str, Any]] = None
+) -> Dict[str, Any]: ...
 def _panic_for_test() -> None: ...
