@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p benches --bin e2e -- --minutes 60 [--runs 3] [--dir DIR] [--compare-ffmpeg]
+//!     [--leveling off]
 //! ```
 //!
 //! Synthesizes a reproducible episode (word-timed speech-like content with fillers and long
@@ -123,7 +124,12 @@ fn synthesize(dir: &Path, minutes: f64) -> Res<()> {
 
 /// One timed job (the child process): prints `key value` lines for the parent.
 fn job(dir: &Path) -> Res<()> {
-    let spec = spec_in(dir)?;
+    let mut spec = spec_in(dir)?;
+    // `E2E_LEVELING=off` (set by `--leveling off`): the second, named row without speaker
+    // leveling.
+    if std::env::var("E2E_LEVELING").is_ok_and(|v| v == "off") {
+        spec.cleanup.leveling.mode = assembly_core::analyze::speakers::LevelingMode::Off;
+    }
     let (cpu0, _) = cpu_and_peak_rss();
     let t = Instant::now();
     // Process CPU time at each stage's first event: a stage's CPU is the difference to the
@@ -157,7 +163,9 @@ fn job(dir: &Path) -> Res<()> {
     println!("encodes {}", report.verify.as_ref().map_or(1, |v| v.attempts.len()));
     if let Some(p) = report.verify.as_ref().and_then(|v| v.prediction.as_ref()) {
         println!("predicted_dbtp {}", p.predicted_true_peak_dbtp);
+        println!("prediction_rounds {}", p.rounds);
     }
+    println!("correction_passes {}", report.master.correction_passes);
     Ok(())
 }
 
@@ -175,7 +183,12 @@ fn timed_runs(dir: &Path, runs: usize) -> Res<Vec<Vec<(String, f64)>>> {
     let exe = std::env::current_exe()?;
     let mut all = Vec::new();
     for i in 0..runs {
-        let out = Command::new(&exe).arg("--job").arg(dir).output()?;
+        let mut cmd = Command::new(&exe);
+        cmd.arg("--job").arg(dir);
+        if let Some(l) = arg("--leveling") {
+            cmd.env("E2E_LEVELING", l); // read by `job`
+        }
+        let out = cmd.output()?;
         if !out.status.success() {
             return Err(format!("run {i} failed: {}", String::from_utf8_lossy(&out.stderr)).into());
         }
@@ -316,6 +329,7 @@ fn main() -> Res<()> {
         return job(Path::new(&dir));
     }
     let minutes: f64 = arg("--minutes").map_or(Ok(60.0), |m| m.parse())?;
+
     let runs: usize = arg("--runs").map_or(Ok(3), |m| m.parse())?;
     let dir = arg("--dir")
         .map(PathBuf::from)
@@ -346,9 +360,12 @@ fn main() -> Res<()> {
     println!("peak rss: {:.0} MiB", med("rss"));
     println!("output:   {:.2} LUFS, {:.2} dBTP", med("lufs"), med("dbtp"));
     println!(
-        "encodes:  {} full encode(s) (median); codec prediction said {:.2} dBTP",
+        "encodes:  {} full encode(s) (median); codec prediction said {:.2} dBTP after {} \
+         round(s); master correction passes {}",
         med("encodes"),
-        med("predicted_dbtp")
+        med("predicted_dbtp"),
+        med("prediction_rounds"),
+        med("correction_passes")
     );
     if flag("--compare-ffmpeg") {
         if Command::new("ffmpeg").arg("-version").output().is_err() {
