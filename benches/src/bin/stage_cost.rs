@@ -28,6 +28,7 @@ use std::process::ExitCode;
 
 use assembly_core::analyze::activity::{ActivityMap, ActivityOptions};
 use assembly_core::analyze::loudness::LoudnessMeter;
+use assembly_core::analyze::speakers::{Leveled, LevelingOptions, level_speakers};
 use assembly_core::arrange::{level_segments, place};
 use assembly_core::edit::{self, CleanupOptions};
 use assembly_core::encode::{self, OutputFormat, Tags};
@@ -57,6 +58,11 @@ const STAGES: &[(&str, &str)] = &[
     ("activity", "speech-activity analysis of 20 s of mono speech"),
     ("compact", "store 20 s of mono speech as CompactAudio and read it back in 4096-frame blocks"),
     ("edit_plan", "edit plan (fillers, pauses, splices) of 30 s of worded mono speech"),
+    (
+        "speaker_leveling",
+        "speaker leveling of 30 s of worded mono speech (three labelled speakers in turns of 8 \
+         words): measure, plan the envelope, read it all through Leveled",
+    ),
     ("render", "two-pass mastered render (mix, ducked bed, limiter) of a 30 s stereo episode"),
     ("encode_mp3", "encode 10 s of stereo to a 128 kbit/s MP3 file (quality 5)"),
     ("assembler", "whole Assembler run: 20 s MP3 episode with transcript, intro, outro, bed"),
@@ -183,7 +189,7 @@ fn prepare(stage: &str, dir: &Path) -> BoxResult<()> {
             let s = synth::spoken_words(r, 42, 20.0, -20.0, -60.0, 200.0, 100.0);
             write_audio(&dir.join("input.f32"), &synth::mono(r, s.samples))?;
         }
-        "edit_plan" => {
+        "edit_plan" | "speaker_leveling" => {
             // Fillers and long pauses at 3x the e2e episode's hourly rate, so 30 s has some.
             let s = synth::spoken_words(r, 7, 30.0, -20.0, -60.0, 600.0, 360.0);
             write_words(&dir.join("words.tsv"), &s.words)?;
@@ -319,6 +325,29 @@ fn setup(stage: &str, dir: &Path) -> BoxResult<Work> {
                 let mut pos = 0u64;
                 while pos < c.frames() {
                     c.read(pos, &mut [block.as_mut_slice()]);
+                    black_box(&block);
+                    pos += 4096;
+                }
+                Ok(())
+            }))
+        }
+        "speaker_leveling" => {
+            let audio = input()?;
+            let mut words = read_transcript(&dir.join("words.tsv"))?.words().to_vec();
+            for (i, w) in words.iter_mut().enumerate() {
+                w.speaker = Some(format!("S{}", i / 8 % 3));
+            }
+            let transcript = Transcript::from_words(words)?.0;
+            Ok(Box::new(move || {
+                let opts = LevelingOptions::default();
+                let cancel = CancelToken::new();
+                let (lv, _) =
+                    level_speakers(&audio, &transcript, &opts, &cancel)?.ok_or("no speakers")?;
+                let leveled = Leveled { src: &audio, envelope: Some(&lv.envelope) };
+                let mut block = vec![0.0f32; 4096];
+                let mut pos = 0u64;
+                while pos < leveled.frames() {
+                    leveled.read(pos, &mut [block.as_mut_slice()]);
                     black_box(&block);
                     pos += 4096;
                 }

@@ -30,10 +30,15 @@ fn job() -> Job {
     let dir = tempfile::tempdir().unwrap();
     let rate = NonZeroU32::new(RATE).unwrap();
     let script = synth::spoken_words(rate, 11, 40.0, -26.0, -65.0, 2_000.0, 600.0);
+    // Two labelled speakers in turns of 10 words (so speaker leveling has an envelope).
     let words: Vec<serde_json::Value> = script
         .words
         .iter()
-        .map(|w| serde_json::json!({"word": w.text, "start": w.start_s, "end": w.end_s, "speaker": "A"}))
+        .enumerate()
+        .map(|(i, w)| {
+            let speaker = if i / 10 % 2 == 0 { "A" } else { "B" };
+            serde_json::json!({"word": w.text, "start": w.start_s, "end": w.end_s, "speaker": speaker})
+        })
         .collect();
     std::fs::write(dir.path().join("words.json"), serde_json::to_vec(&words).unwrap()).unwrap();
     let wav = OutputFormat::wav16();
@@ -267,6 +272,11 @@ fn two_runs_give_identical_bytes_and_a_rerun_resumes_from_checkpoints() {
     let second = a.run(&mut NoProgress, &CancelToken::new()).unwrap();
     assert_eq!(second.stages_resumed, [Stage::Analyze, Stage::Edit, Stage::Arrange, Stage::Master]);
     assert_eq!(std::fs::read(job.path("out/episode.mp3")).unwrap(), bytes1);
+    // The speaker leveling's envelope came back from the analysis checkpoint unchanged.
+    let lv = first.leveling.as_ref().unwrap();
+    assert_eq!(lv.speakers.len(), 2);
+    assert!(!lv.envelope.steps.is_empty(), "{lv:?}");
+    assert_eq!(second.leveling, first.leveling);
 
     // A corrupt checkpoint is recomputed with a warning, and the output does not change.
     let ck = job.path("work/edit.checkpoint");
