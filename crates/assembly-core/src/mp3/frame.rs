@@ -24,6 +24,11 @@ pub(crate) struct Frame {
     pub(crate) data_len: usize,
     /// Every granule of every channel is a normal long block (`window_switching_flag` 0).
     pub(crate) all_long: bool,
+    /// The window of every granule and channel, 4 bits each in side-information order: 0 for
+    /// a normal long block, else `0b1000 | block_type << 1 | mixed_block_flag`. Two streams
+    /// whose frames have equal windows around a join decode with a valid window sequence
+    /// (long, start, short, stop) across it.
+    pub(crate) windows: u32,
 }
 
 impl Frame {
@@ -143,22 +148,28 @@ fn parse_frame(data: &[u8]) -> Result<Frame, String> {
     }
     let mut bits = 0;
     let mut all_long = true;
+    let mut windows = 0u32;
     for _ in 0..header.version.granules() {
         for _ in 0..channels {
             bits += b.read(12); // part2_3_length
             b.read(9 + 8); // big_values, global_gain
             b.read(if mpeg1 { 4 } else { 9 }); // scalefac_compress
+            windows <<= 4;
             if b.read(1) == 1 {
                 // window switching: block_type 2, mixed 1, table_select 2×5, subblock_gain 3×3
                 all_long = false;
-                b.read(2 + 1 + 10 + 9);
+                let block_type = b.read(2) as u32;
+                let mixed = b.read(1) as u32;
+                windows |= 0b1000 | block_type << 1 | mixed;
+                b.read(10 + 9);
             } else {
                 b.read(15 + 4 + 3); // table_select 3×5, region0_count, region1_count
             }
             b.read(if mpeg1 { 3 } else { 2 }); // (preflag,) scalefac_scale, count1table_select
         }
     }
-    Ok(Frame { offset: 0, len, side_len, main_data_begin, data_len: bits.div_ceil(8), all_long })
+    let data_len = bits.div_ceil(8);
+    Ok(Frame { offset: 0, len, side_len, main_data_begin, data_len, all_long, windows })
 }
 
 #[cfg(test)]
@@ -175,12 +186,18 @@ mod tests {
         }
 
         /// One granule of one channel: `part2_3_length`, zeros elsewhere, and the window
-        /// switching flag.
+        /// switching flag (then a short block: `block_type` 2, not mixed).
         fn granule(&mut self, mpeg1: bool, part2_3_length: usize, switching: bool) {
             self.put(part2_3_length, 12);
             self.put(0, 9 + 8 + if mpeg1 { 4 } else { 9 });
             self.put(usize::from(switching), 1);
-            self.put(0, 22 + if mpeg1 { 3 } else { 2 });
+            if switching {
+                self.put(2, 2);
+                self.put(0, 20);
+            } else {
+                self.put(0, 22);
+            }
+            self.put(0, if mpeg1 { 3 } else { 2 });
         }
 
         /// `header`, `crc` extra bytes, the side information, zeros up to `len` bytes.
@@ -217,12 +234,13 @@ mod tests {
             main_data_begin: 300,
             data_len: 376,
             all_long: true,
+            windows: 0,
         };
         assert_eq!(f, expected);
         assert_eq!(f.slot(), 381);
-        // A short block in granule 1, channel 0.
+        // A short block in granule 1, channel 0: the third nibble is 0b1000 | 2 << 1.
         let f = parse_frame(&mpeg1_stereo(300, [1000, 1200, 800, 7], 2)).unwrap();
-        assert_eq!((f.data_len, f.all_long), (376, false));
+        assert_eq!((f.data_len, f.all_long, f.windows), (376, false, 0x00C0));
     }
 
     #[test]
@@ -243,6 +261,7 @@ mod tests {
             main_data_begin: 200,
             data_len: 188,
             all_long: false,
+            windows: 0xC,
         };
         assert_eq!(f, expected);
     }
