@@ -17,8 +17,11 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::analyze::activity::{ActivityMap, ActivityOptions};
+use crate::analyze::adaptive::{AdaptiveLeveling, level_adaptive};
 use crate::analyze::loudness::{self, Loudness, LoudnessMeter};
-use crate::analyze::speakers::{Leveled, SpeakerLeveling, level_speakers};
+use crate::analyze::speakers::{
+    GainEnvelope, Leveled, LevelingMode, SpeakerLeveling, level_speakers,
+};
 use crate::arrange::{
     self, Arrangement, Leveling, Placement, PodcastChapters, Segment, SegmentType, Template,
 };
@@ -122,6 +125,10 @@ pub struct Report {
     /// the gain envelope (`None` without speaker labels or with leveling off).
     #[serde(default)]
     pub leveling: Option<SpeakerLeveling>,
+    /// Adaptive leveling of content without speaker labels: the speech level and the gain
+    /// envelope (`None` with speaker labels, without speech, or with leveling off).
+    #[serde(default)]
+    pub adaptive_leveling: Option<AdaptiveLeveling>,
     /// Every edit, with source and output times and its reason.
     pub edits: Vec<PlanEntry>,
     /// Counts: fillers, pauses, cuts, inserts, seconds removed.
@@ -151,11 +158,20 @@ struct Analysis {
     /// The speakers' levels and gain envelope (labelled transcript, leveling on).
     leveling: Option<SpeakerLeveling>,
     leveling_warnings: Vec<Warning>,
+    /// The adaptive leveler's envelope (no speaker labels, leveling on).
+    adaptive: Option<AdaptiveLeveling>,
 }
 
-/// The content as the edit reads it: the decoded source through the speaker leveling.
-fn leveled<'a>(inputs: &'a Inputs, leveling: Option<&'a SpeakerLeveling>) -> Leveled<'a> {
-    Leveled { src: &inputs.content, envelope: leveling.map(|l| &l.envelope) }
+impl Analysis {
+    /// The gain envelope the content is read through, if any.
+    fn envelope(&self) -> Option<&GainEnvelope> {
+        self.leveling.as_ref().map(|l| &l.envelope).or(self.adaptive.as_ref().map(|a| &a.envelope))
+    }
+}
+
+/// The content as the edit reads it: the decoded source through the leveling envelope.
+fn leveled<'a>(inputs: &'a Inputs, envelope: Option<&'a GainEnvelope>) -> Leveled<'a> {
+    Leveled { src: &inputs.content, envelope }
 }
 
 /// Arrange checkpoint.
@@ -260,7 +276,8 @@ impl Assembler {
             let inputs = self.load(&mut rep, cancel)?;
             let leveling = self.speaker_leveling(&inputs, cancel)?.map(|(l, _)| l);
             let edit = self.edit_plan(&inputs, cancel)?;
-            let arranged = self.arrange(&inputs, &edit, leveling.as_ref(), cancel)?;
+            let envelope = leveling.as_ref().map(|l| &l.envelope);
+            let arranged = self.arrange(&inputs, &edit, envelope, cancel)?;
             Ok(Plan {
                 duration_ms: arranged.arrangement.total_ms,
                 chapters: arranged.chapters,
@@ -371,7 +388,7 @@ impl Assembler {
         if edit_plan.source_frames != analysis.content_frames {
             return Err(Error::internal("edit checkpoint does not match the decoded content"));
         }
-        let leveling = analysis.leveling.as_ref();
+        let leveling = analysis.envelope();
         let arranged =
             staged!(Stage::Arrange, Arranged, self.arrange(&inputs, &edit_plan, leveling, cancel));
 
@@ -431,6 +448,7 @@ impl Assembler {
                 master: master_plan.clone(),
                 verify,
                 leveling: analysis.leveling.clone(),
+                adaptive_leveling: analysis.adaptive.clone(),
                 edits: edit_plan.entries.clone(),
                 counts: edit_plan.stats.clone(),
                 placements: arranged.arrangement.placements.clone(),
@@ -565,24 +583,38 @@ impl Assembler {
     /// a second thread: both read the whole content, and the two passes take about as long.
     fn analyze(&self, inputs: &Inputs, cancel: &CancelToken) -> Result<Analysis> {
         let c = &self.spec.cleanup;
-        let wants_activity =
-            inputs.activity.get().is_none() && (c.remove_pauses || inputs.transcript.is_none());
+        let labelled = inputs
+            .transcript
+            .as_ref()
+            .is_some_and(|t| t.words().iter().any(|w| w.speaker.is_some()));
+        // Without speaker labels the adaptive leveler needs the activity map.
+        let adaptive_on = !labelled && c.leveling.mode == LevelingMode::Auto;
+        let wants_activity = inputs.activity.get().is_none()
+            && (c.remove_pauses || inputs.transcript.is_none() || adaptive_on);
         let content = &inputs.content;
         let transcript = inputs.transcript.as_ref();
-        let (content_loudness, (activity, leveling)) = crate::par::join(
+        let known = inputs.activity.get();
+        let (content_loudness, (activity, leveling, adaptive)) = crate::par::join(
             || loudness::measure_source(content, cancel),
             || {
                 let activity = wants_activity
-                    .then(|| ActivityMap::analyze_cancellable(content, &c.activity, cancel));
+                    .then(|| ActivityMap::analyze_cancellable(content, &c.activity, cancel))
+                    .transpose();
                 let leveling = match transcript {
-                    Some(t) => level_speakers(content, t, &c.leveling, cancel),
-                    None => Ok(None),
+                    Some(t) if labelled => level_speakers(content, t, &c.leveling, cancel),
+                    _ => Ok(None),
                 };
-                (activity, leveling)
+                let adaptive = match (&activity, known) {
+                    (Ok(Some(map)), _) | (_, Some(map)) if adaptive_on => {
+                        level_adaptive(map, &c.leveling)
+                    }
+                    _ => None,
+                };
+                (activity, leveling, adaptive)
             },
         );
-        if let Some(a) = activity {
-            let _ = inputs.activity.set(a?);
+        if let Some(a) = activity? {
+            let _ = inputs.activity.set(a);
         }
         let (leveling, leveling_warnings) = match leveling? {
             Some((l, w)) => (Some(l), w),
@@ -593,6 +625,7 @@ impl Assembler {
             content_frames: content.frames(),
             leveling,
             leveling_warnings,
+            adaptive,
         })
     }
 
@@ -645,7 +678,7 @@ impl Assembler {
         &self,
         inputs: &Inputs,
         plan: &EditPlan,
-        leveling: Option<&SpeakerLeveling>,
+        leveling: Option<&GainEnvelope>,
         cancel: &CancelToken,
     ) -> Result<Arranged> {
         let template = self.template();
@@ -926,7 +959,7 @@ impl Assembler {
         inputs: &Inputs,
         plan: &EditPlan,
         arranged: &Arranged,
-        leveling: Option<&SpeakerLeveling>,
+        leveling: Option<&GainEnvelope>,
         report: &mut Report,
         cancel: &CancelToken,
     ) -> Result<()> {

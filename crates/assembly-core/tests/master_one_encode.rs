@@ -33,11 +33,13 @@ fn conversation(levels: &[f64], seed: u64) -> Vec<f32> {
 }
 
 /// Runs a job on `content` with `master` and `encoding` (JSON) and returns the report.
+/// Leveling is off: these programmes test the mastering (speaker and adaptive leveling keep
+/// the one-encode guarantees in `tests/speaker_leveling.rs`).
 fn run(dir: &Path, content: AudioBuffer, extra: &str, encoding: &str, channels: usize) -> Report {
     write_file(&dir.join("in.wav"), &content, &OutputFormat::wav16(), &Tags::default()).unwrap();
     let json = format!(
         r#"{{"version": 1, "content": "in.wav",
-            "cleanup": {{"remove_fillers": false, "remove_pauses": false}},
+            "cleanup": {{"remove_fillers": false, "remove_pauses": false, "leveling": {{"mode": "off"}}}},
             {extra}
             "output": {{"path": "episode", "encoding": {encoding}, "channels": {channels},
                         "report": "report.json"}}}}"#

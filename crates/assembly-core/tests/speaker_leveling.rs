@@ -225,3 +225,65 @@ fn a_speaker_with_too_little_speech_is_left_alone_with_a_warning() {
         r.warnings
     );
 }
+
+/// The same conversation without speaker labels: the adaptive leveler (driven by the speech
+/// activity) brings the voices within 3 LU.
+#[test]
+fn without_labels_the_adaptive_leveler_brings_the_voices_within_3_lu() {
+    let mut c = conversation(&[-9.0, 0.0, 6.0], 90);
+    // Speakers for the measurement, then the labels removed from the job's transcript.
+    let speakers: Vec<String> =
+        c.words.iter().map(|w| w["speaker"].as_str().unwrap().to_string()).collect();
+    for w in &mut c.words {
+        w.as_object_mut().unwrap().remove("speaker");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(dir.path(), &c, "", r#"{"format": "wav"}"#);
+    assert!(r.leveling.is_none());
+    let a = r.adaptive_leveling.as_ref().expect("adaptive leveling");
+    let (lo, hi) = a.envelope.range_db();
+    eprintln!("adaptive: {} phrases, gains {lo:.1}..{hi:.1} dB", a.phrases);
+    assert!(lo >= -12.0 && hi <= 12.0 && hi - lo > 6.0, "{lo} {hi}");
+    let mut labelled = r.clone();
+    for (w, s) in labelled.words.iter_mut().zip(&speakers) {
+        w.speaker = Some(s.clone());
+    }
+    let out = decoded(dir.path());
+    let after = per_speaker(&out, &labelled);
+    eprintln!(
+        "adaptive: {after:?} spread {:.2} LU, LRA {:.1}",
+        spread(&after),
+        measure(&out).unwrap().range_lu
+    );
+    assert!(spread(&after) <= 3.0, "{after:?}");
+}
+
+/// One well-levelled voice without labels: the adaptive leveler's dead band leaves it alone.
+#[test]
+fn without_labels_a_single_well_levelled_voice_is_left_alone() {
+    let mut c = conversation(&[0.0], 40);
+    for w in &mut c.words {
+        w.as_object_mut().unwrap().remove("speaker");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(dir.path(), &c, "", r#"{"format": "wav"}"#);
+    let a = r.adaptive_leveling.as_ref().expect("adaptive leveling");
+    let (lo, hi) = a.envelope.range_db();
+    assert!(lo > -0.5 && hi < 0.5, "{lo} {hi}: {:?}", a.envelope.steps.len());
+}
+
+#[test]
+fn adaptive_leveling_keeps_the_one_encode_guarantees() {
+    let mut c = conversation(&[-9.0, 0.0, 6.0], 60);
+    for w in &mut c.words {
+        w.as_object_mut().unwrap().remove("speaker");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(dir.path(), &c, "", r#"{"format": "mp3"}"#);
+    assert!(r.adaptive_leveling.is_some());
+    let l: Loudness = r.loudness_out.unwrap();
+    let v = r.verify.as_ref().unwrap();
+    assert_eq!(v.attempts.len(), 1, "{v:#?}");
+    assert!((l.integrated_lufs + 16.0).abs() <= 0.2, "{l:?}");
+    assert!(l.true_peak_dbtp <= -1.0, "{l:?}");
+}

@@ -432,6 +432,12 @@ impl Report {
     fn leveling<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         self.field(py, "leveling")
     }
+    /// Adaptive leveling of content without speaker labels, or `None`: `speech_level_db`,
+    /// `phrases` and the gain `envelope` (as in `leveling`).
+    #[getter]
+    fn adaptive_leveling<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.field(py, "adaptive_leveling")
+    }
 
     /// A fresh deep copy of the whole report as plain dicts and lists.
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {

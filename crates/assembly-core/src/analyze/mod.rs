@@ -1,5 +1,7 @@
-//! Analysis stage: loudness measurement, speech activity and silence maps, speaker leveling.
+//! Analysis stage: loudness measurement, speech activity and silence maps, speaker leveling
+//! (labelled speakers) and adaptive leveling (no labels).
 
 pub mod activity;
+pub mod adaptive;
 pub mod loudness;
 pub mod speakers;
