@@ -130,6 +130,19 @@ pub fn plan(spec: &Path, json: bool) -> Result<()> {
     for p in &plan.arrangement.placements {
         println!("{:<12} {:<10} {}", p.segment_id, p.asset, span(p.start_ms, p.end_ms));
     }
+    let rate = f64::from(plan.arrangement.rate.get());
+    let ms = |f: u64| (f as f64 * 1000.0 / rate).round() as u64;
+    let envelope = |env: &assembly_core::analyze::speakers::GainEnvelope| {
+        println!("gain envelope (source time): {:+.1} dB from the start", env.initial_db);
+        for st in &env.steps {
+            println!(
+                "  {} ramp {:>3} ms to {:+.1} dB",
+                clock(ms(st.start)),
+                ms(st.ramp),
+                st.gain_db
+            );
+        }
+    };
     if let Some(l) = &plan.leveling {
         println!();
         println!("speaker leveling to {:.1} LUFS", l.reference_lufs);
@@ -139,17 +152,15 @@ pub fn plan(spec: &Path, json: bool) -> Result<()> {
                 s.speaker, s.words, s.speech_s, s.loudness_lufs, s.gain_db
             );
         }
-        let rate = f64::from(plan.arrangement.rate.get());
-        let ms = |f: u64| (f as f64 * 1000.0 / rate).round() as u64;
-        println!("gain envelope (source time): {:+.1} dB from the start", l.envelope.initial_db);
-        for st in &l.envelope.steps {
-            println!(
-                "  {} ramp {:>3} ms to {:+.1} dB",
-                clock(ms(st.start)),
-                ms(st.ramp),
-                st.gain_db
-            );
-        }
+        envelope(&l.envelope);
+    }
+    if let Some(a) = &plan.adaptive_leveling {
+        println!();
+        println!(
+            "adaptive leveling: {} phrases, speech level {:.1} dBFS",
+            a.phrases, a.speech_level_db
+        );
+        envelope(&a.envelope);
     }
     println!("predicted duration: {}", clock(plan.duration_ms));
     Ok(())

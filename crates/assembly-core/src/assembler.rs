@@ -86,6 +86,8 @@ pub struct Plan {
     /// Speaker leveling: each labelled speaker's level and gain, and the gain envelope's
     /// steps on the source timeline.
     pub leveling: Option<SpeakerLeveling>,
+    /// Adaptive leveling (no speaker labels): the phrases' envelope on the source timeline.
+    pub adaptive_leveling: Option<AdaptiveLeveling>,
 }
 
 /// The written episode.
@@ -274,16 +276,17 @@ impl Assembler {
         guard(|| {
             let mut rep = Reporter::new(&mut sink, cancel.clone());
             let inputs = self.load(&mut rep, cancel)?;
-            let leveling = self.speaker_leveling(&inputs, cancel)?.map(|(l, _)| l);
+            // The same analysis as a run: the leveling the plan shows is the one applied.
+            let analysis = self.analyze(&inputs, cancel)?;
             let edit = self.edit_plan(&inputs, cancel)?;
-            let envelope = leveling.as_ref().map(|l| &l.envelope);
-            let arranged = self.arrange(&inputs, &edit, envelope, cancel)?;
+            let arranged = self.arrange(&inputs, &edit, analysis.envelope(), cancel)?;
             Ok(Plan {
                 duration_ms: arranged.arrangement.total_ms,
                 chapters: arranged.chapters,
                 arrangement: arranged.arrangement,
                 edit,
-                leveling,
+                leveling: analysis.leveling,
+                adaptive_leveling: analysis.adaptive,
             })
         })
     }
@@ -627,19 +630,6 @@ impl Assembler {
             leveling_warnings,
             adaptive,
         })
-    }
-
-    /// The speakers' levels and the envelope that evens them (see
-    /// [`analyze::speakers`](crate::analyze::speakers)), when the transcript labels speakers.
-    fn speaker_leveling(
-        &self,
-        inputs: &Inputs,
-        cancel: &CancelToken,
-    ) -> Result<Option<(SpeakerLeveling, Vec<Warning>)>> {
-        match &inputs.transcript {
-            Some(t) => level_speakers(&inputs.content, t, &self.spec.cleanup.leveling, cancel),
-            None => Ok(None),
-        }
     }
 
     fn clips(&self, assets: &BTreeMap<String, Arc<AudioBuffer>>) -> Result<Vec<Clip>> {
