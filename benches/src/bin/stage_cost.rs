@@ -144,6 +144,17 @@ fn read_transcript(path: &Path) -> BoxResult<Transcript> {
     Ok(Transcript::from_words(words)?.0)
 }
 
+/// Reads a mono `src` from start to end in 4096-frame blocks (each kept from the optimizer).
+fn read_through(src: &dyn FrameSource) {
+    let mut block = vec![0.0f32; 4096];
+    let mut pos = 0u64;
+    while pos < src.frames() {
+        src.read(pos, &mut [block.as_mut_slice()]);
+        black_box(&block);
+        pos += 4096;
+    }
+}
+
 fn encoded_path(dir: &Path, format: &OutputFormat) -> PathBuf {
     dir.join(format!("input.{}", format.extension()))
 }
@@ -320,14 +331,7 @@ fn setup(stage: &str, dir: &Path) -> BoxResult<Work> {
         "compact" => {
             let audio = input()?;
             Ok(Box::new(move || {
-                let c = CompactAudio::from_buffer(&audio, 16)?;
-                let mut block = vec![0.0f32; 4096];
-                let mut pos = 0u64;
-                while pos < c.frames() {
-                    c.read(pos, &mut [block.as_mut_slice()]);
-                    black_box(&block);
-                    pos += 4096;
-                }
+                read_through(&CompactAudio::from_buffer(&audio, 16)?);
                 Ok(())
             }))
         }
@@ -343,14 +347,7 @@ fn setup(stage: &str, dir: &Path) -> BoxResult<Work> {
                 let cancel = CancelToken::new();
                 let (lv, _) =
                     level_speakers(&audio, &transcript, &opts, &cancel)?.ok_or("no speakers")?;
-                let leveled = Leveled { src: &audio, envelope: Some(&lv.envelope) };
-                let mut block = vec![0.0f32; 4096];
-                let mut pos = 0u64;
-                while pos < leveled.frames() {
-                    leveled.read(pos, &mut [block.as_mut_slice()]);
-                    black_box(&block);
-                    pos += 4096;
-                }
+                read_through(&Leveled { src: &audio, envelope: Some(&lv.envelope) });
                 Ok(())
             }))
         }

@@ -49,6 +49,16 @@ fn run(dir: &Path, content: AudioBuffer, extra: &str, encoding: &str, channels: 
     Assembler::new(spec).unwrap().run(&mut NoProgress, &CancelToken::new()).unwrap()
 }
 
+/// The names in `dir`, sorted (no attempt, chunk or excerpt scratch file may be left).
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 /// The report's decoded (or, for lossless outputs, rendered) loudness hits `target` within
 /// 0.2 LU and the true peak is at or under `ceiling`; a lossy output took one full encode.
 fn assert_landed(report: &Report, target: f64, ceiling: f64, lossy: bool, what: &str) {
@@ -177,12 +187,7 @@ fn the_closest_attempt_is_kept_when_none_passes() {
     let l = assembly_core::analyze::loudness::measure(&on_disk).unwrap();
     assert!((l.integrated_lufs - kept.integrated_lufs).abs() < 1e-9, "{l:?} vs {kept:?}");
     assert!((l.true_peak_dbtp - kept.true_peak_dbtp).abs() < 1e-9, "{l:?} vs {kept:?}");
-    let mut names: Vec<String> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    assert_eq!(names, ["episode", "in.wav", "report.json"]);
+    assert_eq!(files_in(dir.path()), ["episode", "in.wav", "report.json"]);
 }
 
 /// A verify miss on the true peak alone is repaired locally: the retry lowers the limiter's
@@ -238,10 +243,5 @@ fn a_peak_miss_is_repaired_by_re_encoding_only_the_chunks_with_overs() {
     assert!(l.true_peak_dbtp <= -1.0, "{l:?}");
     assert!((l.integrated_lufs + 16.0).abs() <= 0.2, "{l:?}");
     // The repaired attempt's file is in place and no attempt or chunk file is left.
-    let mut names: Vec<String> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    assert_eq!(names, ["episode", "in.wav", "report.json"]);
+    assert_eq!(files_in(dir.path()), ["episode", "in.wav", "report.json"]);
 }
