@@ -7,9 +7,11 @@
 //! moments (and a few typical ones) through the planned gain and limiter, encodes and decodes
 //! them with the output's exact settings, and measures the overshoot. The limiter's ceiling is
 //! then lowered by that much (plus [`MARGIN_DB`]) and the gain re-planned for the lower ceiling
-//! ([`plan_master`] on the in-memory measurement, never a full encode), so the integrated
+//! ([`plan_master_from`] on the in-memory measurement, never a full encode), so the integrated
 //! loudness stays on target. Up to [`MAX_ROUNDS`] rounds, each re-encoding the excerpts with
-//! the new plan. See `docs/mastering.md`, "One encode".
+//! the new plan. The re-plans between rounds use the limiter model calibrated by the master
+//! stage's measured pass (no pass through the programme); only the plan that is kept gets a
+//! measured pass. See `docs/mastering.md`, "One encode".
 //!
 //! It needs both `render` and `encode`, so it sits above them (with the spec and the
 //! checkpoints) and below the Assembler.
@@ -26,7 +28,7 @@ use crate::load::{DecodeOptions, decode_file, decode_file_streaming};
 use crate::master::{
     CeilingDip, CodecPrediction, ExcerptMeasurement, MasterOptions, ceiling_target,
 };
-use crate::render::{MasterPlan, MixMeasurement, RenderOptions, plan_master, render_final};
+use crate::render::{MasterPlan, MixMeasurement, RenderOptions, plan_master_from, render_final};
 use crate::{AudioBuffer, CancelToken, FrameSource, frames_to_ms};
 
 /// How many excerpts of what length the prediction encodes.
@@ -377,9 +379,14 @@ pub(crate) fn plan_for_codec(
     cancel: &CancelToken,
 ) -> Result<(MasterPlan, CodecPrediction)> {
     let goal = plan.ceiling_dbtp;
+    // The master stage's plan: its measured pass calibrates the limiter model for every
+    // re-plan, so the rounds in between re-plan on the model alone and only the plan that
+    // is kept gets a measured pass.
+    let calibration = plan;
     let mut plan = plan.clone();
     let mut m: Option<MixMeasurement> = None;
     let mut rounds = 0;
+    let mut replanned = false;
     loop {
         if !plan.input_lufs.is_finite() {
             // Silence: nothing to limit, nothing for the codec to push over.
@@ -419,6 +426,26 @@ pub(crate) fn plan_for_codec(
         // then makes up for the loudness the codec takes (a small step: the limiter keeps the
         // peaks where they were).
         if worst <= goal - MARGIN_DB / 2.0 || rounds >= MAX_ROUNDS {
+            if replanned {
+                // A re-plan on the model: measure the gain it chose (usually one pass).
+                let opts = MasterOptions {
+                    target_lufs: Some(plan.target_lufs),
+                    ceiling_dbtp: Some(plan.ceiling_dbtp),
+                    ..options.clone()
+                };
+                let measured = m.as_ref().expect("measured above");
+                let ro = RenderOptions::default();
+                plan = plan_master_from(
+                    program,
+                    measured,
+                    &opts,
+                    &ro,
+                    cancel,
+                    &mut |_| {},
+                    Some(calibration),
+                    true,
+                )?;
+            }
             plan.gain_db -= shift;
             prediction.gain_db = plan.gain_db;
             return Ok((plan, prediction));
@@ -431,8 +458,18 @@ pub(crate) fn plan_for_codec(
             ..options.clone()
         };
         let measured = m.as_ref().expect("measured above");
-        plan =
-            plan_master(program, measured, &opts, &RenderOptions::default(), cancel, &mut |_| {})?;
+        let ro = RenderOptions::default();
+        plan = plan_master_from(
+            program,
+            measured,
+            &opts,
+            &ro,
+            cancel,
+            &mut |_| {},
+            Some(calibration),
+            false,
+        )?;
+        replanned = true;
     }
 }
 

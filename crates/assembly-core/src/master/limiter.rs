@@ -523,6 +523,12 @@ impl LimiterStream {
         self.limiter.stats()
     }
 
+    /// The limiter's lookahead, frames: output frame `t` depends on input up to `t` plus
+    /// this.
+    pub fn latency_frames(&self) -> usize {
+        self.limiter.latency_frames()
+    }
+
     /// See [`TruePeakLimiter::set_ceiling_dips`] (frames count from the first frame pushed,
     /// as the output's do: the latency is already removed here).
     ///

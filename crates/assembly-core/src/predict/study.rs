@@ -17,6 +17,7 @@ use crate::encode::Encoder;
 use crate::load::resample;
 use crate::master::MasterOptions;
 use crate::render::measure_mix;
+use crate::render::plan_master;
 use crate::synth;
 
 const R: NonZeroU32 = NonZeroU32::new(44_100).unwrap();

@@ -6,6 +6,7 @@ mod mix;
 mod pass;
 
 pub use mix::{Mix, Sources};
+pub(crate) use pass::plan_master_from;
 pub use pass::{
     MasterPlan, MixMeasurement, RenderOptions, RenderOutcome, RenderReport, measure_mix,
     plan_master, render_final, render_mastered,

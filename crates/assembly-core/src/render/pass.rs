@@ -347,20 +347,105 @@ fn measure_limited(
     cancel: &CancelToken,
     progress: &mut dyn FnMut(f64),
 ) -> Result<f64> {
-    let mut meter = LoudnessMeter::new(program.channel_count(), rate.get(), false)?;
-    let mut sink = |b: &AudioBuffer| meter.add(b);
-    limited_pass(
-        program,
-        rate,
-        gain_db,
-        (ceiling_dbtp, &[]),
-        limiter,
-        block,
-        cancel,
-        progress,
-        &mut sink,
-    )?;
-    Ok(meter.finish()?.integrated_lufs)
+    let pass = LimitedPass { program, rate, gain_db, ceiling_dbtp, limiter, block };
+    pass.measure(cancel, progress, crate::par::threads())
+}
+
+/// One metering pass through gain and limiter (see [`measure_limited`]).
+struct LimitedPass<'a> {
+    program: &'a dyn FrameSource,
+    rate: NonZeroU32,
+    gain_db: f64,
+    ceiling_dbtp: f64,
+    limiter: &'a LimiterOptions,
+    block: usize,
+}
+
+impl LimitedPass<'_> {
+    /// The pass on up to `threads` threads. With two or more and a program of at least 20 s
+    /// (and longer than twice the warm-up), the program is cut in two on a 100 ms sub-block;
+    /// the second half's limiter and meter first run over the audio before the cut (the
+    /// limiter's release decays by e^-20 over it), and the first half reads on past the cut by
+    /// the limiter's lookahead. The halves' sub-blocks are joined, so the result equals the
+    /// sequential one up to rounding (tested).
+    fn measure(
+        &self,
+        cancel: &CancelToken,
+        progress: &mut dyn FnMut(f64),
+        threads: usize,
+    ) -> Result<f64> {
+        let total = self.program.frames();
+        let sr = u64::from(self.rate.get());
+        let release = u64::from(self.limiter.release_ms) * sr / 1000;
+        let warm = sr * crate::dsp::meter::WARM_UP_S + 20 * release;
+        let unit = crate::dsp::meter::sub_block_frames(self.rate);
+        let cut = crate::par::cut(total, unit, (20 * sr).max(4 * warm), threads);
+        let meter = match cut {
+            Some(cut) => {
+                let (first, second) = crate::par::join(
+                    || self.part(0..cut, 0, cancel, progress),
+                    || self.part(cut..total, warm, cancel, &mut |_| {}),
+                );
+                let mut first = first?;
+                first.append(second?);
+                first
+            }
+            None => self.part(0..total, 0, cancel, progress)?,
+        };
+        Ok(meter.loudness().integrated_lufs)
+    }
+
+    /// Meters the limited output over `range`, the limiter and meter first warmed up on the
+    /// `warm` frames before it.
+    fn part(
+        &self,
+        range: std::ops::Range<u64>,
+        warm: u64,
+        cancel: &CancelToken,
+        progress: &mut dyn FnMut(f64),
+    ) -> Result<FastMeter> {
+        let channels = self.program.channel_count();
+        let total = self.program.frames();
+        let mut lim = LimiterStream::new(channels, self.rate, self.ceiling_dbtp, self.limiter)?;
+        let from = range.start.saturating_sub(warm);
+        let to = (range.end + lim.latency_frames() as u64).min(total);
+        let mut meter = FastMeter::new(channels, self.rate);
+        // Output frames come out in order from `from`: before `range` they warm the meter up,
+        // inside it they are measured, after it (the lookahead read past the cut) dropped.
+        let mut pos = from;
+        let mut sink = |b: &AudioBuffer| -> Result<()> {
+            let n = b.frames() as u64;
+            let planes: Vec<&[f32]> = b.planes().iter().map(Vec::as_slice).collect();
+            let slice = |a: u64, z: u64| -> Vec<&[f32]> {
+                planes.iter().map(|p| &p[(a - pos) as usize..(z - pos) as usize]).collect()
+            };
+            let (a, z) = (pos, pos + n);
+            let w_end = z.min(range.start);
+            if a < w_end {
+                meter.warm_up(&slice(a, w_end));
+            }
+            let (m0, m1) = (a.max(range.start), z.min(range.end));
+            if m0 < m1 {
+                meter.add(&slice(m0, m1));
+            }
+            pos = z;
+            Ok(())
+        };
+        let g = db_to_gain(self.gain_db) as f32;
+        let len = (range.end - range.start) as f64;
+        let mut sub = |f: f64| {
+            // Progress over the measured range only (the warm-up is short).
+            let done = (from as f64 + f * (to - from) as f64 - range.start as f64).max(0.0);
+            progress((done / len).min(1.0));
+        };
+        for_each_block_in(self.program, from..to, self.block, cancel, &mut sub, |p| {
+            lim.push_scaled(p, g, &mut sink)
+        })?;
+        if to == total {
+            lim.finish(&mut sink)?;
+        }
+        Ok(meter)
+    }
 }
 
 /// Plans the master: the gain from the measured loudness to the target, corrected for the
@@ -379,6 +464,27 @@ pub fn plan_master(
     render: &RenderOptions,
     cancel: &CancelToken,
     progress: &mut dyn FnMut(f64),
+) -> Result<MasterPlan> {
+    plan_master_from(program, measurement, options, render, cancel, progress, None, true)
+}
+
+/// [`plan_master`] for a re-plan of the same programme (the codec prediction lowering the
+/// ceiling). `calibration` is an earlier plan of this programme whose gain a correction pass
+/// measured: the limiter model's error there (measured minus predicted loudness) is added to
+/// the model here, so the model alone lands within a few hundredths of a LU of a measured
+/// pass for a ceiling a few dB away. With `measure` false no correction pass runs and the
+/// plan carries the calibrated model's gain (`correction_passes` 0); with `measure` true the
+/// passes start from that gain, and usually one suffices.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn plan_master_from(
+    program: &dyn FrameSource,
+    measurement: &MixMeasurement,
+    options: &MasterOptions,
+    render: &RenderOptions,
+    cancel: &CancelToken,
+    progress: &mut dyn FnMut(f64),
+    calibration: Option<&MasterPlan>,
+    measure: bool,
 ) -> Result<MasterPlan> {
     let rate = program.sample_rate();
     options.validate()?;
@@ -408,14 +514,29 @@ pub fn plan_master(
     let unlimited = integrated_from_subs(
         &measurement.subs.iter().map(|e| e * db_to_power(gain0)).collect::<Vec<_>>(),
     ) - gain0;
+    // The model's error where a pass measured it (zero without a calibration).
+    let offset = match calibration {
+        Some(c) => c.corrected_lufs.map_or(0.0, |l| {
+            l - predict_output_lufs(
+                measurement,
+                &peaks,
+                c.gain_db,
+                c.ceiling_dbtp,
+                &c.limiter,
+                rate,
+            )
+        }),
+        None => 0.0,
+    };
     let predict = |gain: f64| {
         predict_output_lufs(measurement, &peaks, gain, ceiling, &options.limiter, rate) - unlimited
+            + offset
     };
     let loss = (gain0 - predict(gain0)).max(0.0);
     plan.predicted_limiter_loss_lu = loss;
     let tol = options.limiter_loss_tolerance_lu;
-    let max_passes = options.max_correction_passes;
-    if loss <= tol || max_passes == 0 {
+    let max_passes = if measure { options.max_correction_passes } else { 0 };
+    if loss <= tol || (measure && max_passes == 0) {
         progress(1.0);
         return Ok(plan);
     }
@@ -429,6 +550,11 @@ pub fn plan_master(
         }
         let slope = ((predict(gain + 0.25) - predict(gain - 0.25)) / 0.5).clamp(0.1, 1.0);
         gain = (gain + err / slope).clamp(-cap, cap);
+    }
+    if !measure {
+        plan.gain_db = gain;
+        progress(1.0);
+        return Ok(plan);
     }
     let model_slope = ((predict(gain + 0.25) - predict(gain - 0.25)) / 0.5).clamp(0.1, 1.0);
     let mut prev: Option<(f64, f64)> = None; // (gain, measured)
@@ -612,6 +738,99 @@ mod tests {
             assert!((x.range_lu - y.range_lu).abs() < 1e-9, "{x:?} {y:?}");
             assert_eq!(x.sample_peak_dbfs, y.sample_peak_dbfs);
         }
+    }
+
+    /// The two-thread limited pass equals the sequential one to well under the correction
+    /// tolerance, with heavy limiting right at the cut and a slow release.
+    #[test]
+    fn split_limited_pass_equals_the_sequential_one() {
+        for (rate, secs, release_ms) in [(44_100u32, 61usize, 100u32), (48_000, 47, 400)] {
+            let r = NonZeroU32::new(rate).unwrap();
+            let n = rate as usize * secs + 77;
+            let mut l = synth::speech_like(r, 3, -14.0, n);
+            let m = synth::music_like(r, 4, -20.0, n);
+            for x in &mut l[n / 2 - 2000..n / 2 + 2000] {
+                *x *= 4.0; // a loud burst across the cut: the limiter is deep in gain reduction
+            }
+            let program = AudioBuffer::from_planar(r, vec![l, m]).unwrap();
+            let limiter = LimiterOptions { release_ms, ..LimiterOptions::default() };
+            let pass = LimitedPass {
+                program: &program,
+                rate: r,
+                gain_db: 6.0,
+                ceiling_dbtp: -1.0,
+                limiter: &limiter,
+                block: 8192,
+            };
+            let cancel = CancelToken::new();
+            let one = pass.measure(&cancel, &mut |_| {}, 1).unwrap();
+            let mut last = 0.0;
+            let two = pass.measure(&cancel, &mut |f| last = f, 2).unwrap();
+            assert_eq!(last, 1.0);
+            assert!(one.is_finite() && one > -20.0, "{one}");
+            assert!((one - two).abs() < 1e-6, "{rate}: {one} vs {two}");
+            // And the sequential pass is what the final render delivers.
+            let plan = MasterPlan {
+                target_lufs: -16.0,
+                ceiling_dbtp: -1.0,
+                limiter: limiter.clone(),
+                input_lufs: -20.0,
+                gain_db: 6.0,
+                predicted_limiter_loss_lu: 0.0,
+                correction_passes: 0,
+                corrected_lufs: None,
+                ceiling_dips: Vec::new(),
+            };
+            let ro = RenderOptions { measure_output: true, ..RenderOptions::default() };
+            let out = render_final(&program, &plan, &ro, |_| Ok(()), &cancel, &mut |_| {}).unwrap();
+            let rendered = out.output.expect("measured").integrated_lufs;
+            assert!((rendered - one).abs() < 1e-6, "{rendered} vs {one}");
+        }
+    }
+
+    /// A re-plan for a ceiling 3 dB lower, on the model calibrated by the first plan's
+    /// measured pass, lands within the correction tolerance without a pass of its own; with
+    /// `measure` one pass confirms it.
+    #[test]
+    fn a_calibrated_replan_lands_without_a_pass() {
+        let r = NonZeroU32::new(44_100).unwrap();
+        let n = 44_100 * 40;
+        let mut l = synth::speech_like(r, 11, -20.0, n);
+        for (i, x) in l.iter_mut().enumerate() {
+            if i % 20_000 < 300 {
+                *x = (*x * 4.0).clamp(-1.0, 1.0); // plosive-like bursts the limiter must take
+            }
+        }
+        let program = synth::mono(r, l);
+        let ro = RenderOptions::default();
+        let cancel = CancelToken::new();
+        let m = measure_mix(&program, &ro, &cancel, &mut |_| {}).unwrap();
+        let first = plan_master(&program, &m, &MasterOptions::default(), &ro, &cancel, &mut |_| {})
+            .unwrap();
+        assert!(first.corrected_lufs.is_some(), "the first plan measured a pass: {first:?}");
+        let low = MasterOptions { ceiling_dbtp: Some(-4.0), ..MasterOptions::default() };
+        let plan = |measure| {
+            plan_master_from(&program, &m, &low, &ro, &cancel, &mut |_| {}, Some(&first), measure)
+                .unwrap()
+        };
+        let calibrated = plan(false);
+        assert_eq!(calibrated.correction_passes, 0);
+        assert!(calibrated.predicted_limiter_loss_lu > 1.0, "{calibrated:?}");
+        let pass = LimitedPass {
+            program: &program,
+            rate: r,
+            gain_db: calibrated.gain_db,
+            ceiling_dbtp: -4.0,
+            limiter: &calibrated.limiter,
+            block: 8192,
+        };
+        let got = pass.measure(&cancel, &mut |_| {}, 1).unwrap();
+        assert!((got - -16.0).abs() < 0.05, "calibrated model: {got} LUFS");
+        let confirmed = plan(true);
+        assert_eq!(confirmed.correction_passes, 1);
+        assert_eq!(confirmed.gain_db, calibrated.gain_db);
+        // The same pass (on two threads there: equal up to rounding).
+        assert!((confirmed.corrected_lufs.unwrap() - got).abs() < 1e-9, "{confirmed:?}");
     }
 
     /// Too short to split (under 20 s, or no whole unit in the first half): sequential.
