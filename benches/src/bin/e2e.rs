@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p benches --bin e2e -- --minutes 60 [--runs 3] [--dir DIR] [--compare-ffmpeg]
-//!     [--leveling off]
+//!     [--leveling off|unlabelled]
 //! ```
 //!
 //! Synthesizes a reproducible episode (word-timed speech-like content with fillers and long
@@ -30,7 +30,7 @@ use assembly_core::{Assembler, CancelToken, ProgressEvent, Spec, Stage, synth};
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
 /// Bump when the synthesized material changes, so stale inputs are rebuilt.
-const INPUTS_VERSION: u32 = 3;
+const INPUTS_VERSION: u32 = 4;
 
 /// Length of the music bed, frames (20 s).
 const BED_FRAMES: usize = 44_100 * 20;
@@ -102,6 +102,13 @@ fn synthesize(dir: &Path, minutes: f64) -> Res<()> {
         })
         .collect();
     std::fs::write(dir.join("words.json"), format!("[{}]", words.join(",")))?;
+    // The same words without speaker labels (`--leveling unlabelled`: the adaptive leveler).
+    let unlabelled: Vec<_> = script
+        .words
+        .iter()
+        .map(|w| format!(r#"{{"word":{:?},"start":{},"end":{}}}"#, w.text, w.start_s, w.end_s))
+        .collect();
+    std::fs::write(dir.join("words-unlabelled.json"), format!("[{}]", unlabelled.join(",")))?;
     let mono_mp3 = OutputFormat::Mp3 { bitrate: Mp3Bitrate::Cbr { kbps: 128 }, quality: 5 };
     let tags = Tags::default();
     write_file(&dir.join("content.mp3"), &synth::mono(rate, samples), &mono_mp3, &tags)?;
@@ -125,10 +132,21 @@ fn synthesize(dir: &Path, minutes: f64) -> Res<()> {
 /// One timed job (the child process): prints `key value` lines for the parent.
 fn job(dir: &Path) -> Res<()> {
     let mut spec = spec_in(dir)?;
-    // `E2E_LEVELING=off` (set by `--leveling off`): the second, named row without speaker
-    // leveling.
-    if std::env::var("E2E_LEVELING").is_ok_and(|v| v == "off") {
-        spec.cleanup.leveling.mode = assembly_core::analyze::speakers::LevelingMode::Off;
+    // `E2E_LEVELING` (set by `--leveling`): `off`, the named row without leveling;
+    // `unlabelled`, the transcript without speaker labels, so the adaptive leveler runs.
+    match std::env::var("E2E_LEVELING").as_deref() {
+        Ok("off") => {
+            spec.cleanup.leveling.mode = assembly_core::analyze::speakers::LevelingMode::Off;
+        }
+        Ok("unlabelled") => {
+            if let Some(t) = &mut spec.transcript {
+                t.path = Some(dir.join("words-unlabelled.json"));
+            }
+        }
+        Ok(other) => {
+            return Err(format!("--leveling: expected off or unlabelled, got {other}").into());
+        }
+        Err(_) => {}
     }
     let (cpu0, _) = cpu_and_peak_rss();
     let t = Instant::now();
@@ -154,13 +172,25 @@ fn job(dir: &Path) -> Res<()> {
     println!("wall {wall}");
     println!("cpu {}", cpu1 - cpu0);
     println!("rss {rss}");
+    // The whole report beside the output, for looking into a run (verify attempts, plans).
+    std::fs::write(dir.join("out/report.json"), serde_json::to_vec_pretty(&report)?)?;
     println!("audio {}", report.output.duration_ms as f64 / 1000.0);
     if let Some(l) = report.loudness_out {
         println!("lufs {}", l.integrated_lufs);
         println!("dbtp {}", l.true_peak_dbtp);
     }
-    // Full encodes of the episode: the verify loop's attempts (one for a lossless output).
-    println!("encodes {}", report.verify.as_ref().map_or(1, |v| v.attempts.len()));
+    // Full encodes of the episode: the verify loop's attempts (one for a lossless output),
+    // except local repairs, which re-encode only the chunks whose input changed (counted
+    // apart, with the chunks they encoded).
+    let attempts = report.verify.as_ref().map_or(&[][..], |v| v.attempts.as_slice());
+    let repairs: Vec<_> = attempts.iter().filter_map(|a| a.measured.repair.as_ref()).collect();
+    println!("encodes {}", attempts.len().max(1) - repairs.len());
+    println!("repairs {}", repairs.len());
+    let chunks = |f: fn(&assembly_core::master::LocalRepair) -> Option<u32>| {
+        repairs.iter().map(|r| f(r).unwrap_or(0)).sum::<u32>()
+    };
+    println!("repair_chunks_encoded {}", chunks(|r| r.chunks_encoded));
+    println!("repair_chunks_reused {}", chunks(|r| r.chunks_reused));
     if let Some(p) = report.verify.as_ref().and_then(|v| v.prediction.as_ref()) {
         println!("predicted_dbtp {}", p.predicted_true_peak_dbtp);
         println!("prediction_rounds {}", p.rounds);
@@ -366,6 +396,12 @@ fn main() -> Res<()> {
         med("predicted_dbtp"),
         med("prediction_rounds"),
         med("correction_passes")
+    );
+    println!(
+        "repairs:  {} local repair(s) (median), re-encoding {} chunk(s) and reusing {}",
+        med("repairs"),
+        med("repair_chunks_encoded"),
+        med("repair_chunks_reused")
     );
     if flag("--compare-ffmpeg") {
         if Command::new("ffmpeg").arg("-version").output().is_err() {

@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use assembly_core::analyze::activity::{ActivityMap, ActivityOptions};
+use assembly_core::analyze::adaptive::level_adaptive;
 use assembly_core::analyze::loudness::LoudnessMeter;
 use assembly_core::analyze::speakers::{Leveled, LevelingOptions, level_speakers};
 use assembly_core::arrange::{level_segments, place};
@@ -62,6 +63,11 @@ const STAGES: &[(&str, &str)] = &[
         "speaker_leveling",
         "speaker leveling of 30 s of worded mono speech (three labelled speakers in turns of 8 \
          words): measure, plan the envelope, read it all through Leveled",
+    ),
+    (
+        "adaptive_leveling",
+        "adaptive leveling of 30 s of worded mono speech without labels (voices at 0, -6 and \
+         +6 dB in turns of 8 words; the activity map made beforehand): plan, read through Leveled",
     ),
     ("render", "two-pass mastered render (mix, ducked bed, limiter) of a 30 s stereo episode"),
     ("encode_mp3", "encode 10 s of stereo to a 128 kbit/s MP3 file (quality 5)"),
@@ -200,7 +206,7 @@ fn prepare(stage: &str, dir: &Path) -> BoxResult<()> {
             let s = synth::spoken_words(r, 42, 20.0, -20.0, -60.0, 200.0, 100.0);
             write_audio(&dir.join("input.f32"), &synth::mono(r, s.samples))?;
         }
-        "edit_plan" | "speaker_leveling" => {
+        "edit_plan" | "speaker_leveling" | "adaptive_leveling" => {
             // Fillers and long pauses at 3x the e2e episode's hourly rate, so 30 s has some.
             let s = synth::spoken_words(r, 7, 30.0, -20.0, -60.0, 600.0, 360.0);
             write_words(&dir.join("words.tsv"), &s.words)?;
@@ -347,6 +353,25 @@ fn setup(stage: &str, dir: &Path) -> BoxResult<Work> {
                 let cancel = CancelToken::new();
                 let (lv, _) =
                     level_speakers(&audio, &transcript, &opts, &cancel)?.ok_or("no speakers")?;
+                read_through(&Leveled { src: &audio, envelope: Some(&lv.envelope) });
+                Ok(())
+            }))
+        }
+        "adaptive_leveling" => {
+            let mut audio = input()?;
+            let words = read_transcript(&dir.join("words.tsv"))?.words().to_vec();
+            // Three voices in turns of 8 words (the speaker_leveling stage's turns).
+            let frame = |s: f64| (s * f64::from(RATE)) as usize;
+            for (i, w) in words.iter().enumerate().step_by(8) {
+                let end = words.get(i + 8).map_or(audio.frames(), |n| frame(n.start_s));
+                let g = [1.0, 0.5, 2.0][i / 8 % 3];
+                for x in &mut audio.planes_mut()[0][frame(w.start_s).min(end)..end] {
+                    *x *= g;
+                }
+            }
+            let map = ActivityMap::analyze(&audio, &ActivityOptions::default())?;
+            Ok(Box::new(move || {
+                let lv = level_adaptive(&map, &LevelingOptions::default()).ok_or("no speech")?;
                 read_through(&Leveled { src: &audio, envelope: Some(&lv.envelope) });
                 Ok(())
             }))
