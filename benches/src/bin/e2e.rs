@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p benches --bin e2e -- --minutes 60 [--runs 3] [--dir DIR] [--compare-ffmpeg]
-//!     [--leveling off|unlabelled]
+//!     [--leveling on|off|unlabelled]
 //! ```
 //!
 //! Synthesizes a reproducible episode (word-timed speech-like content with fillers and long
