@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Builds and installs the Python package the way a user does (`pip install ./crates/assembly-py`,
-# PEP 517 through maturin) into a fresh venv, then runs its pytest suite and mypy's stubtest.
+# Installs the Python package into a venv, then runs its pytest suite and mypy's stubtest.
 # Fails when a test fails or when pytest collected no tests.
+# WHEEL: install that wheel (scripts/test.sh passes the one scripts/build-wheel.sh built, so
+# the tests run on what users install); unset: build it from source the way
+# `pip install ./crates/assembly-py` does (PEP 517 through maturin).
 # VENV overrides the venv folder (default: target/venv-py, reused between runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,8 +16,13 @@ fi
 py="$(cd "$venv" && pwd)/bin/python"
 "$py" -m pip install -q --upgrade pip
 "$py" -m pip install -q pytest mypy
-echo "== pip install ./crates/assembly-py"
-"$py" -m pip install -q --force-reinstall --no-deps ./crates/assembly-py
+if [ -n "${WHEEL:-}" ]; then
+  echo "== pip install $WHEEL"
+  "$py" -m pip install -q --force-reinstall --no-deps "$WHEEL"
+else
+  echo "== pip install ./crates/assembly-py"
+  "$py" -m pip install -q --force-reinstall --no-deps ./crates/assembly-py
+fi
 
 echo "== pytest"
 log=$(mktemp)

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test of the project: the Rust workspace (unit, integration, doc tests).
+# Runs every test of the project: the Rust workspace (unit, integration, doc tests), the
+# Python wheel (built, then installed without Rust), the Python package's tests on it, and the
+# reference service's.
 # Fails when a test fails or when a suite that should run tests ran none.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,8 +20,13 @@ if [ "$passed" -lt 1 ]; then
   exit 1
 fi
 
-echo "== Python package (scripts/test-python.sh)"
-bash scripts/test-python.sh
+echo "== Python wheel (scripts/build-wheel.sh, then scripts/test-wheel.sh: no Rust on PATH)"
+bash scripts/build-wheel.sh
+wheel=$(ls target/wheels/podcast_assembly-*.whl)
+bash scripts/test-wheel.sh
+
+echo "== Python package (scripts/test-python.sh, on that wheel)"
+WHEEL="$wheel" bash scripts/test-python.sh
 
 echo "== Reference service (scripts/test-service.sh)"
 bash scripts/test-service.sh
