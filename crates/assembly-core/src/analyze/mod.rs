@@ -3,5 +3,6 @@
 
 pub mod activity;
 pub mod adaptive;
+pub mod denoise;
 pub mod loudness;
 pub mod speakers;
