@@ -85,9 +85,10 @@ fn print_summary(r: &Report) {
     }
     let c = &r.counts;
     println!(
-        "edits: {} fillers, {} pauses shortened, {} edits in all",
+        "edits: {} fillers, {} pauses shortened, {:.1} s of edge silence trimmed, {} edits in all",
         c.fillers_removed,
         c.pauses_shortened,
+        c.edge_silence_removed_s,
         r.edits.len()
     );
     for p in &r.sidecars {

@@ -454,6 +454,7 @@ fn retimed_provider_json_is_written_back_in_its_shape() {
     let audio = tone_words(r, 7.0, &spans);
     let mut o = CleanupOptions::exact_span();
     o.pause_compression_ratio = 0.0;
+    o.trim_edges = false; // the 0.7 s before "welcome" stays (edge_trimming_* test that)
     let plan = edit::plan(&audio, Some(&t), &[], &o).unwrap();
     // Fillers "Um," and "uh," go; the 2.1–4.4 s pause keeps 0.5 s.
     assert_eq!(plan.stats.fillers_removed, 2);
@@ -500,6 +501,8 @@ fn backend_options_are_read_from_camel_case() {
         "censorBeepGainDb": -10,
         "insertedClips": [{"clip": "ad", "atSeconds": 12.5, "silenceMs": 250}],
         "soundEffects": [{"trigger": "boom", "clip": "fx"}],
+        "trimEdges": false,
+        "maxEdgeSilenceSeconds": 1.5,
         "enhanceAudio": true,
         "maxPauseSecondz": null
     });
@@ -521,6 +524,7 @@ fn backend_options_are_read_from_camel_case() {
         (12.5, 250, 250)
     );
     assert_eq!(o.sound_effects[0].clip, "fx");
+    assert_eq!((o.trim_edges, o.edge_keep_s), (false, 1.5));
     assert_eq!(w.len(), 1);
     assert_eq!(w[0].code, WarningCode::UnknownOption);
     let bad = json!({"maxPauseSeconds": "1.5"});
@@ -529,7 +533,72 @@ fn backend_options_are_read_from_camel_case() {
     let bad = json!({"targetPauseSeconds": 3.0});
     let e = CleanupOptions::from_backend_json(&bad.to_string()).unwrap_err();
     assert!(e.to_string().contains("cleanup.target_pause_s"), "{e}");
+    let bad = json!({"maxEdgeSilenceSeconds": -1});
+    let e = CleanupOptions::from_backend_json(&bad.to_string()).unwrap_err();
+    assert!(e.to_string().contains("cleanup.edge_keep_s"), "{e}");
     assert_eq!(CleanupOptions::from_backend_json("{}").unwrap().0, CleanupOptions::default());
     assert!(CleanupOptions::from_backend_json("[1]").is_err());
     assert!(CleanupOptions::from_backend_json("{").is_err());
+}
+
+/// Issue 20, edge silence: 8 s of room tone before the first word and 6 s after the last
+/// become the kept 0.5 s (and 1.25 s when asked), removed from the outside; every word moves
+/// by exactly the frames removed before it; the pause inside is shortened as before.
+#[test]
+fn edge_trimming_keeps_the_configured_silence_and_retimes_exactly() {
+    let r = rate(SR);
+    // Words 8–11 s and 13.5–15.5 s (0.4 s each, 0.1 s apart), a 2.5 s pause between them,
+    // 6 s of room tone after.
+    let mut words = Vec::new();
+    for (from, count) in [(8.0, 6), (13.5, 4)] {
+        for k in 0..count {
+            let a = from + 0.5 * f64::from(k);
+            words.push(("word", a, a + 0.4));
+        }
+    }
+    let (last, seconds) = (15.4, 21.4);
+    let mut audio = tone_words(r, seconds, &words);
+    // Room tone at -60 dBFS RMS everywhere (below the activity threshold).
+    let tone = synth::white_noise(11, 0.001 * 3f64.sqrt(), audio.frames());
+    for (x, n) in audio.planes_mut()[0].iter_mut().zip(&tone) {
+        *x += n;
+    }
+    let t = transcript(&words);
+    let frames = |s: f64| (s * f64::from(SR)).round() as u64;
+    let ms = |s: f64| (s * 1000.0).round() as u64;
+    for keep in [0.5, 1.25] {
+        let mut o = CleanupOptions::exact_span();
+        o.edge_keep_s = keep;
+        let plan = edit::plan(&audio, Some(&t), &[], &o).unwrap();
+        let edges: Vec<_> =
+            plan.entries.iter().filter(|e| e.reason == Reason::EdgeSilence).collect();
+        assert_eq!(edges.len(), 2, "{:?}", plan.entries);
+        assert_eq!((edges[0].source_start_ms, edges[0].source_end_ms), (0, ms(8.0 - keep)));
+        assert_eq!((edges[0].output_start_ms, edges[0].output_end_ms), (0, 0));
+        assert_eq!(
+            (edges[1].source_start_ms, edges[1].source_end_ms),
+            (ms(last + keep), ms(seconds))
+        );
+        let trimmed = frames(8.0 - keep) + (frames(seconds) - frames(last + keep));
+        let trimmed_s = trimmed as f64 / f64::from(SR);
+        assert!((plan.stats.edge_silence_removed_s - trimmed_s).abs() < 1e-9, "{:?}", plan.stats);
+        // The 2.6 s pause (10.9–13.5 s) is shortened as a pause, to 0.4 × 2.6 = 1.04 s.
+        assert_eq!(plan.stats.pauses_shortened, 1);
+        let len = frames(13.5) - frames(10.9);
+        let pause = len - (0.4 * len as f64).round() as u64;
+        assert_eq!(plan.stats.pause_removed_s, pause as f64 / f64::from(SR));
+        let lead = frames(8.0 - keep);
+        let rt = plan.retime(&t);
+        for (w, &(_, a, _)) in rt.words().iter().zip(&words) {
+            let shift = if a < 12.0 { lead } else { lead + pause };
+            assert_eq!(frames(w.start_s), frames(a) - shift, "word at {a} s");
+        }
+        assert_eq!(plan.output_frames, frames(seconds) - trimmed - pause);
+    }
+    // Off: the edges stay.
+    let mut o = CleanupOptions::exact_span();
+    o.trim_edges = false;
+    let plan = edit::plan(&audio, Some(&t), &[], &o).unwrap();
+    assert_eq!(plan.stats.edge_silence_removed_s, 0.0);
+    assert!(plan.entries.iter().all(|e| e.reason != Reason::EdgeSilence));
 }

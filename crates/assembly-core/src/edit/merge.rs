@@ -1,7 +1,7 @@
 //! Operations and their deterministic merge into one edit list.
 //!
 //! Precedence, highest first: explicit cut, retake (flubber), sound effect, censor, filler,
-//! pause. Overlapping or touching removals become one removal whose reason is the highest
+//! pause, edge silence. Overlapping or touching removals become one removal whose reason is the highest
 //! of its parts (every part is kept for the plan's detail and stats). A replacement
 //! (censor beep) that overlaps any removal becomes part of that removal: the word is cut,
 //! never half-beeped. Of two overlapping replacements the earlier wins. An insert inside a
@@ -30,6 +30,9 @@ pub enum Reason {
     Filler,
     /// A shortened pause.
     Pause,
+    /// Silence before the first or after the last speech of the content, trimmed
+    /// (`trim_edges`).
+    EdgeSilence,
     /// An inserted clip.
     Clip,
 }

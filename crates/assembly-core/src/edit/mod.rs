@@ -214,7 +214,7 @@ pub fn plan_with(
             }
             Some(a)
         }
-        None if options.remove_pauses => {
+        None if options.remove_pauses || options.trim_edges => {
             owned = ActivityMap::analyze_cancellable(audio, &options.activity, cancel)?;
             Some(&owned)
         }
@@ -244,7 +244,7 @@ pub fn plan_with(
     }
     ops.extend(inserts::clip_ops(&ctx, &options.inserts, &mut warnings)?);
     let mut merged = merge::merge(&ops, &mut warnings);
-    if options.remove_pauses
+    if (options.remove_pauses || options.trim_edges)
         && let Some(act) = ctx.activity
     {
         cancel.check()?;

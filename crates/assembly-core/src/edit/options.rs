@@ -52,6 +52,12 @@ pub struct CleanupOptions {
     /// longest pauses are shortened first and the cap stops the rest. `None` = no cap.
     /// Default: `None`.
     pub max_pause_removal_pct: Option<f64>,
+    /// Trim the silence (or room tone) before the content's first speech and after its last
+    /// to `edge_keep_s`, removing only audio without activity. Default: `true`.
+    pub trim_edges: bool,
+    /// Silence kept at each edge by `trim_edges` (an edge shorter than this is left alone),
+    /// in seconds, 0..=60. Default: `0.5`.
+    pub edge_keep_s: f64,
     /// Retake removal by spoken keyword. Default: see [`FlubberOptions`].
     pub flubber: FlubberOptions,
     /// Explicit retake ranges to remove, in ms. Default: `[]`.
@@ -88,6 +94,8 @@ impl Default for CleanupOptions {
             target_pause_s: 0.5,
             pause_compression_ratio: 0.4,
             max_pause_removal_pct: None,
+            trim_edges: true,
+            edge_keep_s: 0.5,
             flubber: FlubberOptions::default(),
             flubber_cuts_ms: Vec::new(),
             cuts_ms: Vec::new(),
@@ -311,6 +319,9 @@ impl CleanupOptions {
                 )
             },
         )?;
+        check((0.0..=60.0).contains(&self.edge_keep_s), "edge_keep_s", || {
+            format!("must be in [0, 60] seconds, got {}", self.edge_keep_s)
+        })?;
         check(
             (0.0..=1.0).contains(&self.pause_compression_ratio),
             "pause_compression_ratio",
@@ -412,7 +423,8 @@ impl CleanupOptions {
     /// Reads the backend's camelCase cleanup options (DESIGN §5), given as JSON text, onto the
     /// defaults:
     /// `removeFillers`, `fillerWords`, `fillerLeadTrimMs`, `removePauses`, `maxPauseSeconds`,
-    /// `targetPauseSeconds`, `pauseCompressionRatio`, `maxPauseRemovalPct`, `flubberEnabled`,
+    /// `targetPauseSeconds`, `pauseCompressionRatio`, `maxPauseRemovalPct`, `trimEdges`,
+    /// `maxEdgeSilenceSeconds` (the kept edge silence, `edge_keep_s`), `flubberEnabled`,
     /// `flubberKeyword`, `flubber_cuts_ms` (also `flubberCutsMs`; items `{start_ms, end_ms}`,
     /// `{startMs, endMs}` or `[start, end]`), `censorEnabled`, `censorWords`, `censorBeepMs`,
     /// `censorBeepFreq`, `censorBeepGainDb`, `insertedClips` (items `{clip, atSeconds,
@@ -458,6 +470,8 @@ impl CleanupOptions {
                 "targetPauseSeconds" => o.target_pause_s = num(v, &field)?,
                 "pauseCompressionRatio" => o.pause_compression_ratio = num(v, &field)?,
                 "maxPauseRemovalPct" => o.max_pause_removal_pct = Some(num(v, &field)?),
+                "trimEdges" => o.trim_edges = b(v, &field)?,
+                "maxEdgeSilenceSeconds" => o.edge_keep_s = num(v, &field)?,
                 "flubberEnabled" | "removeFlubbers" => o.flubber.enabled = b(v, &field)?,
                 "flubberKeyword" => o.flubber.keyword = string(v, &field)?,
                 "flubber_cuts_ms" | "flubberCutsMs" => o.flubber_cuts_ms = ranges(v, &field)?,

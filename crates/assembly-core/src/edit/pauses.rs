@@ -12,6 +12,11 @@
 //! are shortened longest first until the cap is reached; the pause that crosses it is
 //! shortened only by what is left, the rest stay as they are. Removed audio never contains
 //! activity, whatever the settings.
+//!
+//! The **edges** (`trim_edges`): the pause that starts the content (its first piece starts at
+//! frame 0) and the one that ends it are not shortened as pauses but trimmed from the outside,
+//! keeping `edge_keep_s` next to the speech: 8 s of room tone before the first word become
+//! 0.5 s. A content with no speech at all (one pause from start to end) is left alone.
 
 use std::ops::Range;
 
@@ -128,7 +133,7 @@ fn virtual_range(pieces: &[Range<u64>], from: u64, len: u64) -> Vec<Range<u64>> 
     out
 }
 
-/// Pause removals for the audio outside `merged`'s removals.
+/// Pause removals (and edge trims) for the audio outside `merged`'s removals.
 pub(crate) fn ops(
     ctx: &Ctx<'_>,
     act: &ActivityMap,
@@ -192,12 +197,38 @@ pub(crate) fn ops(
         pauses_in(&g, &removed, &blocked, &mut pauses);
     }
 
+    // The edge pauses, trimmed from the outside (and not shortened as pauses).
+    let is_lead = |p: &Pause| p.pieces.first().is_some_and(|r| r.start == 0);
+    let is_trail = |p: &Pause| p.pieces.last().is_some_and(|r| r.end == ctx.n);
+    let edge = |p: &Pause| o.trim_edges && (is_lead(p) != is_trail(p));
+    let mut out = Vec::new();
+    let keep_edge = ctx.secs(o.edge_keep_s);
+    for p in pauses.iter().filter(|p| edge(p) && p.len > keep_edge) {
+        let remove = p.len - keep_edge;
+        let (from, side) = if is_lead(p) { (0, "leading") } else { (keep_edge, "trailing") };
+        let parts = subtract(&virtual_range(&p.pieces, from, remove), active);
+        let rate = f64::from(ctx.rate.get());
+        let detail = format!(
+            "{side} silence {:.3} s trimmed to {:.3} s",
+            p.len as f64 / rate,
+            (p.len - parts.iter().map(|r| r.end - r.start).sum::<u64>()) as f64 / rate
+        );
+        for r in parts {
+            let mut op = Op::remove(Reason::EdgeSilence, r, detail.clone());
+            op.label = Some(format!("{side} silence"));
+            out.push(op);
+        }
+    }
+    if !o.remove_pauses {
+        return out;
+    }
+
     let max = ctx.secs(o.max_pause_s);
     let target = ctx.secs(o.target_pause_s);
     let mut wanted: Vec<(usize, u64)> = pauses
         .iter()
         .enumerate()
-        .filter(|(_, p)| p.len > max)
+        .filter(|(_, p)| !edge(p) && p.len > max)
         .map(|(i, p)| {
             let keep =
                 target.max((o.pause_compression_ratio * p.len as f64).round() as u64).min(p.len);
@@ -233,7 +264,6 @@ pub(crate) fn ops(
     }
 
     let rate = f64::from(ctx.rate.get());
-    let mut out = Vec::new();
     for (k, (i, remove)) in wanted.into_iter().enumerate() {
         let p = &pauses[i];
         let keep = p.len - remove;

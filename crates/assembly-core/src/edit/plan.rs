@@ -58,6 +58,10 @@ pub struct EditStats {
     pub pauses_shortened: u32,
     /// Audio removed by pause shortening, in seconds.
     pub pause_removed_s: f64,
+    /// Silence trimmed before the first and after the last speech (`trim_edges`), in
+    /// seconds.
+    #[serde(default)]
+    pub edge_silence_removed_s: f64,
     /// Retakes removed (keyword-marked and explicit).
     pub flubbers_removed: u32,
     /// Explicit cuts applied.
@@ -428,6 +432,9 @@ fn edit_stats(ctx: &Ctx<'_>, m: &Merged, w: &Walked) -> EditStats {
                     stats.pause_removed_s += secs(p.range.end - p.range.start, rate);
                     // One pause may be split into parts (around removed audio).
                     pause_labels.insert(p.label.clone());
+                }
+                Reason::EdgeSilence => {
+                    stats.edge_silence_removed_s += secs(p.range.end - p.range.start, rate);
                 }
                 Reason::Flubber if !covered => stats.flubbers_removed += 1,
                 Reason::Cut => stats.cuts += 1,
