@@ -29,8 +29,8 @@ use symphonia::core::units::Duration;
 use super::matroska::{Padding, looks_like_ebml, scan_discard_padding};
 use super::opusdec::OpusHead;
 use super::probe::{
-    Mp4TrackEdit, ProbeInfo, collect_chapters, collect_tags, container_name, looks_like_mp4,
-    scan_mp4, sniff_unsupported_container, unsupported_codec_name,
+    Mp4TrackEdit, ProbeInfo, collect_chapters, collect_tags, container_name, itunsmpb_priming,
+    looks_like_mp4, scan_mp4, sniff_unsupported_container, unsupported_codec_name,
 };
 use crate::warning::{Warning, WarningCode};
 use crate::{AudioBuffer, BoxError, CancelToken, Error, Limits, Result, frames_to_ms};
@@ -506,11 +506,25 @@ fn open_source<'s>(
     let codec = supported_codec(&params, label, &container)?;
     let (rate, channels) = stream_shape(&params, label, limits)?;
     let decoder = make_decoder(&params, opts, label, &codec)?;
+    let (tags, dropped) = collect_tags(reader.as_mut());
+    if dropped > 0 {
+        warnings.push(Warning::new(
+            WarningCode::TagsDropped,
+            format!("kept the first {} tags, dropped {dropped}", tags.len()),
+        ));
+    }
     // AAC (and anything else) in MP4: symphonia ignores the edit list; ffmpeg skips its
     // media_time at the start (the encoder priming, 1024 frames for AAC-LC) and keeps the
-    // rest, so do the same.
+    // rest, so do the same. Without an edit list, iTunes' `iTunSMPB` tag gives the priming
+    // (ffmpeg reads it the same way, and likewise does not trim its end padding).
     let priming = if kind == Container::Mp4 && opts.gapless {
-        mp4_priming(input, &track, rate, &mut warnings)
+        match mp4_priming(input, &track, rate, &mut warnings) {
+            0 => tags
+                .iter()
+                .find(|t| t.key.ends_with("iTunSMPB"))
+                .map_or(0, |t| itunsmpb_priming(&t.value).unwrap_or(0)),
+            p => p,
+        }
     } else {
         0
     };
@@ -542,13 +556,6 @@ fn open_source<'s>(
         }
     }
 
-    let (tags, dropped) = collect_tags(reader.as_mut());
-    if dropped > 0 {
-        warnings.push(Warning::new(
-            WarningCode::TagsDropped,
-            format!("kept the first {} tags, dropped {dropped}", tags.len()),
-        ));
-    }
     let has_gapless_info = opts.gapless
         && (track_delay.is_some() || track.padding.is_some() || priming > 0 || padding > 0);
     let info = ProbeInfo {

@@ -435,6 +435,14 @@ fn parse_elst(elst: &[u8]) -> (Option<u64>, u32, u32) {
     (None, count, empty)
 }
 
+/// The encoder priming an iTunes `iTunSMPB` tag declares (its second hexadecimal field:
+/// ` 00000000 00000840 000001CA 00000000000D8E76 …` is 2112 frames), when it is in
+/// `1..16384` as ffmpeg requires; `None` otherwise.
+pub(crate) fn itunsmpb_priming(value: &str) -> Option<u64> {
+    let priming = u64::from_str_radix(value.split_whitespace().nth(1)?, 16).ok()?;
+    (1..16_384).contains(&priming).then_some(priming)
+}
+
 /// Finds and parses the `moov` box of an MP4 file by walking the top-level boxes (seeking over
 /// `mdat`). `None` if the input is not MP4-shaped, has no `moov`, or its `moov` is larger than
 /// [`MAX_MOOV_BYTES`]. Leaves the reader at an unspecified position.
@@ -553,6 +561,16 @@ mod tests {
             assert_eq!(scan_mp4(&mut std::io::Cursor::new(bad.clone()), len), None);
             assert!(parse_moov(&bad).is_empty());
         }
+    }
+
+    #[test]
+    fn itunsmpb_gives_the_priming() {
+        let apple = " 00000000 00000840 000001CA 00000000000D8E76 00000000 00000000";
+        assert_eq!(itunsmpb_priming(apple), Some(2112));
+        assert_eq!(itunsmpb_priming(" 00000000 00000000 0 0"), None);
+        assert_eq!(itunsmpb_priming(" 00000000 00004000 0 0"), None);
+        assert_eq!(itunsmpb_priming("garbage"), None);
+        assert_eq!(itunsmpb_priming(""), None);
     }
 
     #[test]
