@@ -114,7 +114,8 @@ const MAX_FRAMES_PER_BYTE: u64 = 256;
 /// - [`Error::Io`] if the file cannot be opened or read (names the path);
 /// - [`Error::LimitExceeded`] if the file, rate, channels, duration or decoded size exceed
 ///   `opts.limits`;
-/// - [`Error::UnsupportedFormat`] for a container or codec symphonia lacks (e.g. `opus`);
+/// - [`Error::UnsupportedFormat`] for a container or codec we do not decode (e.g. Wave64,
+///   `ac3`);
 /// - [`Error::Decode`] for an empty, truncated-in-the-header or non-audio file, too many
 ///   corrupt packets, or a decoder panic;
 /// - [`Error::InvalidInput`] for nonsensical limits; [`Error::Cancelled`] if cancelled.
