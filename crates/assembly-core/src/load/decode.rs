@@ -733,6 +733,13 @@ fn make_decoder(
     crate::load::codecs::codecs()
         .make_audio_decoder(params, &AudioDecoderOptions::default().gapless(opts.gapless))
         .map_err(|e| match e {
+            // symphonia's AAC decoder takes AAC-LC only, and says so in few words.
+            SymError::Unsupported("aac: aac too complex") => Error::UnsupportedFormat {
+                path: label.to_path_buf(),
+                detail: "aac stream is not plain AAC-LC (HE-AAC with SBR/PS, more than 2 \
+                         channels or 960-frame packets); only AAC-LC is decoded"
+                    .to_string(),
+            },
             SymError::Unsupported(what) => Error::UnsupportedFormat {
                 path: label.to_path_buf(),
                 detail: format!("{codec} stream uses an unsupported feature ({what})"),
@@ -1425,6 +1432,30 @@ mod tests {
         assert_eq!(frames_to_ticks(312, Some((1, 1000)), 48_000), 7);
         assert_eq!(frames_to_ticks(312, None, 48_000), 312);
         assert_eq!(frames_to_ticks(5, Some((0, 1)), 48_000), 0);
+    }
+
+    #[test]
+    fn he_aac_is_unsupported_naming_it() {
+        use symphonia::core::audio::layouts::CHANNEL_LAYOUT_STEREO;
+        use symphonia::core::codecs::audio::well_known::CODEC_ID_AAC;
+        // AudioSpecificConfig: object type 5 (SBR), 24 kHz core, stereo, 48 kHz output, AAC-LC.
+        let mut params = AudioCodecParameters::new();
+        params
+            .for_codec(CODEC_ID_AAC)
+            .with_sample_rate(24_000)
+            .with_channels(CHANNEL_LAYOUT_STEREO)
+            .with_extra_data(Box::new([0x2B, 0x11, 0x88, 0x00]));
+        let label = Path::new("he.m4a");
+        match make_decoder(&params, &DecodeOptions::default(), label, "aac") {
+            Err(Error::UnsupportedFormat { detail, .. }) => {
+                assert!(detail.contains("HE-AAC"), "{detail}");
+            }
+            Err(other) => panic!(
+                "expected UnsupportedFormat, got {other} ({:?})",
+                std::error::Error::source(&other)
+            ),
+            Ok(_) => panic!("HE-AAC decoded"),
+        }
     }
 
     #[test]
