@@ -498,7 +498,9 @@ fn open_source<'s>(
         // symphonia's MP4 reader drops for having no samples. A video without sound keeps
         // "no audio track".
         let empty = input.mp4.as_ref().is_some_and(|t| t.is_empty() || t.iter().any(|t| t.sound));
-        if kind == Container::Mp4 && empty && matches!(e, Error::UnsupportedFormat { .. }) {
+        let no_track =
+            matches!(&e, Error::UnsupportedFormat { detail, .. } if detail.starts_with("no audio track"));
+        if kind == Container::Mp4 && empty && no_track {
             Error::decode(label, NO_AUDIO)
         } else {
             e
