@@ -36,6 +36,8 @@ const LENGTHS: &[(&str, &str, &str, u32, usize, usize)] = &[
     // packet's 62 frames of padding trimmed (Ogg: granule position; WebM: DiscardPadding).
     ("speech_48k.opus", "ogg", "opus", 48_000, 1, 139_786),
     ("speech_48k.webm", "matroska", "opus", 48_000, 1, 139_786),
+    // Live WebM as a browser's MediaRecorder writes it: a segment of unknown size, no cues.
+    ("speech_48k_live.webm", "matroska", "opus", 48_000, 1, 139_786),
     // Stereo 32 kbit/s (left: the speech, right: the speech reversed at half level).
     ("speech_stereo.opus", "ogg", "opus", 48_000, 2, 139_786),
     ("speech_stereo.mka", "matroska", "opus", 48_000, 2, 139_786),
@@ -174,6 +176,7 @@ fn the_same_opus_packets_decode_identically_in_every_container() {
     // trimming, so the samples must be identical.
     for (ogg, mkv) in [
         ("speech_48k.opus", "speech_48k.webm"),
+        ("speech_48k.opus", "speech_48k_live.webm"),
         ("speech_stereo.opus", "speech_stereo.mka"),
         ("speech_preskip401.opus", "speech_preskip401.webm"),
     ] {

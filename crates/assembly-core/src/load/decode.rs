@@ -26,7 +26,7 @@ use symphonia::core::io::{
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::units::Duration;
 
-use super::matroska::{Padding, looks_like_ebml, scan_discard_padding};
+use super::matroska::{Facts as MkvFacts, looks_like_ebml, scan_discard_padding};
 use super::opusdec::OpusHead;
 use super::probe::{
     Mp4TrackEdit, ProbeInfo, collect_chapters, collect_tags, container_name, itunsmpb_priming,
@@ -402,8 +402,9 @@ struct Input<'a> {
     head: &'a [u8],
     len: u64,
     mp4: Option<Vec<Mp4TrackEdit>>,
-    /// Matroska/WebM `DiscardPadding` entries, if the input starts with an EBML header.
-    mkv: Option<Vec<Padding>>,
+    /// Matroska/WebM `DiscardPadding` entries and segment shape, if the input starts with an
+    /// EBML header.
+    mkv: Option<MkvFacts>,
 }
 
 /// An opened input: reader, decoder and what the header says.
@@ -752,8 +753,9 @@ fn make_decoder(
 
 /// The `DiscardPadding` of track `track` as `(packet index, frames at rate)`, in order.
 fn mkv_end_trims(input: &Input<'_>, track: u32, rate: u32) -> Vec<(u64, u64)> {
-    let Some(paddings) = &input.mkv else { return Vec::new() };
-    paddings
+    let Some(facts) = &input.mkv else { return Vec::new() };
+    facts
+        .paddings
         .iter()
         .filter(|p| p.track == u64::from(track))
         .map(|p| (p.frame, p.frames(rate)))
@@ -967,6 +969,12 @@ fn decode_packets(
             Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                 if acc.frames == 0 && report.corrupt == 0 && packets == 0 {
                     return Err(Error::decode(label, "file ends before the first audio packet"));
+                }
+                // Live WebM (an open-ended segment) has no end but the file's: not truncation.
+                if opened.container == Container::Mkv
+                    && input.mkv.as_ref().is_some_and(|f| f.open_ended)
+                {
+                    break;
                 }
                 report.warn(
                     WarningCode::Truncated,

@@ -140,10 +140,20 @@ struct Group {
     nanos: Option<u64>,
 }
 
-/// Every `DiscardPadding` of a Matroska/WebM input of `len` bytes, in file order. `None` if the
-/// input does not start with an EBML header. A malformed or truncated structure ends the walk
-/// with what was found before it.
-pub(crate) fn scan_discard_padding<R: Read + Seek>(r: R, len: u64) -> Option<Vec<Padding>> {
+/// What the walk finds in a Matroska/WebM input.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Facts {
+    /// Every `DiscardPadding`, in file order.
+    pub paddings: Vec<Padding>,
+    /// The `Segment` has an unknown size, as live WebM (a browser's MediaRecorder) writes it:
+    /// the file simply ends, so reaching its end is no sign of truncation.
+    pub open_ended: bool,
+}
+
+/// Every `DiscardPadding` of a Matroska/WebM input of `len` bytes, in file order, and whether
+/// its segment is open-ended. `None` if the input does not start with an EBML header. A
+/// malformed or truncated structure ends the walk with what was found before it.
+pub(crate) fn scan_discard_padding<R: Read + Seek>(r: R, len: u64) -> Option<Facts> {
     let mut r = r;
     r.seek(SeekFrom::Start(0)).ok()?;
     let mut w = Walker { r: BufReader::with_capacity(64 << 10, r), at: 0, len };
@@ -154,6 +164,7 @@ pub(crate) fn scan_discard_padding<R: Read + Seek>(r: R, len: u64) -> Option<Vec
     let mut out = Vec::new();
     let mut counts = Counts::default();
     let mut group: Option<Group> = None;
+    let mut open_ended = false;
     let mut pos = 0u64;
     while pos < w.len && out.len() < MAX_PADDINGS {
         if let Some(g) = group.as_ref().filter(|g| pos >= g.end) {
@@ -168,7 +179,10 @@ pub(crate) fn scan_discard_padding<R: Read + Seek>(r: R, len: u64) -> Option<Vec
         let data = w.at;
         match id {
             // Containers whose children are walked (their size may be unknown in live WebM).
-            SEGMENT | CLUSTER => pos = data,
+            SEGMENT | CLUSTER => {
+                open_ended |= id == SEGMENT && unknown;
+                pos = data;
+            }
             _ if unknown => break,
             BLOCK_GROUP => {
                 group = Some(Group { end: data.saturating_add(size), block: None, nanos: None });
@@ -201,7 +215,7 @@ pub(crate) fn scan_discard_padding<R: Read + Seek>(r: R, len: u64) -> Option<Vec
     if let Some(g) = &group {
         push_group(g, &mut out);
     }
-    Some(out)
+    Some(Facts { paddings: out, open_ended })
 }
 
 fn push_group(g: &Group, out: &mut Vec<Padding>) {
@@ -257,8 +271,9 @@ mod tests {
         assert!(looks_like_ebml(&file));
         let len = file.len() as u64;
         let found = scan_discard_padding(Cursor::new(file), len).unwrap();
-        assert_eq!(found, vec![Padding { track: 1, frame: 3, nanos: 6_500_000 }]);
-        assert_eq!(found[0].frames(48_000), 312);
+        assert_eq!(found.paddings, vec![Padding { track: 1, frame: 3, nanos: 6_500_000 }]);
+        assert_eq!(found.paddings[0].frames(48_000), 312);
+        assert!(found.open_ended);
     }
 
     #[test]
@@ -268,7 +283,8 @@ mod tests {
         let mut file = el(EBML_HEADER, &[]);
         file.extend(el(SEGMENT, &el(CLUSTER, &el(BLOCK_GROUP, &group))));
         let len = file.len() as u64;
-        assert_eq!(scan_discard_padding(Cursor::new(file.clone()), len), Some(vec![]));
+        let found = scan_discard_padding(Cursor::new(file.clone()), len).unwrap();
+        assert_eq!((found.paddings, found.open_ended), (vec![], false));
         // Cut anywhere: never a panic, at most what was whole.
         for cut in 0..file.len() {
             let _ = scan_discard_padding(Cursor::new(&file[..cut]), cut as u64);
