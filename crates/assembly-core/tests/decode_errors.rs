@@ -76,19 +76,70 @@ fn known_but_unsupported_containers_are_named() {
     );
 }
 
+/// `UnsupportedFormat` naming `what`, with the path.
+fn expect_unsupported(result: Result<Decoded>, path: &Path, what: &str) {
+    match result {
+        Err(Error::UnsupportedFormat { path: p, detail }) => {
+            assert_eq!(p, path);
+            assert!(detail.contains(what), "{}: {detail}", path.display());
+        }
+        other => {
+            panic!("{}: expected UnsupportedFormat naming {what}, got {other:?}", path.display())
+        }
+    }
+}
+
 #[test]
-fn opus_is_unsupported_naming_the_codec() {
-    let path = fixture("speech.opus");
-    for result in [
-        decode_with(&path, Limits::default()).map(|_| ()),
-        probe_file(&path, &Limits::default()).map(|_| ()),
+fn containers_we_do_not_read_are_named_not_taken_for_damaged_audio() {
+    // A real Wave64 file (ffmpeg, 0.25 s of 440 Hz): symphonia's probe would find an MPEG
+    // sync pattern in its PCM and fail on "corrupt packets"; it is named instead.
+    let w64 = fixture("tone.w64");
+    expect_unsupported(decode_with(&w64, Limits::default()), &w64, "wave64");
+    assert!(matches!(probe_file(&w64, &Limits::default()), Err(Error::UnsupportedFormat { .. })));
+    // WMA-like (an ASF header object: GUID, size, a few objects' worth of bytes), AMR, raw AC-3.
+    let dir = tempfile::tempdir().unwrap();
+    let mut asf = vec![0x30, 0x26, 0xB2, 0x75, 0x8E, 0x66, 0xCF, 0x11, 0xA6, 0xD9, 0x00, 0xAA];
+    asf.extend_from_slice(&[0x00, 0x62, 0xCE, 0x6C]);
+    asf.extend_from_slice(&5000u64.to_le_bytes());
+    asf.extend((0..4000u32).map(|i| (i * 7 % 251) as u8));
+    let mut amr = b"#!AMR\n".to_vec();
+    amr.extend(std::iter::repeat_n([0x3C, 0x91, 0x17, 0x16, 0xBE, 0x66, 0x78, 0x00], 50).flatten());
+    let mut ac3 = vec![0x0B, 0x77, 0x3E, 0x1C, 0x1C, 0x00];
+    ac3.extend(std::iter::repeat_n(0xA5, 2000));
+    for (name, bytes, what) in
+        [("take.wma", asf, "wma"), ("note.amr", amr, "amr"), ("x.ac3", ac3, "ac-3")]
+    {
+        let path = write_temp(&dir, name, &bytes);
+        expect_unsupported(decode_with(&path, Limits::default()), &path, what);
+    }
+}
+
+#[test]
+fn empty_but_valid_files_are_the_same_clear_error_in_every_container() {
+    // Made by ffmpeg from zero seconds of audio (`-t 0`): headers and no samples.
+    for name in [
+        "empty.wav",
+        "empty.flac",
+        "empty.ogg",
+        "empty.mp3",
+        "empty.m4a",
+        "empty.opus",
+        "empty.webm",
     ] {
-        match result {
-            Err(Error::UnsupportedFormat { path: p, detail }) => {
-                assert_eq!(p, path);
-                assert!(detail.contains("opus"), "{detail}");
+        let path = fixture(name);
+        for result in [
+            decode_with(&path, Limits::default()).map(|_| ()),
+            probe_file(&path, &Limits::default()).map(|_| ()),
+        ] {
+            match result {
+                Err(Error::Decode { path: p, detail, .. }) => {
+                    assert_eq!(p, path);
+                    assert!(detail.contains("no audio"), "{name}: {detail}");
+                }
+                other => panic!(
+                    "{name}: expected a Decode error saying there is no audio, got {other:?}"
+                ),
             }
-            other => panic!("expected UnsupportedFormat, got {other:?}"),
         }
     }
 }

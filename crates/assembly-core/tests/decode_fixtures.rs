@@ -53,6 +53,8 @@ const FIXTURES: &[Expect] = &[
     // ffmpeg trims the 1024-frame priming (edit list) but keeps the end padding.
     e("speech.m4a", "mp4", "aac", 22_050, 1, 64_512, true),
     e("speech_m4a_named.aac", "mp4", "aac", 22_050, 1, 64_512, true),
+    // No edit list; iTunes' iTunSMPB tag gives the priming (ffmpeg trims it too).
+    e("speech_itunsmpb.m4a", "mp4", "aac", 22_050, 1, 64_512, true),
     e("excerpt_s16.wav", "wav", "pcm_s16le", 22_050, 1, 11_025, false),
     e("excerpt_u8.wav", "wav", "pcm_u8", 22_050, 1, 11_025, false),
     e("excerpt_s24.wav", "wav", "pcm_s24le", 22_050, 1, 11_025, false),
@@ -259,6 +261,15 @@ fn tones_keep_their_frequency_and_level_in_every_container() {
             assert_eq!(d.audio.channel(0), d.audio.channel(1), "{file}: upmixed mono differs");
         }
     }
+}
+
+#[test]
+fn itunes_gapless_tag_trims_the_priming_like_the_edit_list() {
+    let tagged = decode("speech_itunsmpb.m4a");
+    assert_eq!(tagged.audio, decode("speech.m4a").audio);
+    assert_eq!(tagged.info.delay_frames, 1024);
+    assert!(tagged.info.has_gapless_info);
+    assert!(tagged.info.tags.iter().any(|t| t.key.ends_with("iTunSMPB")), "{:?}", tagged.info.tags);
 }
 
 #[test]

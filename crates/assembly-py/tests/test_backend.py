@@ -293,3 +293,21 @@ def test_speaker_leveling_is_on_by_default_and_level_speakers_false_turns_it_off
                               output_format="wav")
     assert off.leveling is None
     assert "leveling" in on.to_dict() and on.to_dict()["leveling"] == lv
+
+
+FIXTURES = Path(__file__).resolve().parents[2] / "assembly-core" / "tests" / "fixtures"
+
+
+def test_content_recorded_in_a_browser_webm_opus_assembles(tmp_path):
+    # What MediaRecorder uploads: Opus in WebM. The committed fixture is 2.912 s of espeak-ng
+    # speech at 48 kHz (139786 frames, as ffmpeg decodes it); its Ogg twin holds the same packets.
+    webm, ogg = FIXTURES / "speech_48k.webm", FIXTURES / "speech_48k.opus"
+    report = pa.assemble_episode(webm, output_path=tmp_path / "ep.wav", output_format="wav")
+    frames, rate, _ = read_wav(tmp_path / "ep.wav")
+    assert frames * 1000 // rate == pytest.approx(report.duration_ms, abs=1)
+    # Edge silence may be trimmed, speech never: the clip speaks from ~0.1 s to ~2.6 s.
+    assert 2400 <= report.duration_ms <= 2912
+    assert abs(report.loudness["integrated_lufs"] + 16.0) <= 1.0
+    same = pa.assemble_episode(ogg, output_path=tmp_path / "ogg.wav", output_format="wav")
+    assert same.duration_ms == report.duration_ms
+    assert (tmp_path / "ogg.wav").read_bytes() == (tmp_path / "ep.wav").read_bytes()

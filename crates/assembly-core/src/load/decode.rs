@@ -13,7 +13,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use symphonia::core::audio::GenericAudioBufferRef;
-use symphonia::core::codecs::audio::well_known::{CODEC_ID_FLAC, CODEC_ID_VORBIS};
+use symphonia::core::codecs::audio::well_known::{CODEC_ID_FLAC, CODEC_ID_OPUS, CODEC_ID_VORBIS};
 use symphonia::core::codecs::audio::{
     AudioCodecParameters, AudioDecoder, AudioDecoderOptions, CODEC_ID_NULL_AUDIO,
 };
@@ -24,10 +24,13 @@ use symphonia::core::io::{
     MediaSource, MediaSourceStream, MediaSourceStreamOptions, ReadOnlySource,
 };
 use symphonia::core::meta::MetadataOptions;
+use symphonia::core::units::Duration;
 
+use super::matroska::{Facts as MkvFacts, looks_like_ebml, scan_discard_padding};
+use super::opusdec::OpusHead;
 use super::probe::{
-    Mp4TrackEdit, ProbeInfo, collect_chapters, collect_tags, container_name, looks_like_mp4,
-    scan_mp4, sniff_unsupported_container, unsupported_codec_name,
+    Mp4TrackEdit, ProbeInfo, collect_chapters, collect_tags, container_name, itunsmpb_priming,
+    looks_like_mp4, scan_mp4, sniff_unsupported_container, unsupported_codec_name,
 };
 use crate::warning::{Warning, WarningCode};
 use crate::{AudioBuffer, BoxError, CancelToken, Error, Limits, Result, frames_to_ms};
@@ -85,6 +88,9 @@ pub struct Decoded {
     pub warnings: Vec<Warning>,
 }
 
+/// The error for a valid file without audio, the same for every container.
+const NO_AUDIO: &str = "the file holds no audio (0 frames)";
+
 /// Label used in errors for in-memory input.
 const MEMORY_LABEL: &str = "<memory>";
 /// Consecutive packets that decode to no audio before the input counts as stuck.
@@ -108,7 +114,8 @@ const MAX_FRAMES_PER_BYTE: u64 = 256;
 /// - [`Error::Io`] if the file cannot be opened or read (names the path);
 /// - [`Error::LimitExceeded`] if the file, rate, channels, duration or decoded size exceed
 ///   `opts.limits`;
-/// - [`Error::UnsupportedFormat`] for a container or codec symphonia lacks (e.g. `opus`);
+/// - [`Error::UnsupportedFormat`] for a container or codec we do not decode (e.g. Wave64,
+///   `ac3`);
 /// - [`Error::Decode`] for an empty, truncated-in-the-header or non-audio file, too many
 ///   corrupt packets, or a decoder panic;
 /// - [`Error::InvalidInput`] for nonsensical limits; [`Error::Cancelled`] if cancelled.
@@ -270,13 +277,18 @@ fn run_file(
     let head = &head[..n];
     let mp4 =
         if looks_like_mp4(head) { guarded(path, || Ok(scan_mp4(&mut file, len)))? } else { None };
+    let mkv = if looks_like_ebml(head) {
+        guarded(path, || Ok(scan_discard_padding(&mut file, len)))?
+    } else {
+        None
+    };
     let mut sources = |seekable: bool| -> std::io::Result<Box<dyn MediaSource>> {
         // A clone shares the file offset; the previous reader is gone when this is called.
         let mut f = file.try_clone()?;
         f.seek(SeekFrom::Start(0))?;
         Ok(if seekable { Box::new(f) } else { Box::new(ReadOnlySource::new(f)) })
     };
-    let input = Input { label: path, head, len, mp4 };
+    let input = Input { label: path, head, len, mp4, mkv };
     guarded(path, || decode_source(&mut sources, &input, opts, mode, sink, cancel))
 }
 
@@ -296,11 +308,16 @@ fn run_bytes(
     } else {
         None
     };
+    let mkv = if looks_like_ebml(head) {
+        guarded(label, || Ok(scan_discard_padding(Cursor::new(bytes), len)))?
+    } else {
+        None
+    };
     let mut sources = |seekable: bool| -> std::io::Result<Box<dyn MediaSource + '_>> {
         let cursor = Cursor::new(bytes);
         Ok(if seekable { Box::new(cursor) } else { Box::new(ReadOnlySource::new(cursor)) })
     };
-    let input = Input { label, head, len, mp4 };
+    let input = Input { label, head, len, mp4, mkv };
     guarded(label, || decode_source(&mut sources, &input, opts, mode, None, cancel))
 }
 
@@ -385,6 +402,9 @@ struct Input<'a> {
     head: &'a [u8],
     len: u64,
     mp4: Option<Vec<Mp4TrackEdit>>,
+    /// Matroska/WebM `DiscardPadding` entries and segment shape, if the input starts with an
+    /// EBML header.
+    mkv: Option<MkvFacts>,
 }
 
 /// An opened input: reader, decoder and what the header says.
@@ -403,6 +423,10 @@ struct Opened<'s> {
     exact: bool,
     /// Frames the engine itself skips at the start (MP4 edit list).
     priming: u64,
+    /// Frames to trim from the end of given packets of the track, as `(packet index among the
+    /// track's packets, frames)` in order: Matroska `DiscardPadding`, which symphonia's
+    /// reader does not apply.
+    end_trims: Vec<(u64, u64)>,
     /// The track's time base as `(numer, denom)`, for packet durations.
     time_base: Option<(u32, u32)>,
     /// Most silence one corrupt packet may stand for: the codec's largest packet, at least 1 s.
@@ -437,6 +461,7 @@ enum Container {
     Mp4,
     Flac,
     Ogg,
+    Mkv,
     Other,
 }
 
@@ -448,6 +473,7 @@ impl Container {
             "mp4" => Self::Mp4,
             "flac" => Self::Flac,
             "ogg" => Self::Ogg,
+            "matroska" => Self::Mkv,
             _ => Self::Other,
         }
     }
@@ -468,20 +494,59 @@ fn open_source<'s>(
     let mut reader = open_reader(sources, input, &mut warnings)?;
     let container = container_name(reader.format_info().short_name);
     let kind = Container::of(&container);
-    let (track, params) = audio_track(reader.as_ref(), label, &container)?;
+    let (track, params) = audio_track(reader.as_ref(), label, &container).map_err(|e| {
+        // An empty M4A: no track at all (ffmpeg's, for zero samples), or a sound track that
+        // symphonia's MP4 reader drops for having no samples. A video without sound keeps
+        // "no audio track".
+        let empty = input.mp4.as_ref().is_some_and(|t| t.is_empty() || t.iter().any(|t| t.sound));
+        let no_track =
+            matches!(&e, Error::UnsupportedFormat { detail, .. } if detail.starts_with("no audio track"));
+        if kind == Container::Mp4 && empty && no_track {
+            Error::decode(label, NO_AUDIO)
+        } else {
+            e
+        }
+    })?;
     let codec = supported_codec(&params, label, &container)?;
     let (rate, channels) = stream_shape(&params, label, limits)?;
     let decoder = make_decoder(&params, opts, label, &codec)?;
+    let (tags, dropped) = collect_tags(reader.as_mut());
+    if dropped > 0 {
+        warnings.push(Warning::new(
+            WarningCode::TagsDropped,
+            format!("kept the first {} tags, dropped {dropped}", tags.len()),
+        ));
+    }
     // AAC (and anything else) in MP4: symphonia ignores the edit list; ffmpeg skips its
     // media_time at the start (the encoder priming, 1024 frames for AAC-LC) and keeps the
-    // rest, so do the same.
+    // rest, so do the same. Without an edit list, iTunes' `iTunSMPB` tag gives the priming
+    // (ffmpeg reads it the same way, and likewise does not trim its end padding).
     let priming = if kind == Container::Mp4 && opts.gapless {
-        mp4_priming(input, &track, rate, &mut warnings)
+        match mp4_priming(input, &track, rate, &mut warnings) {
+            0 => tags
+                .iter()
+                .find(|t| t.key.ends_with("iTunSMPB"))
+                .map_or(0, |t| itunsmpb_priming(&t.value).unwrap_or(0)),
+            p => p,
+        }
     } else {
         0
     };
-    let delay = if opts.gapless { u64::from(track.delay.unwrap_or(0)) } else { 0 };
-    let padding = if opts.gapless { u64::from(track.padding.unwrap_or(0)) } else { 0 };
+    let end_trims = if kind == Container::Mkv && opts.gapless {
+        mkv_end_trims(input, track.id, rate)
+    } else {
+        Vec::new()
+    };
+    // Opus in Matroska: the decoder skips the OpusHead pre-skip; report it as the delay, as
+    // the Ogg reader does.
+    let opus_pre_skip = (params.codec == CODEC_ID_OPUS)
+        .then(|| params.extra_data.as_deref().and_then(OpusHead::parse))
+        .flatten()
+        .map(|h| u32::from(h.pre_skip));
+    let track_delay = track.delay.or(opus_pre_skip);
+    let delay = if opts.gapless { u64::from(track_delay.unwrap_or(0)) } else { 0 };
+    let padding = if opts.gapless { u64::from(track.padding.unwrap_or(0)) } else { 0 }
+        + end_trims.iter().map(|t| t.1).sum::<u64>();
     let header_frames = trimmed_header_frames(&track, priming, opts.gapless);
     let bits_per_sample = params.bits_per_sample;
     let exact = header_frames.is_some_and(|n| {
@@ -495,15 +560,8 @@ fn open_source<'s>(
         }
     }
 
-    let (tags, dropped) = collect_tags(reader.as_mut());
-    if dropped > 0 {
-        warnings.push(Warning::new(
-            WarningCode::TagsDropped,
-            format!("kept the first {} tags, dropped {dropped}", tags.len()),
-        ));
-    }
-    let has_gapless_info =
-        opts.gapless && (track.delay.is_some() || track.padding.is_some() || priming > 0);
+    let has_gapless_info = opts.gapless
+        && (track_delay.is_some() || track.padding.is_some() || priming > 0 || padding > 0);
     let info = ProbeInfo {
         container,
         codec,
@@ -529,6 +587,7 @@ fn open_source<'s>(
         header_frames,
         exact,
         priming,
+        end_trims,
         time_base: track.time_base.map(|tb| (tb.numer.get(), tb.denom.get())),
         max_gap_frames: params.max_frames_per_packet.unwrap_or(0).max(u64::from(rate)),
         warnings,
@@ -543,6 +602,15 @@ fn open_reader<'s>(
     warnings: &mut Vec<Warning>,
 ) -> Result<Box<dyn FormatReader + 's>> {
     let label = input.label;
+    // A container we do not read, recognised from its first bytes, is named before symphonia
+    // gets to look: its probe scans up to 1 MB for any reader's marker, and would otherwise take
+    // e.g. a byte pair in Wave64's PCM for an MPEG frame and fail on "corrupt packets".
+    if let Some(name) = sniff_unsupported_container(input.head) {
+        return Err(Error::UnsupportedFormat {
+            path: label.to_path_buf(),
+            detail: format!("{name} files are not supported"),
+        });
+    }
     let first = match probe_container(sources, true, label)? {
         Ok(reader) => Ok(reader),
         // Readers that look at the end of a seekable input (Ogg finds its duration there,
@@ -568,6 +636,13 @@ fn open_reader<'s>(
                 path: label.to_path_buf(),
                 detail: format!("{name} files are not supported"),
             },
+            // An ID3 tag or an MPEG frame header, but no two frames in a row: an MP3 holding
+            // only its tags and Info frame (what an encoder writes for zero samples), or junk.
+            None if looks_like_mpeg_audio(input.head) => decode_err(
+                label,
+                "no audio: no run of MPEG audio frames found (an empty or damaged MP3)",
+                e,
+            ),
             None => decode_err(
                 label,
                 "not a recognised audio file (no WAV, AIFF, CAF, MP3, FLAC, Ogg, MP4/M4A, \
@@ -575,11 +650,18 @@ fn open_reader<'s>(
                 e,
             ),
         },
-        SymError::IoError(ref io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-            decode_err(label, "file ends inside its header (truncated?)", e)
-        }
+        SymError::IoError(ref io) if io.kind() == std::io::ErrorKind::UnexpectedEof => decode_err(
+            label,
+            "no audio before the end of the file (empty, or cut inside its header)",
+            e,
+        ),
         other => decode_err(label, format!("cannot read the container header: {other}"), other),
     })
+}
+
+/// True when `head` starts with an ID3v2 tag or an MPEG audio frame sync.
+fn looks_like_mpeg_audio(head: &[u8]) -> bool {
+    head.starts_with(b"ID3") || (head.len() >= 2 && head[0] == 0xFF && head[1] & 0xE0 == 0xE0)
 }
 
 /// The default audio track and its codec parameters.
@@ -607,7 +689,7 @@ fn audio_track(
 /// The name of the decoder our registry has for the track's codec, or `UnsupportedFormat`
 /// naming the codec.
 fn supported_codec(params: &AudioCodecParameters, label: &Path, container: &str) -> Result<String> {
-    match crate::load::mp3dec::codecs().get_audio_decoder(params.codec) {
+    match crate::load::codecs::codecs().get_audio_decoder(params.codec) {
         Some(reg) => Ok(reg.codec.info.short_name.to_string()),
         None => Err(Error::UnsupportedFormat {
             path: label.to_path_buf(),
@@ -651,15 +733,34 @@ fn make_decoder(
     label: &Path,
     codec: &str,
 ) -> Result<Box<dyn AudioDecoder>> {
-    crate::load::mp3dec::codecs()
+    crate::load::codecs::codecs()
         .make_audio_decoder(params, &AudioDecoderOptions::default().gapless(opts.gapless))
         .map_err(|e| match e {
+            // symphonia's AAC decoder takes AAC-LC only, and says so in few words.
+            SymError::Unsupported("aac: aac too complex") => Error::UnsupportedFormat {
+                path: label.to_path_buf(),
+                detail: "aac stream is not plain AAC-LC (HE-AAC with SBR/PS, more than 2 \
+                         channels or 960-frame packets); only AAC-LC is decoded"
+                    .to_string(),
+            },
             SymError::Unsupported(what) => Error::UnsupportedFormat {
                 path: label.to_path_buf(),
                 detail: format!("{codec} stream uses an unsupported feature ({what})"),
             },
             other => decode_err(label, format!("cannot set up the {codec} decoder"), other),
         })
+}
+
+/// The `DiscardPadding` of track `track` as `(packet index, frames at rate)`, in order.
+fn mkv_end_trims(input: &Input<'_>, track: u32, rate: u32) -> Vec<(u64, u64)> {
+    let Some(facts) = &input.mkv else { return Vec::new() };
+    facts
+        .paddings
+        .iter()
+        .filter(|p| p.track == u64::from(track))
+        .map(|p| (p.frame, p.frames(rate)))
+        .filter(|t| t.1 > 0)
+        .collect()
 }
 
 /// Frames of encoder priming the MP4 edit list says to skip at the start of `track`, with a
@@ -856,6 +957,9 @@ fn decode_packets(
     let mut empty_run = 0u32;
     let mut acc = Acc::new(label, limits, &opened, mode, input.len, sink);
     acc.sink_skip = delivered;
+    // Packets of the track so far, and the next Matroska end trim (see `Opened::end_trims`).
+    let mut track_packets = 0u64;
+    let mut end_trims = std::mem::take(&mut opened.end_trims).into_iter().peekable();
 
     loop {
         cancel.check()?;
@@ -865,6 +969,12 @@ fn decode_packets(
             Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                 if acc.frames == 0 && report.corrupt == 0 && packets == 0 {
                     return Err(Error::decode(label, "file ends before the first audio packet"));
+                }
+                // Live WebM (an open-ended segment) has no end but the file's: not truncation.
+                if opened.container == Container::Mkv
+                    && input.mkv.as_ref().is_some_and(|f| f.open_ended)
+                {
+                    break;
                 }
                 report.warn(
                     WarningCode::Truncated,
@@ -903,6 +1013,17 @@ fn decode_packets(
         if packet.track_id != opened.track_id {
             continue;
         }
+        let mut packet = packet;
+        if end_trims.peek().is_some() {
+            while end_trims.next_if(|t| t.0 < track_packets).is_some() {}
+            if let Some((_, frames)) = end_trims.next_if(|t| t.0 == track_packets) {
+                // The decoder trims frames; the packet's duration is in the track's time base.
+                packet.trim_end = packet.trim_end.saturating_add(Duration::new(frames));
+                let ticks = frames_to_ticks(frames, opened.time_base, rate);
+                packet.dur = packet.dur.saturating_sub(Duration::new(ticks));
+            }
+        }
+        track_packets += 1;
         // What the packet would decode to, for a corrupt one replaced by silence. Durations are
         // in the track's time base; they exclude gapless trims, which the decoder only keeps
         // when trimming is off.
@@ -1004,8 +1125,10 @@ fn finish(
     let rate = acc.rate;
     let Acc { frames, channels, mut planes, .. } = acc;
     let channel_count = channels.unwrap_or(0);
-    if frames == 0 && channel_count == 0 {
-        return Err(Error::decode(label, "no audio could be decoded"));
+    if frames == 0 {
+        // The same for every container: a valid but empty file (a WAV or FLAC of zero length,
+        // an Ogg stream without audio packets) is as useless to the pipeline as a damaged one.
+        return Err(Error::decode(label, NO_AUDIO));
     }
     if report.dropped_warnings > 0 {
         let more = report.dropped_warnings;
@@ -1042,6 +1165,18 @@ fn packet_frames(dur: u64, time_base: Option<(u32, u32)>, rate: u32) -> u64 {
     let f = (u128::from(dur) * u128::from(numer) * u128::from(rate) + u128::from(denom) / 2)
         / u128::from(denom);
     u64::try_from(f).unwrap_or(u64::MAX)
+}
+
+/// Ticks of `time_base` in `frames` at `rate`, rounded to nearest: the inverse of
+/// [`packet_frames`].
+fn frames_to_ticks(frames: u64, time_base: Option<(u32, u32)>, rate: u32) -> u64 {
+    let (numer, denom) = time_base.unwrap_or((1, rate));
+    let per = u128::from(numer) * u128::from(rate);
+    if per == 0 {
+        return 0;
+    }
+    let t = (u128::from(frames) * u128::from(denom) + per / 2) / per;
+    u64::try_from(t).unwrap_or(u64::MAX)
 }
 
 /// Collects decoded frames: skips the priming, enforces the frame cap, stores or only counts.
@@ -1303,6 +1438,34 @@ mod tests {
         // No time base: ticks are frames.
         assert_eq!(packet_frames(576, None, 22_050), 576);
         assert_eq!(packet_frames(u64::MAX, Some((u32::MAX, 1)), 384_000), u64::MAX);
+        // 312 frames at 48 kHz in a millisecond time base (Matroska's default) and back.
+        assert_eq!(frames_to_ticks(312, Some((1, 1000)), 48_000), 7);
+        assert_eq!(frames_to_ticks(312, None, 48_000), 312);
+        assert_eq!(frames_to_ticks(5, Some((0, 1)), 48_000), 0);
+    }
+
+    #[test]
+    fn he_aac_is_unsupported_naming_it() {
+        use symphonia::core::audio::layouts::CHANNEL_LAYOUT_STEREO;
+        use symphonia::core::codecs::audio::well_known::CODEC_ID_AAC;
+        // AudioSpecificConfig: object type 5 (SBR), 24 kHz core, stereo, 48 kHz output, AAC-LC.
+        let mut params = AudioCodecParameters::new();
+        params
+            .for_codec(CODEC_ID_AAC)
+            .with_sample_rate(24_000)
+            .with_channels(CHANNEL_LAYOUT_STEREO)
+            .with_extra_data(Box::new([0x2B, 0x11, 0x88, 0x00]));
+        let label = Path::new("he.m4a");
+        match make_decoder(&params, &DecodeOptions::default(), label, "aac") {
+            Err(Error::UnsupportedFormat { detail, .. }) => {
+                assert!(detail.contains("HE-AAC"), "{detail}");
+            }
+            Err(other) => panic!(
+                "expected UnsupportedFormat, got {other} ({:?})",
+                std::error::Error::source(&other)
+            ),
+            Ok(_) => panic!("HE-AAC decoded"),
+        }
     }
 
     #[test]

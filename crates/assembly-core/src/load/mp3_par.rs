@@ -387,7 +387,7 @@ fn worker(
                     d.reset();
                     d
                 }
-                empty => match crate::load::mp3dec::codecs().make_audio_decoder(params, &opts) {
+                empty => match crate::load::codecs::codecs().make_audio_decoder(params, &opts) {
                     Ok(d) => empty.insert(d),
                     Err(_) => return RangeOut::new(seq, Status::Failed),
                 },

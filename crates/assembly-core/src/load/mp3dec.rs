@@ -14,8 +14,6 @@
 //! not exactly one layer III frame is a decode error, which the caller counts as a corrupt
 //! packet. MPEG layers I and II stay with symphonia's decoder.
 
-use std::sync::OnceLock;
-
 use nanomp3_core::{Channels, DecodeError, Decoder, MAX_SAMPLES_PER_FRAME};
 use symphonia::core::audio::GenericAudioBufferRef;
 use symphonia::core::audio::layouts::{CHANNEL_LAYOUT_MONO, CHANNEL_LAYOUT_STEREO};
@@ -25,26 +23,11 @@ use symphonia::core::codecs::audio::well_known::CODEC_ID_MP3;
 use symphonia::core::codecs::audio::{
     AudioCodecParameters, AudioDecoder, AudioDecoderOptions, FinalizeResult,
 };
-use symphonia::core::codecs::registry::{
-    CodecRegistry, RegisterableAudioDecoder, SupportedAudioCodec,
-};
-use symphonia::core::common::Tier;
+use symphonia::core::codecs::registry::{RegisterableAudioDecoder, SupportedAudioCodec};
 use symphonia::core::errors::{Result, decode_error, unsupported_error};
 use symphonia::core::packet::PacketRef;
 
 use crate::mp3::{MAX_FRAME_SAMPLES, samples_per_frame};
-
-/// The codec registry every decode in this crate uses: symphonia's enabled codecs, with
-/// [`Mp3Decoder`] preferred for MP3.
-pub(crate) fn codecs() -> &'static CodecRegistry {
-    static REGISTRY: OnceLock<CodecRegistry> = OnceLock::new();
-    REGISTRY.get_or_init(|| {
-        let mut registry = CodecRegistry::new();
-        symphonia::default::register_enabled_codecs(&mut registry);
-        registry.register_audio_decoder_at_tier::<Mp3Decoder>(Tier::Preferred);
-        registry
-    })
-}
 
 /// nanomp3's layer III decoder as a symphonia [`AudioDecoder`].
 pub(crate) struct Mp3Decoder {
@@ -346,7 +329,7 @@ mod tests {
 
     #[test]
     fn registry_prefers_this_decoder_for_mp3_only() {
-        let reg = codecs();
+        let reg = crate::load::codecs::codecs();
         let registered = reg.get_audio_decoder(CODEC_ID_MP3).unwrap();
         assert_eq!(registered.codec.info.short_name, "mp3");
         let (p, _) = packets(&mp3(44_100, 1, 4410));

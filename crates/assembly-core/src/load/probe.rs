@@ -119,11 +119,19 @@ pub(crate) fn unsupported_codec_name(id: AudioCodecId) -> String {
         .map_or_else(|| format!("unknown codec {id}"), |(_, name)| (*name).to_string())
 }
 
-/// Containers symphonia does not read, recognised from their first bytes so the error can say
-/// "unsupported wma" instead of "not audio".
+/// Containers symphonia does not read, recognised from their first bytes (at most 16) so the
+/// error can say "unsupported wma" instead of "not audio" or a misleading decode error.
 pub(crate) fn sniff_unsupported_container(head: &[u8]) -> Option<&'static str> {
     const SIGNATURES: &[(&[u8], &str)] = &[
         (&[0x30, 0x26, 0xB2, 0x75, 0x8E, 0x66, 0xCF, 0x11], "asf/wma"),
+        // Sony Wave64: the `riff` chunk GUID.
+        (
+            &[
+                0x72, 0x69, 0x66, 0x66, 0x2E, 0x91, 0xCF, 0x11, 0xA5, 0xD6, 0x28, 0xDB, 0x04, 0xC1,
+                0x00, 0x00,
+            ],
+            "wave64 (w64)",
+        ),
         (b"wvpk", "wavpack"),
         (b"MAC ", "monkey's audio (ape)"),
         (b"#!AMR", "amr"),
@@ -136,6 +144,9 @@ pub(crate) fn sniff_unsupported_container(head: &[u8]) -> Option<&'static str> {
         (b"TTA1", "tta"),
         (b"MPCK", "musepack"),
         (b"MP+", "musepack"),
+        // Raw AC-3 / E-AC-3 and DTS elementary streams (sync words).
+        (&[0x0B, 0x77], "ac-3"),
+        (&[0x7F, 0xFE, 0x80, 0x01], "dts"),
     ];
     SIGNATURES.iter().find(|(sig, _)| head.starts_with(sig)).map(|(_, name)| *name)
 }
@@ -300,6 +311,8 @@ pub(crate) struct Mp4TrackEdit {
     pub edit_count: u32,
     /// Number of leading empty edits (delays), which are not applied.
     pub empty_edits: u32,
+    /// True for a sound track (`hdlr` handler type `soun`).
+    pub sound: bool,
 }
 
 impl Mp4TrackEdit {
@@ -361,6 +374,7 @@ fn parse_trak(trak: &[u8]) -> Option<Mp4TrackEdit> {
     let mut track_id = None;
     let mut timescale = None;
     let mut edit = (None, 0u32, 0u32);
+    let mut sound = false;
     for (kind, body) in boxes(trak) {
         match &kind {
             b"tkhd" => {
@@ -372,6 +386,10 @@ fn parse_trak(trak: &[u8]) -> Option<Mp4TrackEdit> {
                     if &k == b"mdhd" {
                         let version = *b.first()?;
                         timescale = be_u32(b, if version == 1 { 20 } else { 12 });
+                    }
+                    // Version and flags (4 bytes), pre_defined (4), then the handler type.
+                    if &k == b"hdlr" {
+                        sound |= b.get(8..12) == Some(b"soun");
                     }
                 }
             }
@@ -389,6 +407,7 @@ fn parse_trak(trak: &[u8]) -> Option<Mp4TrackEdit> {
         media_time: edit.0,
         edit_count: edit.1,
         empty_edits: edit.2,
+        sound,
     })
 }
 
@@ -414,6 +433,14 @@ fn parse_elst(elst: &[u8]) -> (Option<u64>, u32, u32) {
         }
     }
     (None, count, empty)
+}
+
+/// The encoder priming an iTunes `iTunSMPB` tag declares (its second hexadecimal field:
+/// ` 00000000 00000840 000001CA 00000000000D8E76 …` is 2112 frames), when it is in
+/// `1..16384` as ffmpeg requires; `None` otherwise.
+pub(crate) fn itunsmpb_priming(value: &str) -> Option<u64> {
+    let priming = u64::from_str_radix(value.split_whitespace().nth(1)?, 16).ok()?;
+    (1..16_384).contains(&priming).then_some(priming)
 }
 
 /// Finds and parses the `moov` box of an MP4 file by walking the top-level boxes (seeking over
@@ -515,6 +542,7 @@ mod tests {
             media_time: Some(1024),
             edit_count: 1,
             empty_edits: 0,
+            sound: true,
         };
         assert_eq!(t.priming_frames(96_000), 2048);
     }
@@ -536,11 +564,28 @@ mod tests {
     }
 
     #[test]
+    fn itunsmpb_gives_the_priming() {
+        let apple = " 00000000 00000840 000001CA 00000000000D8E76 00000000 00000000";
+        assert_eq!(itunsmpb_priming(apple), Some(2112));
+        assert_eq!(itunsmpb_priming(" 00000000 00000000 0 0"), None);
+        assert_eq!(itunsmpb_priming(" 00000000 00004000 0 0"), None);
+        assert_eq!(itunsmpb_priming("garbage"), None);
+        assert_eq!(itunsmpb_priming(""), None);
+    }
+
+    #[test]
     fn names_and_signatures() {
         assert_eq!(unsupported_codec_name(codec_ids::CODEC_ID_OPUS), "opus");
         assert_eq!(container_name("isomp4"), "mp4");
         assert_eq!(sniff_unsupported_container(b"wvpk\0\0\0\0"), Some("wavpack"));
         assert_eq!(sniff_unsupported_container(b"hello"), None);
+        assert_eq!(sniff_unsupported_container(b"#!AMR-WB\n"), Some("amr"));
+        assert_eq!(
+            sniff_unsupported_container(b"riff\x2e\x91\xcf\x11\xa5\xd6\x28\xdb\x04\xc1\0\0"),
+            Some("wave64 (w64)")
+        );
+        // A RIFF WAVE is not Wave64.
+        assert_eq!(sniff_unsupported_container(b"RIFF\0\0\0\0WAVEfmt "), None);
         assert_eq!(clip("ééé".to_string(), 3), "é");
     }
 }
