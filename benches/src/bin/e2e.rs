@@ -143,10 +143,10 @@ fn job(dir: &Path) -> Res<()> {
                 t.path = Some(dir.join("words-unlabelled.json"));
             }
         }
+        Ok("on") | Err(_) => {}
         Ok(other) => {
-            return Err(format!("--leveling: expected off or unlabelled, got {other}").into());
+            return Err(format!("--leveling: expected on, off or unlabelled, got {other}").into());
         }
-        Err(_) => {}
     }
     let (cpu0, _) = cpu_and_peak_rss();
     let t = Instant::now();
