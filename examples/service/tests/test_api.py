@@ -73,14 +73,17 @@ def test_accepts_in_milliseconds_runs_and_reports(server_factory, media: Media,
         assert Path(res["cleaned_output_path"]).is_file()
         assert abs(res["loudness"]["integrated_lufs"] - -16.0) < 1.0
         assert res["loudness"]["true_peak_dbtp"] <= -0.9
-        # the cleanup options arrived: every "um" removed, every pause over 1 s shortened
+        # the cleanup options arrived: every "um" removed, every pause over 1 s shortened, and
+        # the silence before the first word and after the last trimmed to 0.5 s (trimEdges)
         words = media.words["talk-b.wav"]
         ums = sum(w["word"] == "um" for w in words)
-        silences = ([words[0]["start"]] + [b["start"] - a["end"] for a, b in zip(words, words[1:])]
-                    + [96.0 - words[-1]["end"]])
+        silences = [b["start"] - a["end"] for a, b in zip(words, words[1:])]
+        edges = [words[0]["start"], 96.0 - words[-1]["end"]]
         long_gaps = sum(g > 1.0 for g in silences)  # maxPauseSeconds
         counts = res["counts"]
         assert counts["fillers_removed"] == ums and counts["pauses_shortened"] == long_gaps
+        trimmed = sum(max(0.0, e - 0.5) for e in edges)
+        assert abs(counts["edge_silence_removed_s"] - trimmed) < 0.05, (counts, edges)
         assert counts["source_duration_s"] == 96.0
         # intro 1 s + cleaned content + outro 1 s, overlapping by 0.5 s and 0.3 s
         cleaned_ms = counts["output_duration_s"] * 1000
