@@ -71,6 +71,9 @@ PY
 echo "== the service on the wheel: pip install ./examples/service"
 # examples/service/pyproject.toml depends on podcast-assembly by name; the wheel installed
 # above satisfies it (no source build), as in docs/deploy.md's container recipe.
-"$venv/bin/python" -m pip install -q --no-cache-dir "$wheel" ./examples/service
+# From a scratch copy: setuptools writes build/ and *.egg-info beside the sources it builds.
+cp -r examples/service "$out/service"
+rm -rf "$out/service/build" "$out/service/"*.egg-info
+"$venv/bin/python" -m pip install -q --no-cache-dir "$wheel" "$out/service"
 "$venv/bin/python" -c "import assembly_service.app, podcast_assembly; print('assembly_service imports')"
 echo "== wheel test passed"
