@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::analyze::activity::{ActivityMap, ActivityOptions};
 use crate::analyze::adaptive::{AdaptiveLeveling, level_adaptive};
+use crate::analyze::clean::{CleanMode, CleanPlan, CleaningReport, clean};
 use crate::analyze::loudness::{self, Loudness, LoudnessMeter};
 use crate::analyze::speakers::{
     GainEnvelope, Leveled, LevelingMode, SpeakerLeveling, level_speakers,
@@ -25,7 +26,7 @@ use crate::analyze::speakers::{
 use crate::arrange::{
     self, Arrangement, Leveling, Placement, PodcastChapters, Segment, SegmentType, Template,
 };
-use crate::checkpoint::{CheckpointStore, KeyHasher, Loaded};
+use crate::checkpoint::{CLEANED_CONTENT, CheckpointStore, KeyHasher, Loaded};
 use crate::edit::{self, Clip, EditPlan, EditStats, EditedAudio, PlanEntry};
 use crate::encode::{self, CoverArt, Encoder, Tags};
 use crate::error::{Error, Result};
@@ -131,6 +132,9 @@ pub struct Report {
     /// envelope (`None` with speaker labels, without speech, or with leveling off).
     #[serde(default)]
     pub adaptive_leveling: Option<AdaptiveLeveling>,
+    /// Cleaning: noise measured and reduced (speech-to-noise ratio, noise floor before and
+    /// after, whether it engaged).
+    pub cleaning: CleaningReport,
     /// Every edit, with source and output times and its reason.
     pub edits: Vec<PlanEntry>,
     /// Counts: fillers, pauses, cuts, inserts, seconds removed.
@@ -162,6 +166,11 @@ struct Analysis {
     leveling_warnings: Vec<Warning>,
     /// The adaptive leveler's envelope (no speaker labels, leveling on).
     adaptive: Option<AdaptiveLeveling>,
+    /// What cleaning measured and did.
+    cleaning: CleaningReport,
+    /// The cleaned content, when cleaning engaged (stored beside the checkpoint as bytes).
+    #[serde(skip)]
+    cleaned: Option<CompactAudio>,
 }
 
 impl Analysis {
@@ -275,9 +284,13 @@ impl Assembler {
         let mut sink = crate::progress::NoProgress;
         guard(|| {
             let mut rep = Reporter::new(&mut sink, cancel.clone());
-            let inputs = self.load(&mut rep, cancel)?;
-            // The same analysis as a run: the leveling the plan shows is the one applied.
-            let analysis = self.analyze(&inputs, cancel)?;
+            let mut inputs = self.load(&mut rep, cancel)?;
+            // The same analysis as a run: the leveling the plan shows is the one applied, and
+            // the edit's splices are searched in the cleaned content, as a run's are.
+            let mut analysis = self.analyze(&inputs, cancel, &mut |_| {})?;
+            if let Some(cleaned) = analysis.cleaned.take() {
+                inputs.content = cleaned;
+            }
             let edit = self.edit_plan(&inputs, cancel)?;
             let arranged = self.arrange(&inputs, &edit, analysis.envelope(), cancel)?;
             Ok(Plan {
@@ -381,12 +394,22 @@ impl Assembler {
         let t0 = Instant::now();
         rep.start(Stage::Load, "decoding inputs");
         self.fault_point(Stage::Load);
-        let inputs = self.load(&mut rep, cancel)?;
+        let mut inputs = self.load(&mut rep, cancel)?;
         warnings.extend(inputs.warnings.iter().cloned());
         rep.end(Stage::Load, "inputs decoded");
         stage_ms.insert(Stage::Load, t0.elapsed().as_millis() as u64);
 
-        let analysis = staged!(Stage::Analyze, Analysis, self.analyze(&inputs, cancel));
+        let mut analysis = staged!(
+            Stage::Analyze,
+            Analysis,
+            self.analyze(&inputs, cancel, &mut |f| rep.update(Stage::Analyze, f, "reducing noise"))
+        );
+        if analysis.cleaning.noise.as_ref().is_some_and(|n| n.engaged) {
+            let cleaned = self.cleaned_content(&inputs, &mut analysis, store.as_ref(), cancel);
+            let (content, why) = cleaned?;
+            warnings.extend(why);
+            inputs.content = content;
+        }
         let edit_plan = staged!(Stage::Edit, EditPlan, self.edit_plan(&inputs, cancel));
         if edit_plan.source_frames != analysis.content_frames {
             return Err(Error::internal("edit checkpoint does not match the decoded content"));
@@ -452,6 +475,7 @@ impl Assembler {
                 verify,
                 leveling: analysis.leveling.clone(),
                 adaptive_leveling: analysis.adaptive.clone(),
+                cleaning: analysis.cleaning.clone(),
                 edits: edit_plan.entries.clone(),
                 counts: edit_plan.stats.clone(),
                 placements: arranged.arrangement.placements.clone(),
@@ -582,9 +606,17 @@ impl Assembler {
     }
 
     /// Measures the content's loudness. When a later stage will need the speech activity
-    /// (pause removal, or ducking without a transcript), it is analyzed at the same time on
-    /// a second thread: both read the whole content, and the two passes take about as long.
-    fn analyze(&self, inputs: &Inputs, cancel: &CancelToken) -> Result<Analysis> {
+    /// (pause removal, ducking without a transcript, adaptive leveling, noise reduction), it
+    /// is analyzed at the same time on a second thread: both read the whole content, and the
+    /// two passes take about as long. When noise reduction engages (decided on that map),
+    /// the content is cleaned and its loudness and speakers are measured again on the
+    /// cleaned audio, which the returned analysis carries.
+    fn analyze(
+        &self,
+        inputs: &Inputs,
+        cancel: &CancelToken,
+        progress: &mut dyn FnMut(f64),
+    ) -> Result<Analysis> {
         let c = &self.spec.cleanup;
         let labelled = inputs
             .transcript
@@ -592,21 +624,23 @@ impl Assembler {
             .is_some_and(|t| t.words().iter().any(|w| w.speaker.is_some()));
         // Without speaker labels the adaptive leveler needs the activity map.
         let adaptive_on = !labelled && c.leveling.mode == LevelingMode::Auto;
+        let noise_on = c.noise.mode != CleanMode::Off;
         let wants_activity = inputs.activity.get().is_none()
-            && (c.remove_pauses || inputs.transcript.is_none() || adaptive_on);
+            && (c.remove_pauses || inputs.transcript.is_none() || adaptive_on || noise_on);
         let content = &inputs.content;
         let transcript = inputs.transcript.as_ref();
         let known = inputs.activity.get();
+        let speakers = |audio: &dyn FrameSource| match transcript {
+            Some(t) if labelled => level_speakers(audio, t, &c.leveling, cancel),
+            _ => Ok(None),
+        };
         let (content_loudness, (activity, leveling, adaptive)) = crate::par::join(
             || loudness::measure_source(content, cancel),
             || {
                 let activity = wants_activity
                     .then(|| ActivityMap::analyze_cancellable(content, &c.activity, cancel))
                     .transpose();
-                let leveling = match transcript {
-                    Some(t) if labelled => level_speakers(content, t, &c.leveling, cancel),
-                    _ => Ok(None),
-                };
+                let leveling = speakers(content);
                 let adaptive = match (&activity, known) {
                     (Ok(Some(map)), _) | (_, Some(map)) if adaptive_on => {
                         level_adaptive(map, &c.leveling)
@@ -619,17 +653,77 @@ impl Assembler {
         if let Some(a) = activity? {
             let _ = inputs.activity.set(a);
         }
-        let (leveling, leveling_warnings) = match leveling? {
+        let mut noise = inputs.activity.get().map(|map| c.noise.decide(map));
+        let (content_loudness, leveling, cleaned) = match (&mut noise, inputs.activity.get()) {
+            (Some(n), Some(map)) if n.engaged => {
+                let plan = CleanPlan { noise_strength: Some(n.strength as f32) };
+                let hop = map.hop_frames();
+                let threads = crate::par::threads();
+                let cleaned = clean(content, &plan, CONTENT_BITS, hop, threads, cancel, progress)?;
+                n.noise_floor_after_db = Some(cleaned.noise_floor_db);
+                let audio = &cleaned.audio;
+                let (l, s) = crate::par::join(
+                    || loudness::measure_source(audio, cancel),
+                    || speakers(audio),
+                );
+                (l?, s?, Some(cleaned.audio))
+            }
+            _ => (content_loudness?, leveling?, None),
+        };
+        let (leveling, leveling_warnings) = match leveling {
             Some((l, w)) => (Some(l), w),
             None => (None, Vec::new()),
         };
         Ok(Analysis {
-            content_loudness: content_loudness?,
+            content_loudness,
             content_frames: content.frames(),
             leveling,
             leveling_warnings,
             adaptive,
+            cleaning: CleaningReport { noise },
+            cleaned,
         })
+    }
+
+    /// The cleaned content of an analysis that engaged cleaning: the one it computed (then
+    /// checkpointed beside it), or on a resumed run the checkpointed one, or computed again
+    /// (the same samples: cleaning is deterministic) when that is missing or damaged, with
+    /// the reason as a warning.
+    ///
+    /// The speech activity map stays the raw content's: it is analyzed in `analyze`, before
+    /// the content is replaced (pause removal and ducking see the same map either way).
+    fn cleaned_content(
+        &self,
+        inputs: &Inputs,
+        analysis: &mut Analysis,
+        store: Option<&CheckpointStore>,
+        cancel: &CancelToken,
+    ) -> Result<(CompactAudio, Option<Warning>)> {
+        if let Some(c) = analysis.cleaned.take() {
+            if let Some(s) = store {
+                s.save_bytes(Stage::Analyze, CLEANED_CONTENT, &c.to_bytes())?;
+            }
+            return Ok((c, None));
+        }
+        // Resumed: later stages that need the speech activity read it from the raw content,
+        // as an uninterrupted run does, so it is analyzed before the content is replaced.
+        let hop = inputs.activity(&self.spec.cleanup.activity, cancel)?.hop_frames();
+        let mut why = None;
+        if let Some(s) = store {
+            match s.load_bytes(Stage::Analyze, CLEANED_CONTENT, CompactAudio::from_bytes) {
+                Loaded::Hit(c) if c.frames() == inputs.content.frames() => return Ok((c, None)),
+                Loaded::Rejected(w) => why = Some(w),
+                _ => {}
+            }
+        }
+        let strength = analysis.cleaning.noise.as_ref().map_or(0.0, |n| n.strength);
+        let plan = CleanPlan { noise_strength: Some(strength as f32) };
+        let threads = crate::par::threads();
+        let c = clean(&inputs.content, &plan, CONTENT_BITS, hop, threads, cancel, &mut |_| {})?;
+        if let Some(s) = store {
+            s.save_bytes(Stage::Analyze, CLEANED_CONTENT, &c.audio.to_bytes())?;
+        }
+        Ok((c.audio, why))
     }
 
     fn clips(&self, assets: &BTreeMap<String, Arc<AudioBuffer>>) -> Result<Vec<Clip>> {

@@ -17,6 +17,10 @@ use crate::warning::{Warning, WarningCode};
 
 const MAGIC: &str = "podcast-assembly-checkpoint";
 const FORMAT: u32 = 1;
+/// The parts stages store beside their JSON results.
+pub(crate) const PARTS: [(Stage, &str); 1] = [(Stage::Analyze, CLEANED_CONTENT)];
+/// The cleaned content (`analyze::clean`), as `CompactAudio`'s bytes.
+pub(crate) const CLEANED_CONTENT: &str = "cleaned-content";
 
 /// Hex-encoded SHA-256 of `bytes`.
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
@@ -101,6 +105,9 @@ struct Header {
     library_version: String,
     job_key: String,
     stage: Stage,
+    /// A part beside the stage's JSON result (`None` for the result itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    part: Option<String>,
     payload_len: u64,
     payload_sha256: String,
 }
@@ -131,6 +138,9 @@ impl CheckpointStore {
         for stage in Stage::ALL {
             crate::atomic::remove_stale_temps(&store.path(stage));
         }
+        for (stage, part) in PARTS {
+            crate::atomic::remove_stale_temps(&store.part_path(stage, part));
+        }
         Ok(store)
     }
 
@@ -138,37 +148,81 @@ impl CheckpointStore {
         self.dir.join(format!("{}.checkpoint", stage.name()))
     }
 
+    fn part_path(&self, stage: Stage, part: &str) -> PathBuf {
+        self.dir.join(format!("{}.{part}.checkpoint", stage.name()))
+    }
+
     /// Stores `value` as `stage`'s result, atomically.
     pub(crate) fn save<T: Serialize>(&self, stage: Stage, value: &T) -> Result<()> {
         let payload = serde_json::to_vec(value)
             .map_err(|e| Error::internal(format!("cannot serialize {stage} checkpoint: {e}")))?;
+        self.write(self.path(stage), stage, None, &payload)
+    }
+
+    /// Stores `bytes` as part `part` of `stage`'s result (audio a stage produced, kept
+    /// beside its JSON checkpoint), atomically.
+    pub(crate) fn save_bytes(&self, stage: Stage, part: &str, bytes: &[u8]) -> Result<()> {
+        self.write(self.part_path(stage, part), stage, Some(part), bytes)
+    }
+
+    fn write(&self, path: PathBuf, stage: Stage, part: Option<&str>, payload: &[u8]) -> Result<()> {
         let header = Header {
             magic: MAGIC.into(),
             format: FORMAT,
             library_version: env!("CARGO_PKG_VERSION").into(),
             job_key: self.job_key.clone(),
             stage,
+            part: part.map(str::to_owned),
             payload_len: payload.len() as u64,
-            payload_sha256: sha256_hex(&payload),
+            payload_sha256: sha256_hex(payload),
         };
         let mut bytes = serde_json::to_vec(&header)
             .map_err(|e| Error::internal(format!("cannot serialize checkpoint header: {e}")))?;
         bytes.push(b'\n');
-        bytes.extend_from_slice(&payload);
-        crate::atomic::write_atomic(self.path(stage), &bytes)
+        bytes.extend_from_slice(payload);
+        crate::atomic::write_atomic(path, &bytes)
     }
 
     /// Loads `stage`'s result if a valid checkpoint for this job exists.
     pub(crate) fn load<T: DeserializeOwned>(&self, stage: Stage) -> Loaded<T> {
         let path = self.path(stage);
-        let bytes = match std::fs::read(&path) {
+        match self.read(&path, stage, None) {
+            Loaded::Hit(payload) => match serde_json::from_slice(&payload) {
+                Ok(v) => Loaded::Hit(v),
+                Err(_) => rejected(&path, "payload does not match the expected shape"),
+            },
+            Loaded::Missing => Loaded::Missing,
+            Loaded::Rejected(w) => Loaded::Rejected(w),
+        }
+    }
+
+    /// Loads part `part` of `stage`'s result, checked like [`load`](Self::load); `parse`
+    /// turns its bytes into the value (`None`: the payload has the wrong shape).
+    pub(crate) fn load_bytes<T>(
+        &self,
+        stage: Stage,
+        part: &str,
+        parse: impl FnOnce(&[u8]) -> Option<T>,
+    ) -> Loaded<T> {
+        let path = self.part_path(stage, part);
+        match self.read(&path, stage, Some(part)) {
+            Loaded::Hit(payload) => match parse(&payload) {
+                Some(v) => Loaded::Hit(v),
+                None => rejected(&path, "payload does not match the expected shape"),
+            },
+            Loaded::Missing => Loaded::Missing,
+            Loaded::Rejected(w) => Loaded::Rejected(w),
+        }
+    }
+
+    /// A checkpoint file's verified payload.
+    fn read(&self, path: &Path, stage: Stage, part: Option<&str>) -> Loaded<Vec<u8>> {
+        let mut bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Loaded::Missing,
             Err(e) => return recompute(format!("cannot read {}: {e}", path.display())),
         };
-        let reject = |why: &str| {
-            recompute(format!("checkpoint {} ignored: {why}; recomputing", path.display()))
-        };
+        let reject = |why: &str| rejected(path, why);
         let Some(nl) = bytes.iter().position(|&b| b == b'\n') else {
             return reject("no header");
         };
@@ -182,17 +236,19 @@ impl CheckpointStore {
         if h.library_version != env!("CARGO_PKG_VERSION") {
             return reject("written by another library version");
         }
-        if h.job_key != self.job_key || h.stage != stage {
+        if h.job_key != self.job_key || h.stage != stage || h.part.as_deref() != part {
             return reject("belongs to another job or stage");
         }
         if h.payload_len != payload.len() as u64 || h.payload_sha256 != sha256_hex(payload) {
             return reject("corrupt (length or checksum mismatch)");
         }
-        match serde_json::from_slice(payload) {
-            Ok(v) => Loaded::Hit(v),
-            Err(_) => reject("payload does not match the expected shape"),
-        }
+        bytes.drain(..=nl);
+        Loaded::Hit(bytes)
     }
+}
+
+fn rejected<T>(path: &Path, why: &str) -> Loaded<T> {
+    recompute(format!("checkpoint {} ignored: {why}; recomputing", path.display()))
 }
 
 /// A rejected checkpoint: the stage is recomputed, and `message` says why.
@@ -230,6 +286,31 @@ mod tests {
         std::fs::write(&p, b"replaced").unwrap();
         k.file("b", &p).unwrap();
         assert_eq!(k.finish(), expected);
+    }
+
+    #[test]
+    fn parts_round_trip_and_are_not_confused_with_results() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(dir.path(), "k1".into()).unwrap();
+        let parse = |b: &[u8]| (b.len() == 5).then(|| b.to_vec());
+        assert!(matches!(store.load_bytes(Stage::Analyze, "a", parse), Loaded::Missing));
+        store.save_bytes(Stage::Analyze, "a", b"hello").unwrap();
+        match store.load_bytes(Stage::Analyze, "a", parse) {
+            Loaded::Hit(v) => assert_eq!(v, b"hello"),
+            other => panic!("{other:?}"),
+        }
+        // The wrong shape for the parser, another part's file, another job: rejected.
+        assert!(matches!(
+            store.load_bytes(Stage::Analyze, "a", |_| None::<()>),
+            Loaded::Rejected(_)
+        ));
+        std::fs::copy(store.part_path(Stage::Analyze, "a"), store.part_path(Stage::Analyze, "b"))
+            .unwrap();
+        assert!(matches!(store.load_bytes(Stage::Analyze, "b", parse), Loaded::Rejected(_)));
+        std::fs::copy(store.part_path(Stage::Analyze, "a"), store.path(Stage::Analyze)).unwrap();
+        assert!(matches!(store.load::<Plan>(Stage::Analyze), Loaded::Rejected(_)));
+        let other = CheckpointStore::open(dir.path(), "k2".into()).unwrap();
+        assert!(matches!(other.load_bytes(Stage::Analyze, "a", parse), Loaded::Rejected(_)));
     }
 
     #[test]

@@ -22,6 +22,8 @@ use crate::error::{Error, Result};
 
 /// Frames per block: the unit of random access and of the bit width.
 pub const BLOCK: usize = 512;
+/// First bytes of [`CompactAudio::to_bytes`]'s form.
+const BYTES_MAGIC: &[u8; 8] = b"PACOMP01";
 
 /// Largest magnitude of a grid value: differences then fit in 31 bits after zigzag coding.
 const MAX_Q: i32 = 1 << 29;
@@ -342,6 +344,70 @@ impl CompactAudio {
         Ok(b.finish())
     }
 
+    /// The stored form as bytes, for a checkpoint: the header (rate, frames, grid, channels),
+    /// then per channel the block widths and the packed data. [`from_bytes`](Self::from_bytes)
+    /// reads it back exactly.
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(self.stored_bytes() + 64);
+        b.extend_from_slice(BYTES_MAGIC);
+        b.extend_from_slice(&self.rate.get().to_le_bytes());
+        b.extend_from_slice(&self.frames.to_le_bytes());
+        b.extend_from_slice(&self.scale.to_bits().to_le_bytes());
+        b.extend_from_slice(&(self.channels.len() as u32).to_le_bytes());
+        for c in &self.channels {
+            b.extend_from_slice(&(c.widths.len() as u64).to_le_bytes());
+            b.extend_from_slice(&c.widths);
+            b.extend_from_slice(&(c.data.len() as u64).to_le_bytes());
+            b.extend_from_slice(&c.data);
+        }
+        b
+    }
+
+    /// Reads [`to_bytes`](Self::to_bytes)'s form; `None` if it is not exactly that (wrong
+    /// magic, truncated, inconsistent lengths or widths).
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        let mut r = bytes.strip_prefix(BYTES_MAGIC.as_slice())?;
+        let mut take = |n: usize| -> Option<&[u8]> {
+            let (head, rest) = (r.get(..n)?, r.get(n..)?);
+            r = rest;
+            Some(head)
+        };
+        let u32_ = |b: &[u8]| u32::from_le_bytes(b.try_into().unwrap_or_default());
+        let u64_ = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or_default());
+        let rate = NonZeroU32::new(u32_(take(4)?))?;
+        let frames = u64_(take(8)?);
+        let scale = f32::from_bits(u32_(take(4)?));
+        let n = u32_(take(4)?) as usize;
+        if n == 0 || n > 64 || !(scale.is_finite() && scale >= 1.0) {
+            return None;
+        }
+        let blocks = usize::try_from(frames.div_ceil(BLOCK as u64)).ok()?;
+        let mut channels = Vec::with_capacity(n);
+        for _ in 0..n {
+            if usize::try_from(u64_(take(8)?)).ok()? != blocks {
+                return None;
+            }
+            let widths = take(blocks)?.to_vec();
+            let mut offsets = Vec::with_capacity(blocks);
+            let mut bit = 0u64;
+            for &w in &widths {
+                if w > 32 {
+                    return None;
+                }
+                offsets.push(bit);
+                bit += u64::from(w) * BLOCK as u64;
+            }
+            let len = usize::try_from(u64_(take(8)?)).ok()?;
+            let expected = if blocks == 0 { 0 } else { usize::try_from(bit / 8).ok()? + SLACK };
+            if len != expected {
+                return None;
+            }
+            let data = take(len)?.to_vec();
+            channels.push(Packed { offsets, widths, data });
+        }
+        r.is_empty().then_some(Self { rate, frames, scale, channels })
+    }
+
     /// Bytes the samples occupy (packed data and block headers).
     pub fn stored_bytes(&self) -> usize {
         self.channels.iter().map(|c| c.data.len() + c.offsets.len() * 9).sum()
@@ -390,6 +456,32 @@ mod tests {
     /// Round half away from zero, clamped, the plain way (what `round_to_grid` must equal).
     fn plain_round(v: f32) -> i32 {
         if v.is_nan() { 0 } else { v.round().clamp(-(MAX_Q as f32), MAX_Q as f32) as i32 }
+    }
+
+    #[test]
+    fn bytes_round_trip_exactly_and_damage_is_refused() {
+        let r = NonZeroU32::new(44_100).unwrap();
+        let l = synth::speech_like(r, 1, -20.0, 44_100 + 77);
+        let rr = synth::white_noise(2, 0.3, 44_100 + 77);
+        let buf = AudioBuffer::from_planar(r, vec![l, rr]).unwrap();
+        let a = CompactAudio::from_buffer(&buf, 16).unwrap();
+        let bytes = a.to_bytes();
+        let b = CompactAudio::from_bytes(&bytes).unwrap();
+        let read = |c: &CompactAudio| crate::source::read_window(c, 0, c.frames() as usize);
+        assert_eq!((b.frames(), b.sample_rate(), b.channel_count()), (a.frames(), r, 2));
+        assert_eq!(read(&a), read(&b));
+        assert_eq!(b.to_bytes(), bytes);
+        for cut in [0, 7, 30, bytes.len() / 2, bytes.len() - 1] {
+            assert!(CompactAudio::from_bytes(&bytes[..cut]).is_none(), "truncated at {cut}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(CompactAudio::from_bytes(&longer).is_none());
+        let mut wide = bytes.clone();
+        wide[8 + 4 + 8 + 4 + 4 + 8] = 33; // the first block's width
+        assert!(CompactAudio::from_bytes(&wide).is_none());
+        let empty = CompactAudio::builder(r, 1, 16).unwrap().finish();
+        assert_eq!(CompactAudio::from_bytes(&empty.to_bytes()).unwrap().frames(), 0);
     }
 
     #[test]

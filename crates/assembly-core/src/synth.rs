@@ -186,6 +186,32 @@ pub fn music_like(rate: NonZeroU32, seed: u64, level_db: f64, frames: usize) -> 
     out.into_iter().map(|v| (v * k) as f32).collect()
 }
 
+/// Pink noise (Paul Kellet's filter over white noise), scaled to RMS `db` dBFS: the broadband
+/// hiss and fan noise of a home recording.
+///
+/// ```
+/// let p = assembly_core::synth::pink_noise(1, -45.0, 48_000);
+/// let rms = (p.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / 48_000.0).sqrt();
+/// assert!((20.0 * rms.log10() + 45.0).abs() < 1e-3);
+/// ```
+pub fn pink_noise(seed: u64, db: f64, frames: usize) -> Vec<f32> {
+    let w = white_noise(seed, 1.0, frames);
+    let (mut b0, mut b1, mut b2) = (0.0f64, 0.0f64, 0.0f64);
+    let p: Vec<f64> = w
+        .iter()
+        .map(|&x| {
+            let x = f64::from(x);
+            b0 = 0.99765 * b0 + x * 0.099_046_0;
+            b1 = 0.96300 * b1 + x * 0.296_516_4;
+            b2 = 0.57000 * b2 + x * 1.052_691_3;
+            b0 + b1 + b2 + x * 0.1848
+        })
+        .collect();
+    let rms = (p.iter().map(|v| v * v).sum::<f64>() / frames.max(1) as f64).sqrt();
+    let k = if rms > 0.0 { db_to_amp(db) / rms } else { 0.0 };
+    p.into_iter().map(|v| (v * k) as f32).collect()
+}
+
 /// Wraps mono samples as a buffer at `rate`.
 pub fn mono(rate: NonZeroU32, samples: Vec<f32>) -> AudioBuffer {
     AudioBuffer::mono(rate, samples)

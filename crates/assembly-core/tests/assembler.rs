@@ -409,7 +409,8 @@ fn run_uncleaned_wav_job(
     write_file(&content, audio, format, &Tags::default()).unwrap();
     let mut spec = Spec::from_json(
         r#"{"version": 1, "content": "in.wav",
-            "cleanup": {"remove_fillers": false, "remove_pauses": false},
+            "cleanup": {"remove_fillers": false, "remove_pauses": false,
+                        "noise": {"mode": "off"}},
             "output": {"path": "out.wav", "encoding": {"format": "wav"}}}"#,
     )
     .unwrap();

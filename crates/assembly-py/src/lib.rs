@@ -439,6 +439,14 @@ impl Report {
         self.field(py, "adaptive_leveling")
     }
 
+    /// Cleaning: `noise` (or `None` when the speech activity was not analyzed): `mode`,
+    /// `engaged`, `speech_level_db`, `noise_floor_db`, `speech_to_noise_db`,
+    /// `noise_floor_after_db` (`None` unless engaged) and `strength`.
+    #[getter]
+    fn cleaning<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.field(py, "cleaning")
+    }
+
     /// A fresh deep copy of the whole report as plain dicts and lists.
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         py.import("copy")?.call_method1("deepcopy", (self.data.bind(py),))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import random
 import warnings
 from pathlib import Path
 
@@ -311,3 +312,22 @@ def test_content_recorded_in_a_browser_webm_opus_assembles(tmp_path):
     same = pa.assemble_episode(ogg, output_path=tmp_path / "ogg.wav", output_format="wav")
     assert same.duration_ms == report.duration_ms
     assert (tmp_path / "ogg.wav").read_bytes() == (tmp_path / "ep.wav").read_bytes()
+
+
+def test_noisy_content_is_denoised_by_default_and_reported(tmp_path):
+    # Speech bursts over white noise at about -45 dBFS RMS: 'auto' noise reduction engages.
+    words = script(12.0)
+    rng = random.Random(3)
+    noisy = [x + rng.gauss(0.0, 0.0056) for x in speech(words, 12.0)]
+    content = write_wav(tmp_path / "raw.wav", noisy)
+    ws = [{"word": w, "start": a, "end": b} for w, a, b in words]
+    on = pa.assemble_episode(str(content), output_path=str(tmp_path / "on.wav"), words=ws,
+                             output_format="wav")
+    n = on.cleaning["noise"]
+    assert n["engaged"] and n["mode"] == "auto" and n["speech_to_noise_db"] < 35, n
+    assert n["noise_floor_db"] - n["noise_floor_after_db"] > 10, n
+    off = pa.assemble_episode(str(content), output_path=str(tmp_path / "off.wav"), words=ws,
+                              output_format="wav", cleanup_options={"noiseReduction": False})
+    m = off.cleaning["noise"]
+    assert m["mode"] == "off" and not m["engaged"] and m["noise_floor_after_db"] is None, m
+    assert on.to_dict()["cleaning"] == on.cleaning

@@ -124,7 +124,7 @@ pub struct ActivityMap {
 /// Level of silence, in dB, used in place of `-inf`.
 const MIN_DB: f64 = -140.0;
 
-fn power_db(sum_sq: f64, n: usize) -> f64 {
+pub(crate) fn power_db(sum_sq: f64, n: usize) -> f64 {
     if n == 0 {
         return MIN_DB;
     }
@@ -132,7 +132,7 @@ fn power_db(sum_sq: f64, n: usize) -> f64 {
     if p <= 1e-14 { MIN_DB } else { power_to_db(p).max(MIN_DB) }
 }
 
-fn percentile(values: &mut [f32], q: f64) -> f64 {
+pub(crate) fn percentile(values: &mut [f32], q: f64) -> f64 {
     if values.is_empty() {
         return MIN_DB;
     }

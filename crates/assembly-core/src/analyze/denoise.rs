@@ -102,6 +102,25 @@ pub fn denoise(
     Ok(Denoised { samples, voice_probability: voice })
 }
 
+/// Denoises all of `input` (48 kHz mono) with one RNNoise state from its first sample, no
+/// delay, blended by `strength` (already validated): the cleaning driver's per-segment call
+/// (`analyze::clean` cuts and warms up segments itself, at the working rate).
+pub(crate) fn denoise_whole(
+    input: &[f32],
+    strength: f32,
+    cancel: &CancelToken,
+) -> Result<Vec<f32>> {
+    let mut out = vec![0.0f32; input.len()];
+    let mut vad = vec![0.0f32; input.len().div_ceil(FRAME)];
+    segment(input, 0, &mut out, &mut vad, cancel)?;
+    if strength < 1.0 {
+        for (y, &x) in out.iter_mut().zip(input) {
+            *y = strength * *y + (1.0 - strength) * x;
+        }
+    }
+    Ok(out)
+}
+
 /// Denoises the frames starting at frame `start` into `out` (their samples) and `vad`.
 fn segment(
     input: &[f32],

@@ -3,6 +3,7 @@
 
 pub mod activity;
 pub mod adaptive;
+pub mod clean;
 pub mod denoise;
 pub mod loudness;
 pub mod speakers;

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::analyze::activity::ActivityOptions;
+use crate::analyze::clean::{CleanMode, NoiseOptions};
 use crate::analyze::speakers::{LevelingMode, LevelingOptions};
 use crate::error::{Error, Result};
 use crate::warning::{Warning, WarningCode};
@@ -78,6 +79,9 @@ pub struct CleanupOptions {
     /// Every labelled speaker brought to the same loudness. Default: see
     /// [`LevelingOptions`] (on when the transcript labels speakers).
     pub leveling: LevelingOptions,
+    /// Noise reduction (RNNoise) of the content before it is measured. Default: see
+    /// [`NoiseOptions`] (`auto`: only when the speech-to-noise ratio is below 35 dB).
+    pub noise: NoiseOptions,
 }
 
 impl Default for CleanupOptions {
@@ -105,6 +109,7 @@ impl Default for CleanupOptions {
             splice: SpliceOptions::default(),
             activity: ActivityOptions::default(),
             leveling: LevelingOptions::default(),
+            noise: NoiseOptions::default(),
         }
     }
 }
@@ -417,7 +422,8 @@ impl CleanupOptions {
             },
         )?;
         self.activity.validate()?;
-        self.leveling.validate()
+        self.leveling.validate()?;
+        self.noise.validate()
     }
 
     /// Reads the backend's camelCase cleanup options (DESIGN §5), given as JSON text, onto the
@@ -429,8 +435,9 @@ impl CleanupOptions {
     /// `{startMs, endMs}` or `[start, end]`), `censorEnabled`, `censorWords`, `censorBeepMs`,
     /// `censorBeepFreq`, `censorBeepGainDb`, `insertedClips` (items `{clip, atSeconds,
     /// silenceBeforeMs, silenceAfterMs}`), `soundEffects` (items `{trigger, clip}`), and the
-    /// speaker leveling: `levelSpeakers` (bool), `levelingMaxBoostDb`, `levelingMaxCutDb`. A `null`
-    /// value keeps the default. Keys it does not know are ignored with an
+    /// speaker leveling: `levelSpeakers` (bool), `levelingMaxBoostDb`, `levelingMaxCutDb`, and
+    /// noise reduction: `noiseReduction` (`"auto"`, `"on"`, `"off"` or a boolean),
+    /// `noiseReductionStrength` (0..1). A `null` value keeps the default. Keys it does not know are ignored with an
     /// [`UnknownOption`](crate::WarningCode::UnknownOption) warning each.
     ///
     /// ```
@@ -487,6 +494,8 @@ impl CleanupOptions {
                 }
                 "levelingMaxBoostDb" => o.leveling.max_boost_db = num(v, &field)?,
                 "levelingMaxCutDb" => o.leveling.max_cut_db = num(v, &field)?,
+                "noiseReduction" => o.noise.mode = CleanMode::parse(&field(), v)?,
+                "noiseReductionStrength" => o.noise.strength = num(v, &field)?,
                 "insertedClips" => {
                     let items = v
                         .as_array()
