@@ -223,8 +223,7 @@ pub struct Cleaned {
 /// use std::num::NonZeroU32;
 /// use assembly_core::CancelToken;
 /// use assembly_core::analyze::clean::{CleanPlan, clean};
-/// use assembly_core::compact::CompactAudio;
-/// use assembly_core::{FrameSource, synth};
+/// use assembly_core::{CompactAudio, FrameSource, synth};
 /// let r = NonZeroU32::new(44_100).unwrap();
 /// let noisy = synth::mono(r, synth::pink_noise(1, -45.0, 44_100 * 3));
 /// let content = CompactAudio::from_buffer(&noisy, 16).unwrap();
