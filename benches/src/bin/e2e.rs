@@ -2,13 +2,16 @@
 //!
 //! ```text
 //! cargo run --release -p benches --bin e2e -- --minutes 60 [--runs 3] [--dir DIR] [--compare-ffmpeg]
-//!     [--leveling on|off|unlabelled]
+//!     [--leveling on|off|unlabelled] [--noise clean|pink45]
 //! ```
 //!
 //! Synthesizes a reproducible episode (word-timed speech-like content with fillers and long
 //! pauses at uneven levels, plosives that need real limiting, intro, outro, a bed), writes
 //! the content as a 128 kbps mono MP3, then times the full job — MP3 in, cleaning, template, ducked bed, mastering, 128 kbps stereo
 //! MP3 out — and prints per-stage wall times, x-realtime, CPU time and peak RSS.
+//! `--noise pink45` runs the same job on the content with pink noise at −45 dBFS added
+//! (`content-noisy.mp3`), so noise reduction's `auto` engages (the default content's room
+//! tone is −62 dBFS: it does not).
 //!
 //! The inputs are kept in `DIR` (default: `<tmp>/podcast-assembly-e2e-<minutes>min`) and reused
 //! by later runs with the same `--minutes`. Every timed run is a fresh child process
@@ -30,7 +33,7 @@ use assembly_core::{Assembler, CancelToken, ProgressEvent, Spec, Stage, synth};
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
 /// Bump when the synthesized material changes, so stale inputs are rebuilt.
-const INPUTS_VERSION: u32 = 4;
+const INPUTS_VERSION: u32 = 5;
 
 /// Length of the music bed, frames (20 s).
 const BED_FRAMES: usize = 44_100 * 20;
@@ -111,7 +114,13 @@ fn synthesize(dir: &Path, minutes: f64) -> Res<()> {
     std::fs::write(dir.join("words-unlabelled.json"), format!("[{}]", unlabelled.join(",")))?;
     let mono_mp3 = OutputFormat::Mp3 { bitrate: Mp3Bitrate::Cbr { kbps: 128 }, quality: 5 };
     let tags = Tags::default();
-    write_file(&dir.join("content.mp3"), &synth::mono(rate, samples), &mono_mp3, &tags)?;
+    let mut content = synth::mono(rate, samples);
+    write_file(&dir.join("content.mp3"), &content, &mono_mp3, &tags)?;
+    // The noisy variant (`--noise pink45`): a fan or hiss at -45 dBFS under the same speech.
+    let pink = synth::pink_noise(44, -45.0, content.frames());
+    content.channel_mut(0).iter_mut().zip(&pink).for_each(|(x, n)| *x += n);
+    write_file(&dir.join("content-noisy.mp3"), &content, &mono_mp3, &tags)?;
+    drop(content);
     let sting = synth::chirp(rate, 200.0, 800.0, 0.3, 44_100 * 8);
     let wav = OutputFormat::wav16();
     write_file(&dir.join("intro.wav"), &synth::multi(rate, sting.clone(), 2), &wav, &tags)?;
@@ -147,6 +156,12 @@ fn job(dir: &Path) -> Res<()> {
         Ok(other) => {
             return Err(format!("--leveling: expected on, off or unlabelled, got {other}").into());
         }
+    }
+    // `E2E_NOISE` (set by `--noise`): `pink45`, the content with pink noise at -45 dBFS.
+    match std::env::var("E2E_NOISE").as_deref() {
+        Ok("pink45") => spec.content = dir.join("content-noisy.mp3"),
+        Ok("clean") | Err(_) => {}
+        Ok(other) => return Err(format!("--noise: expected clean or pink45, got {other}").into()),
     }
     let (cpu0, _) = cpu_and_peak_rss();
     let t = Instant::now();
@@ -196,6 +211,14 @@ fn job(dir: &Path) -> Res<()> {
         println!("prediction_rounds {}", p.rounds);
     }
     println!("correction_passes {}", report.master.correction_passes);
+    if let Some(n) = &report.cleaning.noise {
+        println!("denoised {}", u8::from(n.engaged));
+        println!("speech_to_noise_db {}", n.speech_to_noise_db);
+        println!("noise_floor_db {}", n.noise_floor_db);
+        if let Some(after) = n.noise_floor_after_db {
+            println!("noise_floor_after_db {after}");
+        }
+    }
     Ok(())
 }
 
@@ -217,6 +240,9 @@ fn timed_runs(dir: &Path, runs: usize) -> Res<Vec<Vec<(String, f64)>>> {
         cmd.arg("--job").arg(dir);
         if let Some(l) = arg("--leveling") {
             cmd.env("E2E_LEVELING", l); // read by `job`
+        }
+        if let Some(n) = arg("--noise") {
+            cmd.env("E2E_NOISE", n); // read by `job`
         }
         let out = cmd.output()?;
         if !out.status.success() {
@@ -402,6 +428,13 @@ fn main() -> Res<()> {
         med("repairs"),
         med("repair_chunks_encoded"),
         med("repair_chunks_reused")
+    );
+    println!(
+        "noise:    denoised {} (median); speech-to-noise {:.1} dB; floor {:.1} -> {:.1} dBFS",
+        med("denoised"),
+        med("speech_to_noise_db"),
+        med("noise_floor_db"),
+        med("noise_floor_after_db")
     );
     if flag("--compare-ffmpeg") {
         if Command::new("ffmpeg").arg("-version").output().is_err() {

@@ -92,6 +92,7 @@ fn noisy_speech_is_denoised_by_default() {
     let (before, gained) = (speech_to_pause_db(raw.channel(0), &s), speech_to_pause_db(&out, &s));
     assert!(gained - before > 20.0, "words over pauses {before:.1} -> {gained:.1} dB");
     let lufs = report.loudness_out.unwrap().integrated_lufs;
+    eprintln!("{n:?}; words over pauses {before:.1} -> {gained:.1} dB; {lufs:.2} LUFS");
     assert!((lufs + 16.0).abs() < 0.2, "{lufs}");
 }
 
