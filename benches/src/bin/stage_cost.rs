@@ -28,6 +28,7 @@ use std::process::ExitCode;
 
 use assembly_core::analyze::activity::{ActivityMap, ActivityOptions};
 use assembly_core::analyze::adaptive::level_adaptive;
+use assembly_core::analyze::clean::{CleanPlan, clean};
 use assembly_core::analyze::loudness::LoudnessMeter;
 use assembly_core::analyze::speakers::{Leveled, LevelingOptions, level_speakers};
 use assembly_core::arrange::{level_segments, place};
@@ -68,6 +69,11 @@ const STAGES: &[(&str, &str)] = &[
         "adaptive_leveling",
         "adaptive leveling of 30 s of worded mono speech without labels (voices at 0, -6 and \
          +6 dB in turns of 8 words; the activity map made beforehand): plan, read through Leveled",
+    ),
+    (
+        "denoise",
+        "noise reduction (analyze::clean) of 10 s of mono speech with pink noise at -45 dBFS: \
+         44.1 kHz to 48 kHz, RNNoise, back (one thread)",
     ),
     ("render", "two-pass mastered render (mix, ducked bed, limiter) of a 30 s stereo episode"),
     ("encode_mp3", "encode 10 s of stereo to a 128 kbit/s MP3 file (quality 5)"),
@@ -211,6 +217,12 @@ fn prepare(stage: &str, dir: &Path) -> BoxResult<()> {
             let s = synth::spoken_words(r, 7, 30.0, -20.0, -60.0, 600.0, 360.0);
             write_words(&dir.join("words.tsv"), &s.words)?;
             write_audio(&dir.join("input.f32"), &synth::mono(r, s.samples))?;
+        }
+        "denoise" => {
+            let s = synth::spoken_words(r, 5, 10.0, -20.0, f64::NEG_INFINITY, 0.0, 0.0);
+            let pink = synth::pink_noise(6, -45.0, s.samples.len());
+            let noisy = s.samples.iter().zip(&pink).map(|(a, b)| a + b).collect();
+            write_audio(&dir.join("input.f32"), &synth::mono(r, noisy))?;
         }
         "render" => {
             // The render bench's episode, shortened: 5 s intro, 30 s talk, 6 s outro, 9 s bed.
@@ -373,6 +385,15 @@ fn setup(stage: &str, dir: &Path) -> BoxResult<Work> {
             Ok(Box::new(move || {
                 let lv = level_adaptive(&map, &LevelingOptions::default()).ok_or("no speech")?;
                 read_through(&Leveled { src: &audio, envelope: Some(&lv.envelope) });
+                Ok(())
+            }))
+        }
+        "denoise" => {
+            let content = CompactAudio::from_buffer(&input()?, 16)?;
+            let plan = CleanPlan { noise_strength: Some(1.0) };
+            Ok(Box::new(move || {
+                let c = clean(&content, &plan, 16, 441, 1, &CancelToken::new(), &mut |_| {})?;
+                black_box(c);
                 Ok(())
             }))
         }

@@ -461,7 +461,9 @@ mod tests {
         let (before, after) = (lufs(wb), lufs(wa));
         assert!((before - after).abs() < 1.0, "words {before:.2} -> {after:.2} LUFS");
         let floor_drop = decision.noise_floor_db - c.noise_floor_db;
-        eprintln!("pauses -{drop:.1} dB, words {before:.2} -> {after:.2} LUFS, floor -{floor_drop:.1} dB");
+        eprintln!(
+            "pauses -{drop:.1} dB, words {before:.2} -> {after:.2} LUFS, floor -{floor_drop:.1} dB"
+        );
         assert!(
             floor_drop > 20.0,
             "floor {:.1} -> {:.1}",
