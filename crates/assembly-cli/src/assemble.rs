@@ -91,6 +91,18 @@ fn print_summary(r: &Report) {
         c.edge_silence_removed_s,
         r.edits.len()
     );
+    if let Some(n) = &r.cleaning.noise {
+        match n.noise_floor_after_db {
+            Some(after) if n.engaged => println!(
+                "noise reduction: on (speech-to-noise {:.1} dB), floor {:.1} -> {after:.1} dBFS",
+                n.speech_to_noise_db, n.noise_floor_db
+            ),
+            _ => println!(
+                "noise reduction: off (speech-to-noise {:.1} dB, floor {:.1} dBFS)",
+                n.speech_to_noise_db, n.noise_floor_db
+            ),
+        }
+    }
     for p in &r.sidecars {
         println!("sidecar: {}", p.display());
     }
