@@ -4,5 +4,6 @@
 pub mod activity;
 pub mod adaptive;
 pub mod denoise;
+pub mod hum;
 pub mod loudness;
 pub mod speakers;
