@@ -41,7 +41,7 @@
 //!
 //! - 60 Hz hum (44.1 kHz) found at 59.9998 Hz, 50.4 Hz hum (48 kHz) at 50.4000 Hz (asserted
 //!   within ±0.05 Hz); every harmonic 1–8 found (each within 0.004 Hz, level within 0.6 dB);
-//!   each drops by 49–190 dB over the whole signal and over the quiet parts (asserted ≥ 30).
+//!   each drops by 48.7–198 dB over the whole signal and over the quiet parts (asserted ≥ 30).
 //! - 1/3-octave band levels 200 Hz–8 kHz of the cleaned recording against the same
 //!   recording without hum: within 0.36 dB (60 Hz) and 0.42 dB (50.4 Hz) (asserted < 0.5 dB).
 //! - Clean words, words plus pink noise, and words plus a sustained 73.4 Hz tone with six
