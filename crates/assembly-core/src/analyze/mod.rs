@@ -5,5 +5,6 @@ pub mod activity;
 pub mod adaptive;
 pub mod clean;
 pub mod denoise;
+pub mod hum;
 pub mod loudness;
 pub mod speakers;
