@@ -390,7 +390,7 @@ fn setup(stage: &str, dir: &Path) -> BoxResult<Work> {
         }
         "denoise" => {
             let content = CompactAudio::from_buffer(&input()?, 16)?;
-            let plan = CleanPlan { noise_strength: Some(1.0) };
+            let plan = CleanPlan { noise_strength: Some(1.0), hum: None };
             Ok(Box::new(move || {
                 let c = clean(&content, &plan, 16, 441, 1, &CancelToken::new(), &mut |_| {})?;
                 black_box(c);

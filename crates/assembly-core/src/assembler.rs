@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::analyze::activity::{ActivityMap, ActivityOptions};
 use crate::analyze::adaptive::{AdaptiveLeveling, level_adaptive};
-use crate::analyze::clean::{CleanMode, CleanPlan, CleaningReport, clean};
+use crate::analyze::clean::{CleanMode, CleaningReport, HumReport, clean};
+use crate::analyze::hum::{ON_PROMINENCE_DB, PROMINENCE_DB, detect_hum_above};
 use crate::analyze::loudness::{self, Loudness, LoudnessMeter};
 use crate::analyze::speakers::{
     GainEnvelope, Leveled, LevelingMode, SpeakerLeveling, level_speakers,
@@ -404,7 +405,7 @@ impl Assembler {
             Analysis,
             self.analyze(&inputs, cancel, &mut |f| rep.update(Stage::Analyze, f, "reducing noise"))
         );
-        if analysis.cleaning.noise.as_ref().is_some_and(|n| n.engaged) {
+        if !analysis.cleaning.plan().is_empty() {
             let cleaned = self.cleaned_content(&inputs, &mut analysis, store.as_ref(), cancel);
             let (content, why) = cleaned?;
             warnings.extend(why);
@@ -624,9 +625,9 @@ impl Assembler {
             .is_some_and(|t| t.words().iter().any(|w| w.speaker.is_some()));
         // Without speaker labels the adaptive leveler needs the activity map.
         let adaptive_on = !labelled && c.leveling.mode == LevelingMode::Auto;
-        let noise_on = c.noise.mode != CleanMode::Off;
+        let cleaning_on = c.noise.mode != CleanMode::Off || c.hum.mode != CleanMode::Off;
         let wants_activity = inputs.activity.get().is_none()
-            && (c.remove_pauses || inputs.transcript.is_none() || adaptive_on || noise_on);
+            && (c.remove_pauses || inputs.transcript.is_none() || adaptive_on || cleaning_on);
         let content = &inputs.content;
         let transcript = inputs.transcript.as_ref();
         let known = inputs.activity.get();
@@ -653,14 +654,29 @@ impl Assembler {
         if let Some(a) = activity? {
             let _ = inputs.activity.set(a);
         }
-        let mut noise = inputs.activity.get().map(|map| c.noise.decide(map));
-        let (content_loudness, leveling, cleaned) = match (&mut noise, inputs.activity.get()) {
-            (Some(n), Some(map)) if n.engaged => {
-                let plan = CleanPlan { noise_strength: Some(n.strength as f32) };
+        let map = inputs.activity.get();
+        let mut cleaning = CleaningReport {
+            noise: map.map(|map| c.noise.decide(map)),
+            hum: match (c.hum.mode, map) {
+                (CleanMode::Off, _) | (_, None) => None,
+                (mode, Some(map)) => {
+                    // The quiet parts: silent runs of 30 ms and more.
+                    let quiet = map.silent_runs(3 * map.hop_frames() as u64);
+                    let min = if mode == CleanMode::On { ON_PROMINENCE_DB } else { PROMINENCE_DB };
+                    let hum = detect_hum_above(content, &quiet, min, cancel)?;
+                    Some(HumReport { mode, engaged: hum.is_some(), hum })
+                }
+            },
+        };
+        let plan = cleaning.plan();
+        let (content_loudness, leveling, cleaned) = match map {
+            Some(map) if !plan.is_empty() => {
                 let hop = map.hop_frames();
                 let threads = crate::par::threads();
                 let cleaned = clean(content, &plan, CONTENT_BITS, hop, threads, cancel, progress)?;
-                n.noise_floor_after_db = Some(cleaned.noise_floor_db);
+                if let Some(n) = &mut cleaning.noise {
+                    n.noise_floor_after_db = Some(cleaned.noise_floor_db);
+                }
                 let audio = &cleaned.audio;
                 let (l, s) = crate::par::join(
                     || loudness::measure_source(audio, cancel),
@@ -680,7 +696,7 @@ impl Assembler {
             leveling,
             leveling_warnings,
             adaptive,
-            cleaning: CleaningReport { noise },
+            cleaning,
             cleaned,
         })
     }
@@ -716,8 +732,7 @@ impl Assembler {
                 _ => {}
             }
         }
-        let strength = analysis.cleaning.noise.as_ref().map_or(0.0, |n| n.strength);
-        let plan = CleanPlan { noise_strength: Some(strength as f32) };
+        let plan = analysis.cleaning.plan();
         let threads = crate::par::threads();
         let c = clean(&inputs.content, &plan, CONTENT_BITS, hop, threads, cancel, &mut |_| {})?;
         if let Some(s) = store {

@@ -212,6 +212,32 @@ pub fn pink_noise(seed: u64, db: f64, frames: usize) -> Vec<f32> {
     p.into_iter().map(|v| (v * k) as f32).collect()
 }
 
+/// Mains hum: harmonics `k · f0_hz` for k = 1, 2, … at `levels_db[k − 1]` dBFS RMS each,
+/// phases spread (`0.7 k` rad).
+///
+/// ```
+/// use std::num::NonZeroU32;
+/// let h = assembly_core::synth::mains_hum(NonZeroU32::new(48_000).unwrap(), 50.0, &[-40.0], 48_000);
+/// let rms = (h.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / 48_000.0).sqrt();
+/// assert!((20.0 * rms.log10() + 40.0).abs() < 1e-3);
+/// ```
+pub fn mains_hum(rate: NonZeroU32, f0_hz: f64, levels_db: &[f64], frames: usize) -> Vec<f32> {
+    let tau = std::f64::consts::TAU;
+    (0..frames)
+        .map(|i| {
+            let t = i as f64 / f64::from(rate.get());
+            levels_db
+                .iter()
+                .enumerate()
+                .map(|(j, &l)| {
+                    let k = (j + 1) as f64;
+                    2f64.sqrt() * db_to_amp(l) * (tau * k * f0_hz * t + 0.7 * k).sin()
+                })
+                .sum::<f64>() as f32
+        })
+        .collect()
+}
+
 /// Wraps mono samples as a buffer at `rate`.
 pub fn mono(rate: NonZeroU32, samples: Vec<f32>) -> AudioBuffer {
     AudioBuffer::mono(rate, samples)

@@ -215,22 +215,8 @@ mod tests {
         assert!(matches!(denoise(&x, 1.0, 2, &c), Err(Error::Cancelled)));
     }
 
-    /// Pink noise (Paul Kellet's filter over white noise) at `db` dBFS RMS.
     fn pink(seed: u64, db: f64, n: usize) -> Vec<f32> {
-        let w = synth::white_noise(seed, 1.0, n);
-        let (mut b0, mut b1, mut b2) = (0.0f32, 0.0f32, 0.0f32);
-        let mut p: Vec<f32> = w
-            .iter()
-            .map(|&x| {
-                b0 = 0.99765 * b0 + x * 0.0990460;
-                b1 = 0.96300 * b1 + x * 0.2965164;
-                b2 = 0.57000 * b2 + x * 1.0526913;
-                b0 + b1 + b2 + x * 0.1848
-            })
-            .collect();
-        let g = (synth::db_to_amp(db) / 10f64.powf(rms_db(&p) / 20.0)) as f32;
-        p.iter_mut().for_each(|v| *v *= g);
-        p
+        synth::pink_noise(seed, db, n)
     }
 
     /// Past the warm-up, a segment's state has settled: right after the 30 s boundary the

@@ -72,6 +72,9 @@ use crate::{AudioBuffer, CancelToken, FrameSource};
 pub const MAX_HARMONIC_HZ: f64 = 1_000.0;
 /// A harmonic is kept when its spectrum peak stands this far above the local floor, dB.
 pub const PROMINENCE_DB: f64 = 10.0;
+/// The prominence hum removal `on` keeps harmonics at, dB: weaker hum than `auto` removes,
+/// still above the strongest candidate line measured on recordings without hum (2.9 dB).
+pub const ON_PROMINENCE_DB: f64 = 6.0;
 /// At most this much audio (whole analysis frames, the quietest first) is read, seconds.
 pub const MAX_ANALYSED_S: f64 = 60.0;
 /// Quiet parts totalling less than this make detection fall back to the quietest blocks of
@@ -171,6 +174,22 @@ pub fn detect_hum(
     quiet: &[Range<u64>],
     cancel: &CancelToken,
 ) -> Result<Option<Hum>> {
+    detect_hum_above(source, quiet, PROMINENCE_DB, cancel)
+}
+
+/// [`detect_hum`] keeping harmonics at least `min_prominence_db` above their local floor
+/// instead of [`PROMINENCE_DB`]: hum removal `on` uses [`ON_PROMINENCE_DB`], to take out
+/// weaker hum than `auto` does.
+///
+/// # Errors
+///
+/// As [`detect_hum`].
+pub fn detect_hum_above(
+    source: &dyn FrameSource,
+    quiet: &[Range<u64>],
+    min_prominence_db: f64,
+    cancel: &CancelToken,
+) -> Result<Option<Hum>> {
     if source.channel_count() == 0 {
         return Err(Error::invalid_input("source", "has no channels"));
     }
@@ -186,7 +205,7 @@ pub fn detect_hum(
         }
     }
     let spectrum = quiet_spectrum(source, &runs, taper, cancel)?;
-    Ok(spectrum.find_hum(rate))
+    Ok(spectrum.find_hum(rate, min_prominence_db))
 }
 
 /// Sorts, clips to `total`, merges and drops runs shorter than `min_len`.
@@ -420,8 +439,8 @@ impl Spectrum {
     }
 
     /// Harmonic `k` of `f0`: the strongest bin near `k · f0`, refined; `None` unless it is a
-    /// local maximum at least [`PROMINENCE_DB`] above the floor.
-    fn harmonic(&self, k: u32, f0: f64) -> Option<Harmonic> {
+    /// local maximum at least `min_prominence_db` above the floor.
+    fn harmonic(&self, k: u32, f0: f64, min_prominence_db: f64) -> Option<Harmonic> {
         let centre = f64::from(k) * f0 / self.bin_hz;
         let half = 1.5 + 0.05 * f64::from(k) / self.bin_hz;
         let lo = ((centre - half).ceil().max(1.0)) as usize;
@@ -437,7 +456,7 @@ impl Spectrum {
         let prominence_db = peak - self.floor_db(frequency_hz, 10f64.powf(peak / 10.0));
         // Rounded (0.1 mHz, 0.01 dB): the SIMD FFT's last bits may differ from run to run,
         // and what reaches the filter must not.
-        (prominence_db >= PROMINENCE_DB).then(|| Harmonic {
+        (prominence_db >= min_prominence_db).then(|| Harmonic {
             number: k,
             frequency_hz: round_to(frequency_hz, 1e-4),
             // Summed peak power = (A/2)² · window[0]; the sinusoid's power is A²/2.
@@ -447,7 +466,7 @@ impl Spectrum {
     }
 
     /// The best fundamental in the mains bands and its prominent harmonics.
-    fn find_hum(&self, rate: u32) -> Option<Hum> {
+    fn find_hum(&self, rate: u32, min_prominence_db: f64) -> Option<Hum> {
         if self.window.first().is_none_or(|&w| w <= 0.0) {
             return None;
         }
@@ -469,7 +488,7 @@ impl Spectrum {
         let f0 = best.1;
         let harmonics: Vec<Harmonic> = (1..)
             .take_while(|&k| f64::from(k) * f0 <= limit)
-            .filter_map(|k| self.harmonic(k, f0))
+            .filter_map(|k| self.harmonic(k, f0, min_prominence_db))
             .collect();
         // Mains hum has its fundamental or second harmonic (a tone whose harmonics happen to
         // sit on mains multiples, like 146.8 Hz = 3 · 48.93, has neither).
@@ -703,37 +722,12 @@ mod tests {
 
     /// Hum: harmonics `k · f0` (k = 1..=8) at [`LEVELS_DB`] dBFS RMS, phases spread.
     fn hum(r: u32, f0: f64, n: usize) -> Vec<f32> {
-        (0..n)
-            .map(|i| {
-                let t = i as f64 / f64::from(r);
-                LEVELS_DB
-                    .iter()
-                    .enumerate()
-                    .map(|(j, &l)| {
-                        let k = (j + 1) as f64;
-                        2f64.sqrt() * synth::db_to_amp(l) * (TAU * k * f0 * t + 0.7 * k).sin()
-                    })
-                    .sum::<f64>() as f32
-            })
-            .collect()
+        synth::mains_hum(rate(r), f0, &LEVELS_DB, n)
     }
 
-    /// Pink noise (Paul Kellet's filter over white noise) at `db` dBFS RMS.
+    /// Pink noise at `db` dBFS RMS.
     fn pink(seed: u64, db: f64, n: usize) -> Vec<f32> {
-        let w = synth::white_noise(seed, 1.0, n);
-        let (mut b0, mut b1, mut b2) = (0.0f32, 0.0f32, 0.0f32);
-        let mut p: Vec<f32> = w
-            .iter()
-            .map(|&x| {
-                b0 = 0.99765 * b0 + x * 0.0990460;
-                b1 = 0.96300 * b1 + x * 0.2965164;
-                b2 = 0.57000 * b2 + x * 1.0526913;
-                b0 + b1 + b2 + x * 0.1848
-            })
-            .collect();
-        let g = (synth::db_to_amp(db) / rms(&p)) as f32;
-        p.iter_mut().for_each(|v| *v *= g);
-        p
+        synth::pink_noise(seed, db, n)
     }
 
     fn rms(x: &[f32]) -> f64 {

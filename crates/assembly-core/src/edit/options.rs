@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::analyze::activity::ActivityOptions;
-use crate::analyze::clean::{CleanMode, NoiseOptions};
+use crate::analyze::clean::{CleanMode, HumOptions, NoiseOptions};
 use crate::analyze::speakers::{LevelingMode, LevelingOptions};
 use crate::error::{Error, Result};
 use crate::warning::{Warning, WarningCode};
@@ -82,6 +82,9 @@ pub struct CleanupOptions {
     /// Noise reduction (RNNoise) of the content before it is measured. Default: see
     /// [`NoiseOptions`] (`auto`: only when the speech-to-noise ratio is below 35 dB).
     pub noise: NoiseOptions,
+    /// Mains-hum removal of the content (notches on the detected harmonics). Default: see
+    /// [`HumOptions`] (`auto`: only when hum is detected in the quiet parts).
+    pub hum: HumOptions,
 }
 
 impl Default for CleanupOptions {
@@ -110,6 +113,7 @@ impl Default for CleanupOptions {
             activity: ActivityOptions::default(),
             leveling: LevelingOptions::default(),
             noise: NoiseOptions::default(),
+            hum: HumOptions::default(),
         }
     }
 }
@@ -437,7 +441,8 @@ impl CleanupOptions {
     /// silenceBeforeMs, silenceAfterMs}`), `soundEffects` (items `{trigger, clip}`), and the
     /// speaker leveling: `levelSpeakers` (bool), `levelingMaxBoostDb`, `levelingMaxCutDb`, and
     /// noise reduction: `noiseReduction` (`"auto"`, `"on"`, `"off"` or a boolean),
-    /// `noiseReductionStrength` (0..1). A `null` value keeps the default. Keys it does not know are ignored with an
+    /// `noiseReductionStrength` (0..1), and hum removal: `humRemoval` (`"auto"`, `"on"`,
+    /// `"off"` or a boolean). A `null` value keeps the default. Keys it does not know are ignored with an
     /// [`UnknownOption`](crate::WarningCode::UnknownOption) warning each.
     ///
     /// ```
@@ -496,6 +501,7 @@ impl CleanupOptions {
                 "levelingMaxCutDb" => o.leveling.max_cut_db = num(v, &field)?,
                 "noiseReduction" => o.noise.mode = CleanMode::parse(&field(), v)?,
                 "noiseReductionStrength" => o.noise.strength = num(v, &field)?,
+                "humRemoval" => o.hum.mode = CleanMode::parse(&field(), v)?,
                 "insertedClips" => {
                     let items = v
                         .as_array()
