@@ -617,6 +617,38 @@ mod tests {
         s.finish()
     }
 
+    /// `REVIEW_SCAN_FILE=episode.mp3 cargo test -p assembly-core --lib review::tests::scan_cost
+    /// -- --ignored --nocapture`: what `output.review_html` adds to a run, best of 3: decoding
+    /// the episode into the scan, and building the page.
+    #[test]
+    #[ignore = "a speed measurement, not a check"]
+    fn scan_cost() {
+        let path = std::env::var("REVIEW_SCAN_FILE").expect("REVIEW_SCAN_FILE");
+        let path = Path::new(&path);
+        let frames = load::probe_file(path, &Default::default()).map(|p| p.frames).unwrap();
+        let mut best = f64::INFINITY;
+        for _ in 0..3 {
+            let t = std::time::Instant::now();
+            let (waveform, loudness) = scan_file(path, frames, &CancelToken::new()).unwrap();
+            let words = (0..10_000)
+                .map(|i| ReviewWord {
+                    text: format!("word{i}"),
+                    speaker: None,
+                    source_start_s: i as f64,
+                    episode_start_s: Some(i as f64),
+                    removed_by: None,
+                })
+                .collect();
+            let mut d = data(words, Vec::new());
+            d.waveform = waveform;
+            d.loudness = loudness;
+            let html = page_html(&d).unwrap();
+            best = best.min(t.elapsed().as_secs_f64());
+            assert!(html.len() > 10_000);
+        }
+        println!("{}: {frames} frames, review scan + page {best:.3} s", path.display());
+    }
+
     #[test]
     fn waveform_columns_hold_each_columns_min_and_max_whatever_the_block_size() {
         let rate = NonZeroU32::new(8_000).unwrap();
