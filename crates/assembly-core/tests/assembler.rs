@@ -227,6 +227,17 @@ fn invalid_specs_report_every_problem_with_its_path() {
     }
     assert!(paths.iter().any(|p| p.starts_with("cleanup.")), "{paths:?}");
 
+    // The review page: a folder that does not exist, or the episode's own path.
+    for page in [job.path("no-such-dir/review.html"), job.path("out/episode.mp3")] {
+        let mut s = spec(&job, MP3, false);
+        s.output.review_html = Some(page.clone());
+        let Err(Error::InvalidSpec { problems }) = Assembler::new(s) else {
+            panic!("expected InvalidSpec for {}", page.display())
+        };
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].path, "output.review_html", "{problems:?}");
+    }
+
     let e = Spec::from_json(
         r#"{"version": 1, "content": "a", "output": {"path": "o.mp3", "bitrate": 1}}"#,
     )
