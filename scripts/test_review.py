@@ -142,14 +142,19 @@ def main() -> None:
         check(len(struck) > 0, "the demo removes words")
 
         if args.screenshot:
+            # At rest: playhead at 0, no marker hovered, focused or highlighted.
+            page.mouse.move(0, 0)
             page.evaluate(
                 """() => new Promise((done) => {
                     const a = document.getElementById('episode');
                     document.activeElement.blur();
                     a.pause();
-                    a.addEventListener('timeupdate', done, {once: true});
+                    a.addEventListener('seeked', done, {once: true});
                     a.currentTime = 0;
                 })"""
+            )
+            page.wait_for_function(
+                "document.querySelectorAll('.marker.current').length === 0", timeout=5_000
             )
             check(page.locator("#status").text_content() == "", "no status message")
             page.screenshot(path=str(args.screenshot), full_page=False)
