@@ -72,7 +72,7 @@ pub struct LoudnessCurve {
 /// let rate = NonZeroU32::new(8_000).unwrap();
 /// let mut scan = EpisodeScan::new(1, rate, 8_000, 4).unwrap();
 /// let ramp: Vec<f32> = (0..8_000).map(|i| i as f32 / 8_000.0).collect();
-/// scan.add(&[&ramp]);
+/// scan.add(&[&ramp]).unwrap();
 /// let (wave, _) = scan.finish();
 /// assert_eq!(wave.column_frames, 2_000);
 /// assert_eq!(wave.min, vec![0.0, 0.25, 0.5, 0.75]);
@@ -119,10 +119,13 @@ impl EpisodeScan {
         })
     }
 
-    /// Feeds planar channel slices of equal length (as many as the scan's channels; extra
-    /// ones are ignored, missing ones read as silence by the meter's weights).
-    pub fn add(&mut self, planes: &[&[f32]]) {
-        let planes = &planes[..planes.len().min(self.channels)];
+    /// Feeds planar channel slices of equal length, one per channel of the scan.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] if the channel count or the slices' lengths differ.
+    pub fn add(&mut self, planes: &[&[f32]]) -> Result<()> {
+        crate::buffer::check_planes(planes, self.channels, "review")?;
         let n = planes.first().map_or(0, |p| p.len());
         let last = self.min.len() - 1;
         let mut i = 0usize;
@@ -144,9 +147,8 @@ impl EpisodeScan {
             i += m;
             self.pos += m as u64;
         }
-        if planes.len() == self.channels {
-            self.meter.add(planes);
-        }
+        self.meter.add(planes);
+        Ok(())
     }
 
     /// The waveform and the short-term loudness curve (at most [`LOUDNESS_POINTS`] points,
@@ -190,10 +192,7 @@ pub fn scan_file(
                 let rate = NonZeroU32::new(rate).ok_or_else(|| Error::internal("zero rate"))?;
                 scan = Some(EpisodeScan::new(b.len(), rate, frames, WAVEFORM_COLUMNS)?);
             }
-            if let Some(s) = scan.as_mut() {
-                s.add(b);
-            }
-            Ok(())
+            scan.as_mut().map_or(Ok(()), |s| s.add(b))
         })?;
     let scan = match scan {
         Some(s) => s,
@@ -611,7 +610,7 @@ mod tests {
         while i < buf.frames() {
             let e = (i + block).min(buf.frames());
             let planes: Vec<&[f32]> = buf.planes().iter().map(|p| &p[i..e]).collect();
-            s.add(&planes);
+            s.add(&planes).unwrap();
             i = e;
         }
         s.finish()
@@ -674,6 +673,17 @@ mod tests {
                 assert_eq!(w.max[k], hi, "column {k}, block {block}");
             }
         }
+    }
+
+    #[test]
+    fn a_block_of_the_wrong_shape_is_an_error() {
+        let rate = NonZeroU32::new(8_000).unwrap();
+        let mut s = EpisodeScan::new(2, rate, 100, 10).unwrap();
+        let e = s.add(&[&[0.0; 10]]).unwrap_err();
+        assert!(matches!(e, Error::InvalidInput { .. }), "{e}");
+        assert!(s.add(&[&[0.0; 10], &[0.0; 9]]).is_err());
+        assert!(EpisodeScan::new(0, rate, 100, 10).is_err());
+        assert!(EpisodeScan::new(1, rate, 100, 0).is_err());
     }
 
     #[test]
