@@ -23,6 +23,7 @@ import json
 import sys
 from pathlib import Path
 
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import sync_playwright
 
 TOLERANCE_S = 0.05
@@ -77,9 +78,13 @@ def main() -> None:
         page.goto(page_path.as_uri())
 
         # The audio element resolves the episode by its relative path.
-        page.wait_for_function(
-            "document.getElementById('episode').readyState >= 1", timeout=15_000
-        )
+        try:
+            page.wait_for_function(
+                "document.getElementById('episode').readyState >= 1", timeout=15_000
+            )
+        except PlaywrightTimeout:
+            src = page.get_attribute("#episode", "src")
+            fail(f"the <audio> element did not load the episode from src={src!r} ({errors})")
         duration = page.evaluate("document.getElementById('episode').duration")
         expected_duration = report["output"]["duration_ms"] / 1000
         check(

@@ -154,7 +154,8 @@ impl EpisodeScan {
     /// The waveform and the short-term loudness curve (at most [`LOUDNESS_POINTS`] points,
     /// every 100 ms when the episode is short enough).
     pub fn finish(self) -> (Waveform, LoudnessCurve) {
-        let fix = |v: f32| if v.is_finite() { v } else { 0.0 };
+        // 1e-4 of full scale is far below a pixel; it keeps the JSON short.
+        let fix = |v: f32| if v.is_finite() { round_to(f64::from(v), 1e-4) as f32 } else { 0.0 };
         let subs = self.meter.sub_blocks();
         let step = subs.len().div_ceil(LOUDNESS_POINTS).max(1);
         let sub_s = sub_block_frames(self.rate) as f64 / f64::from(self.rate.get());
@@ -168,7 +169,10 @@ impl EpisodeScan {
             LoudnessCurve {
                 step_s: step as f64 * sub_s,
                 window_s: 3.0,
-                lufs: short_term_from_subs(subs, step),
+                lufs: short_term_from_subs(subs, step)
+                    .into_iter()
+                    .map(|v| v.map(|v| round_to(v, 0.01)))
+                    .collect(),
             },
         )
     }
@@ -273,7 +277,8 @@ pub struct Marker {
 }
 
 /// The edit list as markers: each entry's content-timeline output times moved by
-/// `content_start_s`, where the content begins on the episode.
+/// `content_start_ms`, where the content begins on the episode (whole milliseconds, so the
+/// seconds in the page are exact to the ms).
 ///
 /// ```
 /// use assembly_core::edit::{EntryKind, PlanEntry, Reason};
@@ -284,28 +289,35 @@ pub struct Marker {
 ///     source_start_ms: 4_000, source_end_ms: 4_300,
 ///     output_start_ms: 2_000, output_end_ms: 2_000, detail: "um".into(),
 /// };
-/// let m = markers(&[e], 10.0);
+/// let m = markers(&[e], 10_000);
 /// assert_eq!((m[0].episode_start_s, m[0].play_from_s), (12.0, 9.0));
 /// assert_eq!(m[0].reason, "filler");
 /// ```
-pub fn markers(entries: &[PlanEntry], content_start_s: f64) -> Vec<Marker> {
+pub fn markers(entries: &[PlanEntry], content_start_ms: u64) -> Vec<Marker> {
     let s = |ms: u64| ms as f64 / 1000.0;
+    let preroll_ms = (PREROLL_S * 1000.0) as u64;
     entries
         .iter()
         .map(|e| {
-            let start = content_start_s + s(e.output_start_ms);
+            let start = content_start_ms + e.output_start_ms;
             Marker {
                 kind: json_name(&e.kind),
                 reason: json_name(&e.reason),
                 detail: e.detail.clone(),
                 source_start_s: s(e.source_start_ms),
                 source_end_s: s(e.source_end_ms),
-                episode_start_s: start,
-                episode_end_s: content_start_s + s(e.output_end_ms),
-                play_from_s: (start - PREROLL_S).max(0.0),
+                episode_start_s: s(start),
+                episode_end_s: s(content_start_ms + e.output_end_ms),
+                play_from_s: s(start.saturating_sub(preroll_ms)),
             }
         })
         .collect()
+}
+
+/// `v` rounded to a multiple of `step` (shorter JSON: ms for times, 0.01 LU, 1e-4 of full
+/// scale).
+fn round_to(v: f64, step: f64) -> f64 {
+    (v / step).round() * step
 }
 
 /// One transcript word on the page.
@@ -342,7 +354,9 @@ pub fn review_words(
         .map(|w| {
             let episode = map.map_span_s(w.start_s, w.end_s).and_then(|_| kept.next());
             let (text, episode_start_s, removed_by) = match episode {
-                Some(k) => (k.text.clone(), Some(content_start_s + k.start_s), None),
+                Some(k) => {
+                    (k.text.clone(), Some(round_to(content_start_s + k.start_s, 1e-3)), None)
+                }
                 None => {
                     (w.text.clone(), None, Some(covering_reason(&plan.entries, w.start_s, w.end_s)))
                 }
@@ -350,7 +364,7 @@ pub fn review_words(
             ReviewWord {
                 text,
                 speaker: w.speaker.clone(),
-                source_start_s: w.start_s,
+                source_start_s: round_to(w.start_s, 1e-3),
                 episode_start_s,
                 removed_by,
             }
@@ -433,7 +447,8 @@ pub struct ReviewInputs<'a> {
 pub fn write_page(path: &Path, inputs: &ReviewInputs<'_>, cancel: &CancelToken) -> Result<u64> {
     let (waveform, loudness) = scan_file(inputs.episode, inputs.episode_frames, cancel)?;
     let rate = inputs.arrangement.rate;
-    let content_start_s = frames_to_ms(inputs.content_start_frame, rate) as f64 / 1000.0;
+    let content_start_ms = frames_to_ms(inputs.content_start_frame, rate);
+    let content_start_s = content_start_ms as f64 / 1000.0;
     let (segments, beds) = bands(inputs.arrangement);
     let finite = |v: f64| v.is_finite().then_some(v);
     let data = ReviewData {
@@ -448,7 +463,7 @@ pub fn write_page(path: &Path, inputs: &ReviewInputs<'_>, cancel: &CancelToken) 
         loudness,
         segments,
         beds,
-        edits: markers(&inputs.plan.entries, content_start_s),
+        edits: markers(&inputs.plan.entries, content_start_ms),
         words: inputs
             .transcript
             .map(|t| review_words(t, inputs.plan, content_start_s))
@@ -757,16 +772,14 @@ mod tests {
             entry(EntryKind::Replace, Reason::Censor, (5_000, 5_300), (4_600, 4_900)),
             entry(EntryKind::Insert, Reason::Clip, (8_000, 8_000), (7_600, 9_600)),
         ];
-        let m = markers(&entries, 0.5);
+        let m = markers(&entries, 500);
         assert_eq!(m.len(), 3);
         assert_eq!((m[0].kind.as_str(), m[0].reason.as_str()), ("remove", "filler"));
         assert_eq!(m[0].episode_start_s, 1.5);
         assert_eq!(m[0].play_from_s, 0.0);
-        assert!((m[1].episode_start_s - 5.1).abs() < 1e-12);
-        assert!((m[1].play_from_s - 2.1).abs() < 1e-12);
+        assert_eq!((m[1].episode_start_s, m[1].play_from_s), (5.1, 2.1));
         assert_eq!((m[1].source_start_s, m[1].source_end_s), (5.0, 5.3));
-        assert_eq!(m[2].reason, "clip");
-        assert!((m[2].episode_end_s - 10.1).abs() < 1e-12);
+        assert_eq!((m[2].reason.as_str(), m[2].episode_end_s), ("clip", 10.1));
     }
 
     #[test]
@@ -830,7 +843,7 @@ mod tests {
             episode_start_s: None,
             removed_by: Some("filler".into()),
         };
-        let mut m = markers(&[entry(EntryKind::Remove, Reason::Cut, (0, 10), (0, 0))], 0.0);
+        let mut m = markers(&[entry(EntryKind::Remove, Reason::Cut, (0, 10), (0, 0))], 0);
         m[0].detail = "a </SCRIPT> & <img src=x onerror=alert(1)>".into();
         let d = data(vec![word], m);
         let html = page_html(&d).unwrap();
