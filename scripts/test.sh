@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project: the Rust workspace (unit, integration, doc tests), the
-# Python wheel (built, then installed without Rust), the Python package's tests on it, and the
-# reference service's.
+# Python wheel (built, then installed without Rust), the Python package's tests on it, the
+# reference service's, and the review page in a real browser (Debian's Chromium).
 # Fails when a test fails or when a suite that should run tests ran none.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,3 +30,6 @@ WHEEL="$wheel" bash scripts/test-python.sh
 
 echo "== Reference service (scripts/test-service.sh)"
 bash scripts/test-service.sh
+
+echo "== Review page in Chromium (scripts/test-review.sh)"
+bash scripts/test-review.sh

@@ -192,6 +192,9 @@ pub fn demo(dir: &Path) -> Result<()> {
     let assembler = Assembler::from_file(&spec_path)?;
     let report = run_with_progress(&assembler, true)?;
     print_summary(&report);
+    if let Some(page) = &assembler.spec().output.review_html {
+        println!("review page: {} (open it in a browser)", page.display());
+    }
     println!("spec: {} (edit it and run `podcast-assemble run` on it)", spec_path.display());
     Ok(())
 }

@@ -120,6 +120,23 @@ fn demo_assembles_the_bundled_episode_and_plan_matches_run() {
     for r in ["filler", "pause", "flubber", "censor"] {
         assert!(reasons.contains(&r), "{r} missing from {reasons:?}");
     }
+    // The review page is written beside the episode, listed and printed, and plays the
+    // episode by its relative path, one marker per edit.
+    let page = out.join("review.html");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains(&format!("review page: {}", page.display())), "{stdout}");
+    let sidecars = report["sidecars"].as_array().unwrap();
+    assert!(sidecars.iter().any(|p| p.as_str().unwrap().ends_with("review.html")));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains(r#"src="episode.mp3""#));
+    let start = html.find(r#"id="review-data">"#).unwrap() + r#"id="review-data">"#.len();
+    let end = start + html[start..].find("</script>").unwrap();
+    let data: serde_json::Value = serde_json::from_str(&html[start..end]).unwrap();
+    assert_eq!(data["edits"].as_array().unwrap().len(), reasons.len());
+    // At most 2,000 equal columns: ceil(frames / ceil(frames / 2000)) of them.
+    let frames = report["output"]["frames"].as_u64().unwrap();
+    let columns = frames.div_ceil(frames.div_ceil(2_000));
+    assert_eq!(data["waveform"]["min"].as_array().unwrap().len() as u64, columns);
     // A rerun resumes from the checkpoints in the work folder and writes the same bytes.
     let first = std::fs::read(out.join("episode.mp3")).unwrap();
     let again = json(&run(bin().args(["run", "--json"]).arg(dir.path().join("input/spec.json"))));

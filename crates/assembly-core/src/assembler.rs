@@ -517,7 +517,15 @@ impl Assembler {
     /// Every file the spec asks to write: the episode and its sidecars.
     fn output_paths(&self) -> impl Iterator<Item = &PathBuf> {
         let o = &self.spec.output;
-        let sidecars = [&o.report, &o.words, &o.srt, &o.vtt, &o.chapters_json, &o.cleaned_content];
+        let sidecars = [
+            &o.report,
+            &o.words,
+            &o.srt,
+            &o.vtt,
+            &o.chapters_json,
+            &o.cleaned_content,
+            &o.review_html,
+        ];
         std::iter::once(&o.path).chain(sidecars.into_iter().flatten())
     }
 
@@ -1111,9 +1119,43 @@ impl Assembler {
             enc.finish()?;
             report.sidecars.push(p.clone());
         }
+        if let Some(p) = &out.review_html {
+            self.write_review(p, inputs, plan, arranged, report, cancel)?;
+            report.sidecars.push(p.clone());
+        }
         if let Some(p) = &out.report {
             report.sidecars.push(p.clone());
         }
+        Ok(())
+    }
+
+    /// The review page: the written episode decoded once more for its waveform and loudness
+    /// curve, with the edits, bands and words of this run (`review`).
+    fn write_review(
+        &self,
+        path: &Path,
+        inputs: &Inputs,
+        plan: &EditPlan,
+        arranged: &Arranged,
+        report: &Report,
+        cancel: &CancelToken,
+    ) -> Result<()> {
+        let out = &self.spec.output;
+        let title = out.tags.title.clone().unwrap_or_else(|| {
+            out.path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+        });
+        let review = crate::review::ReviewInputs {
+            episode: &report.output.path,
+            episode_frames: report.output.frames,
+            title,
+            plan,
+            transcript: inputs.transcript.as_ref(),
+            arrangement: &arranged.arrangement,
+            content_start_frame: arranged.content_start_frame,
+            target_lufs: report.master.target_lufs,
+            measured: report.loudness_out.map(|l| (l.integrated_lufs, l.true_peak_dbtp)),
+        };
+        crate::review::write_page(path, &review, cancel)?;
         Ok(())
     }
 }

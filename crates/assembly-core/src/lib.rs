@@ -29,6 +29,7 @@ mod par;
 mod predict;
 mod progress;
 pub mod render;
+pub mod review;
 mod source;
 mod spec;
 #[doc(hidden)]

@@ -131,6 +131,12 @@ pub struct OutputSpec {
     /// The cleaned content alone (same encoding, not mastered). Default: none.
     #[serde(default)]
     pub cleaned_content: Option<PathBuf>,
+    /// The review page: one self-contained HTML file with the episode's waveform, its
+    /// short-term loudness against the target, the segments and beds, every edit as a
+    /// marker and the transcript with removed words struck through (`docs/review.md`). Its
+    /// `<audio>` plays the episode by a path relative to the page. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_html: Option<PathBuf>,
 }
 
 /// Text tags and cover art for the output.
@@ -243,6 +249,7 @@ impl Spec {
             &mut o.vtt,
             &mut o.chapters_json,
             &mut o.cleaned_content,
+            &mut o.review_html,
         ];
         sidecars.into_iter().flatten().for_each(&mut f);
         if let Some(p) = self.work_dir.as_mut() {
@@ -367,6 +374,7 @@ impl Spec {
             ("output.vtt", o.vtt.as_ref()),
             ("output.chapters_json", o.chapters_json.as_ref()),
             ("output.cleaned_content", o.cleaned_content.as_ref()),
+            ("output.review_html", o.review_html.as_ref()),
         ];
         let mut seen: Vec<&PathBuf> = vec![&self.content];
         for (field, path) in outputs {

@@ -79,7 +79,8 @@ fn spec_json(encoding: &str, work_dir: bool) -> String {
             "report": "out/report.json",
             "srt": "out/episode.srt",
             "words": "out/words.json",
-            "chapters_json": "out/chapters.json"
+            "chapters_json": "out/chapters.json",
+            "review_html": "out/review.html"
         }}{work}
     }}"#,
         ext = if encoding.contains("mp3") { "mp3" } else { "wav" },
@@ -148,11 +149,64 @@ fn assembles_a_whole_episode_to_target_with_exact_length() {
     // Sidecars exist; nothing else (no temp files) in the output folder.
     assert_eq!(
         files_in(&job.path("out")),
-        ["chapters.json", "episode.mp3", "episode.srt", "report.json", "words.json"]
+        ["chapters.json", "episode.mp3", "episode.srt", "report.json", "review.html", "words.json"]
     );
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(job.path("out/report.json")).unwrap()).unwrap();
     assert_eq!(json["output"]["frames"], plan.arrangement.total_frames);
+
+    // The review page: listed, plays the episode beside it, one marker per edit, the words the
+    // report lost struck through, and the waveform and loudness of the decoded episode.
+    assert!(report.sidecars.contains(&job.path("out/review.html")));
+    let html = std::fs::read_to_string(job.path("out/review.html")).unwrap();
+    assert!(html.contains(r#"<audio id="episode" controls preload="metadata" src="episode.mp3">"#));
+    let start = html.find(r#"id="review-data">"#).unwrap() + r#"id="review-data">"#.len();
+    let end = start + html[start..].find("</script>").unwrap();
+    let page: serde_json::Value = serde_json::from_str(&html[start..end]).unwrap();
+    let edits = page["edits"].as_array().unwrap();
+    assert_eq!(edits.len(), report.edits.len());
+    for (m, e) in edits.iter().zip(&report.edits) {
+        let join = content.start_ms as f64 / 1000.0 + e.output_start_ms as f64 / 1000.0;
+        assert!((m["episode_start_s"].as_f64().unwrap() - join).abs() < 1e-9);
+        assert!((m["play_from_s"].as_f64().unwrap() - (join - 3.0).max(0.0)).abs() < 1e-9);
+    }
+    let words = page["words"].as_array().unwrap();
+    let struck = words.iter().filter(|w| !w["removed_by"].is_null()).count();
+    let transcript: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(job.path("words.json")).unwrap()).unwrap();
+    assert_eq!(words.len(), transcript.len());
+    assert_eq!(struck, transcript.len() - report.words.len());
+    assert!(struck >= job.fillers);
+    // The waveform's highest column is the decoded file's sample peak; the loudness curve is
+    // ebur128's short-term loudness of the decoded file at every point.
+    let peak = page["waveform"]["max"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap());
+    let peak_db = 20.0 * peak.fold(0.0, f64::max).log10();
+    assert!((peak_db - out.sample_peak_dbfs).abs() < 0.01, "{peak_db} vs {out:?}");
+    let curve: Vec<Option<f64>> = page["loudness"]["lufs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(serde_json::Value::as_f64)
+        .collect();
+    let step = (page["loudness"]["step_s"].as_f64().unwrap() * 44_100.0).round() as usize;
+    assert_eq!(step, 4_410, "a short episode has a point every 100 ms");
+    assert_eq!(curve.len(), decoded.audio.frames() / step);
+    let mut meter = ebur128::EbuR128::new(2, 44_100, ebur128::Mode::S).unwrap();
+    let mut compared = 0;
+    for (k, ours) in curve.iter().enumerate() {
+        let planes: Vec<&[f32]> =
+            decoded.audio.planes().iter().map(|p| &p[k * step..(k + 1) * step]).collect();
+        meter.add_frames_planar_f32(&planes).unwrap();
+        let reference = meter.loudness_shortterm().unwrap();
+        match ours {
+            Some(v) => {
+                assert!((v - reference).abs() < 0.02, "point {k}: {v} vs ebur128 {reference}");
+                compared += 1;
+            }
+            None => assert!(reference < -69.9, "point {k}: null vs ebur128 {reference}"),
+        }
+    }
+    assert!(compared > curve.len() * 9 / 10, "{compared} of {}", curve.len());
 }
 
 #[test]
@@ -172,6 +226,17 @@ fn invalid_specs_report_every_problem_with_its_path() {
         assert!(paths.contains(&want), "{want} missing from {paths:?}");
     }
     assert!(paths.iter().any(|p| p.starts_with("cleanup.")), "{paths:?}");
+
+    // The review page: a folder that does not exist, or the episode's own path.
+    for page in [job.path("no-such-dir/review.html"), job.path("out/episode.mp3")] {
+        let mut s = spec(&job, MP3, false);
+        s.output.review_html = Some(page.clone());
+        let Err(Error::InvalidSpec { problems }) = Assembler::new(s) else {
+            panic!("expected InvalidSpec for {}", page.display())
+        };
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].path, "output.review_html", "{problems:?}");
+    }
 
     let e = Spec::from_json(
         r#"{"version": 1, "content": "a", "output": {"path": "o.mp3", "bitrate": 1}}"#,

@@ -31,8 +31,9 @@ const LAYERS: &[&[&str]] = &[
     &["render"],
     &["encode"],
     // On top: the spec that names every stage's options, the checkpoints, the codec
-    // prediction (it renders and encodes excerpts), the Assembler.
-    &["spec", "checkpoint", "predict"],
+    // prediction (it renders and encodes excerpts), the review page (it decodes the written
+    // episode and reads the edit plan and the arrangement), the Assembler.
+    &["spec", "checkpoint", "predict", "review"],
     &["assembler"],
 ];
 

@@ -69,7 +69,8 @@ fn base_spec() -> Value {
             "srt": "out/episode.srt",
             "vtt": "out/episode.vtt",
             "chapters_json": "out/chapters.json",
-            "cleaned_content": "out/clean.mp3"
+            "cleaned_content": "out/clean.mp3",
+            "review_html": "out/review.html"
         },
         "work_dir": "work"
     });
