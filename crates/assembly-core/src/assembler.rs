@@ -649,7 +649,12 @@ impl Assembler {
                 let activity = wants_activity
                     .then(|| ActivityMap::analyze_cancellable(content, &c.activity, cancel))
                     .transpose();
-                let leveling = speakers(content);
+                // Content that will be denoised has its speakers measured after cleaning only.
+                let denoising = match (&activity, known) {
+                    (Ok(Some(map)), _) | (_, Some(map)) => c.noise.decide(map).engaged,
+                    _ => false,
+                };
+                let leveling = if denoising { Ok(None) } else { speakers(content) };
                 let adaptive = match (&activity, known) {
                     (Ok(Some(map)), _) | (_, Some(map)) if adaptive_on => {
                         level_adaptive(map, &c.leveling)

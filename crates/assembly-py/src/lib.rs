@@ -441,7 +441,9 @@ impl Report {
 
     /// Cleaning: `noise` (or `None` when the speech activity was not analyzed): `mode`,
     /// `engaged`, `speech_level_db`, `noise_floor_db`, `speech_to_noise_db`,
-    /// `noise_floor_after_db` (`None` unless engaged) and `strength`.
+    /// `noise_floor_after_db` (`None` unless engaged) and `strength`; and `hum` (or `None`
+    /// with hum removal off): `mode`, `engaged` and the detected `hum` (`fundamental_hz`,
+    /// `harmonics`), `None` when none was found.
     #[getter]
     fn cleaning<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         self.field(py, "cleaning")
