@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p benches --bin e2e -- --minutes 60 [--runs 3] [--dir DIR] [--compare-ffmpeg]
-//!     [--leveling on|off|unlabelled] [--noise clean|pink45]
+//!     [--leveling on|off|unlabelled] [--noise clean|pink45|off]
 //! ```
 //!
 //! Synthesizes a reproducible episode (word-timed speech-like content with fillers and long
@@ -11,7 +11,9 @@
 //! MP3 out — and prints per-stage wall times, x-realtime, CPU time and peak RSS.
 //! `--noise pink45` runs the same job on the content with pink noise at −45 dBFS added
 //! (`content-noisy.mp3`), so noise reduction's `auto` engages (the default content's room
-//! tone is −62 dBFS: it does not).
+//! tone is −62 dBFS: it does not); `--noise off` runs the default content with noise
+//! reduction and hum removal off, the row to compare with the default (what `auto` costs
+//! when it does not engage).
 //!
 //! The inputs are kept in `DIR` (default: `<tmp>/podcast-assembly-e2e-<minutes>min`) and reused
 //! by later runs with the same `--minutes`. Every timed run is a fresh child process
@@ -160,8 +162,16 @@ fn job(dir: &Path) -> Res<()> {
     // `E2E_NOISE` (set by `--noise`): `pink45`, the content with pink noise at -45 dBFS.
     match std::env::var("E2E_NOISE").as_deref() {
         Ok("pink45") => spec.content = dir.join("content-noisy.mp3"),
+        // The default content with noise reduction and hum removal off: what `auto`'s
+        // decision and hum detection cost when they do not engage.
+        Ok("off") => {
+            spec.cleanup.noise.mode = assembly_core::analyze::clean::CleanMode::Off;
+            spec.cleanup.hum.mode = assembly_core::analyze::clean::CleanMode::Off;
+        }
         Ok("clean") | Err(_) => {}
-        Ok(other) => return Err(format!("--noise: expected clean or pink45, got {other}").into()),
+        Ok(other) => {
+            return Err(format!("--noise: expected clean, pink45 or off, got {other}").into());
+        }
     }
     let (cpu0, _) = cpu_and_peak_rss();
     let t = Instant::now();

@@ -12,7 +12,7 @@ import pytest
 
 import podcast_assembly as pa
 from podcast_assembly._native import cleanup_from_backend
-from conftest import RATE, read_wav, speech, tone, write_wav
+from conftest import RATE, read_wav, script, speech, tone, write_wav
 
 EXACT = {"fillerLeadTrimMs": 0, "fillerTailTrimMs": 0}
 
