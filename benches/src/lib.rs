@@ -56,3 +56,8 @@ pub fn episode_template() -> Template {
     template.background_music_rules.push(BedRule::new("bed"));
     template
 }
+
+/// Levels of mains-hum harmonics 1-8, dBFS RMS each: the hum of the e2e bench's `--noise
+/// hum60` content and the callgrind guard's `hum` stage (a ground loop: the fundamental
+/// strongest, the harmonics falling off).
+pub const HUM_LEVELS_DB: [f64; 8] = [-40.0, -43.0, -45.0, -47.0, -50.0, -52.0, -53.0, -55.0];

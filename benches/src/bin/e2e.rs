@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p benches --bin e2e -- --minutes 60 [--runs 3] [--dir DIR] [--compare-ffmpeg]
-//!     [--leveling on|off|unlabelled] [--noise clean|pink45|off]
+//!     [--leveling on|off|unlabelled] [--noise clean|pink45|hum60|off]
 //! ```
 //!
 //! Synthesizes a reproducible episode (word-timed speech-like content with fillers and long
@@ -11,7 +11,8 @@
 //! MP3 out — and prints per-stage wall times, x-realtime, CPU time and peak RSS.
 //! `--noise pink45` runs the same job on the content with pink noise at −45 dBFS added
 //! (`content-noisy.mp3`), so noise reduction's `auto` engages (the default content's room
-//! tone is −62 dBFS: it does not); `--noise off` runs the default content with noise
+//! tone is −62 dBFS: it does not); `--noise hum60` adds 60 Hz mains hum (harmonics 1–8 at
+//! −40 to −55 dBFS) instead (`content-hum.mp3`), so hum removal engages; `--noise off` runs the default content with noise
 //! reduction and hum removal off, the row to compare with the default (what `auto` costs
 //! when it does not engage).
 //!
@@ -35,7 +36,7 @@ use assembly_core::{Assembler, CancelToken, ProgressEvent, Spec, Stage, synth};
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
 /// Bump when the synthesized material changes, so stale inputs are rebuilt.
-const INPUTS_VERSION: u32 = 5;
+const INPUTS_VERSION: u32 = 6;
 
 /// Length of the music bed, frames (20 s).
 const BED_FRAMES: usize = 44_100 * 20;
@@ -118,6 +119,12 @@ fn synthesize(dir: &Path, minutes: f64) -> Res<()> {
     let tags = Tags::default();
     let mut content = synth::mono(rate, samples);
     write_file(&dir.join("content.mp3"), &content, &mono_mp3, &tags)?;
+    // The hum variant (`--noise hum60`): a ground loop's 60 Hz and harmonics under the speech.
+    let hum = synth::mains_hum(rate, 60.0, &benches::HUM_LEVELS_DB, content.frames());
+    let mut humming = content.clone();
+    humming.channel_mut(0).iter_mut().zip(&hum).for_each(|(x, n)| *x += n);
+    write_file(&dir.join("content-hum.mp3"), &humming, &mono_mp3, &tags)?;
+    drop((hum, humming));
     // The noisy variant (`--noise pink45`): a fan or hiss at -45 dBFS under the same speech.
     let pink = synth::pink_noise(44, -45.0, content.frames());
     content.channel_mut(0).iter_mut().zip(&pink).for_each(|(x, n)| *x += n);
@@ -162,6 +169,7 @@ fn job(dir: &Path) -> Res<()> {
     // `E2E_NOISE` (set by `--noise`): `pink45`, the content with pink noise at -45 dBFS.
     match std::env::var("E2E_NOISE").as_deref() {
         Ok("pink45") => spec.content = dir.join("content-noisy.mp3"),
+        Ok("hum60") => spec.content = dir.join("content-hum.mp3"),
         // The default content with noise reduction and hum removal off: what `auto`'s
         // decision and hum detection cost when they do not engage.
         Ok("off") => {
@@ -170,7 +178,9 @@ fn job(dir: &Path) -> Res<()> {
         }
         Ok("clean") | Err(_) => {}
         Ok(other) => {
-            return Err(format!("--noise: expected clean, pink45 or off, got {other}").into());
+            return Err(
+                format!("--noise: expected clean, pink45, hum60 or off, got {other}").into()
+            );
         }
     }
     let (cpu0, _) = cpu_and_peak_rss();
@@ -221,6 +231,13 @@ fn job(dir: &Path) -> Res<()> {
         println!("prediction_rounds {}", p.rounds);
     }
     println!("correction_passes {}", report.master.correction_passes);
+    if let Some(h) = &report.cleaning.hum {
+        println!("hum_removed {}", u8::from(h.engaged));
+        if let Some(hum) = &h.hum {
+            println!("hum_hz {}", hum.fundamental_hz);
+            println!("hum_harmonics {}", hum.harmonics.len());
+        }
+    }
     if let Some(n) = &report.cleaning.noise {
         println!("denoised {}", u8::from(n.engaged));
         println!("speech_to_noise_db {}", n.speech_to_noise_db);
@@ -445,6 +462,12 @@ fn main() -> Res<()> {
         med("speech_to_noise_db"),
         med("noise_floor_db"),
         med("noise_floor_after_db")
+    );
+    println!(
+        "hum:      removed {} (median); {:.2} Hz, {} harmonics",
+        med("hum_removed"),
+        med("hum_hz"),
+        med("hum_harmonics")
     );
     if flag("--compare-ffmpeg") {
         if Command::new("ffmpeg").arg("-version").output().is_err() {

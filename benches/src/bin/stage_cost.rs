@@ -29,6 +29,7 @@ use std::process::ExitCode;
 use assembly_core::analyze::activity::{ActivityMap, ActivityOptions};
 use assembly_core::analyze::adaptive::level_adaptive;
 use assembly_core::analyze::clean::{CleanPlan, clean};
+use assembly_core::analyze::hum::detect_hum;
 use assembly_core::analyze::loudness::LoudnessMeter;
 use assembly_core::analyze::speakers::{Leveled, LevelingOptions, level_speakers};
 use assembly_core::arrange::{level_segments, place};
@@ -69,6 +70,12 @@ const STAGES: &[(&str, &str)] = &[
         "adaptive_leveling",
         "adaptive leveling of 30 s of worded mono speech without labels (voices at 0, -6 and \
          +6 dB in turns of 8 words; the activity map made beforehand): plan, read through Leveled",
+    ),
+    (
+        "hum",
+        "hum removal of 10 s of mono speech with 60 Hz mains hum (harmonics 1-8 at -40 to -55 \
+         dBFS): detect in the activity map's quiet parts (map made beforehand), notch through \
+         analyze::clean (one thread)",
     ),
     (
         "denoise",
@@ -217,6 +224,12 @@ fn prepare(stage: &str, dir: &Path) -> BoxResult<()> {
             let s = synth::spoken_words(r, 7, 30.0, -20.0, -60.0, 600.0, 360.0);
             write_words(&dir.join("words.tsv"), &s.words)?;
             write_audio(&dir.join("input.f32"), &synth::mono(r, s.samples))?;
+        }
+        "hum" => {
+            let s = synth::spoken_words(r, 8, 10.0, -20.0, -75.0, 0.0, 0.0);
+            let hum = synth::mains_hum(r, 60.0, &benches::HUM_LEVELS_DB, s.samples.len());
+            let x = s.samples.iter().zip(&hum).map(|(a, b)| a + b).collect();
+            write_audio(&dir.join("input.f32"), &synth::mono(r, x))?;
         }
         "denoise" => {
             let s = synth::spoken_words(r, 5, 10.0, -20.0, f64::NEG_INFINITY, 0.0, 0.0);
@@ -385,6 +398,18 @@ fn setup(stage: &str, dir: &Path) -> BoxResult<Work> {
             Ok(Box::new(move || {
                 let lv = level_adaptive(&map, &LevelingOptions::default()).ok_or("no speech")?;
                 read_through(&Leveled { src: &audio, envelope: Some(&lv.envelope) });
+                Ok(())
+            }))
+        }
+        "hum" => {
+            let content = CompactAudio::from_buffer(&input()?, 16)?;
+            let map = ActivityMap::analyze(&content, &ActivityOptions::default())?;
+            let quiet = map.silent_runs(3 * map.hop_frames() as u64);
+            Ok(Box::new(move || {
+                let c = CancelToken::new();
+                let hum = detect_hum(&content, &quiet, &c)?.ok_or("no hum detected")?;
+                let plan = CleanPlan { noise_strength: None, hum: Some(hum) };
+                black_box(clean(&content, &plan, 16, 441, 1, &c, &mut |_| {})?);
                 Ok(())
             }))
         }

@@ -118,8 +118,8 @@ fn the_plan_of_a_denoised_job_matches_its_run() {
     assert_eq!(report.edits, plan.edit.entries);
 }
 
-/// Clean speech: `auto` measures and does not engage, and the episode is the same bytes as
-/// with noise reduction off.
+/// Clean speech: `auto` measures and does not engage (no noise reduction, no hum found), and
+/// the episode is the same bytes as with noise reduction and hum removal off.
 #[test]
 fn clean_speech_is_left_alone_in_auto() {
     let dir = tempfile::tempdir().unwrap();
@@ -128,8 +128,12 @@ fn clean_speech_is_left_alone_in_auto() {
     let n = report.cleaning.noise.as_ref().unwrap();
     assert!(!n.engaged && n.speech_to_noise_db > 35.0 && n.noise_floor_after_db.is_none(), "{n:?}");
     let auto_bytes = std::fs::read(dir.path().join("out.wav")).unwrap();
-    let (off, _) = run(dir.path(), r#"{"mode": "off"}"#, false);
+    let h = report.cleaning.hum.as_ref().unwrap();
+    assert!(!h.engaged && h.hum.is_none(), "{h:?}");
+    // `run` puts its argument after `"noise": `, so this also sets `"hum"`.
+    let (off, _) = run(dir.path(), r#"{"mode": "off"}, "hum": {"mode": "off"}"#, false);
     assert!(off.cleaning.noise.is_some(), "pause analysis still measures the floor");
+    assert!(off.cleaning.hum.is_none());
     assert_eq!(std::fs::read(dir.path().join("out.wav")).unwrap(), auto_bytes);
     drop(auto);
 }
