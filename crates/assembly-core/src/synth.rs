@@ -238,6 +238,37 @@ pub fn mains_hum(rate: NonZeroU32, f0_hz: f64, levels_db: &[f64], frames: usize)
         .collect()
 }
 
+/// Level of `x` as 10·log10 of its mean square, dBFS (`-inf` for silence).
+///
+/// ```
+/// let x = assembly_core::synth::white_noise(1, 0.1, 48_000);
+/// assert!((assembly_core::synth::rms_db(&x) - (-24.77)).abs() < 0.1); // 0.1/√3 RMS
+/// ```
+pub fn rms_db(x: &[f32]) -> f64 {
+    let p = x.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() / x.len() as f64;
+    10.0 * p.log10()
+}
+
+/// Level of the component of `x` at `hz` (one DFT bin over all of `x`), dB: a sine of
+/// amplitude `a` reads 20·log10(a / 2).
+///
+/// ```
+/// use std::num::NonZeroU32;
+/// use assembly_core::synth;
+/// let r = NonZeroU32::new(48_000).unwrap();
+/// let x = synth::sine(r, 50.0, 0.5, 48_000);
+/// assert!((synth::tone_db(&x, r, 50.0) - 20.0 * 0.25f64.log10()).abs() < 1e-3);
+/// ```
+pub fn tone_db(x: &[f32], rate: NonZeroU32, hz: f64) -> f64 {
+    let w = 2.0 * std::f64::consts::PI * hz / f64::from(rate.get());
+    let (mut re, mut im) = (0.0, 0.0);
+    for (i, &v) in x.iter().enumerate() {
+        re += f64::from(v) * (w * i as f64).cos();
+        im += f64::from(v) * (w * i as f64).sin();
+    }
+    20.0 * ((re * re + im * im).sqrt() / x.len() as f64).log10()
+}
+
 /// Wraps mono samples as a buffer at `rate`.
 pub fn mono(rate: NonZeroU32, samples: Vec<f32>) -> AudioBuffer {
     AudioBuffer::mono(rate, samples)
@@ -271,6 +302,34 @@ pub struct SpokenScript {
     pub fillers: usize,
     /// How many gaps are long pauses (1.8–4 s).
     pub long_pauses: usize,
+}
+
+impl SpokenScript {
+    /// Cuts `x` (audio on this script's timeline at `rate`) into its pauses and its words,
+    /// each concatenated: the gaps longer than 150 ms between consecutive words, less 30 ms at
+    /// each side (word tails and onsets stay out), and every word but the last. How noise
+    /// measurements tell the floor in the pauses from the speech.
+    ///
+    /// ```
+    /// use std::num::NonZeroU32;
+    /// let r = NonZeroU32::new(16_000).unwrap();
+    /// let s = assembly_core::synth::spoken_words(r, 1, 20.0, -20.0, -60.0, 0.0, 0.0);
+    /// let (pauses, words) = s.pauses_and_words(&s.samples, r);
+    /// let (p, w) = (assembly_core::synth::rms_db(&pauses), assembly_core::synth::rms_db(&words));
+    /// assert!((p + 60.0).abs() < 1.0 && w > -25.0);
+    /// ```
+    pub fn pauses_and_words(&self, x: &[f32], rate: NonZeroU32) -> (Vec<f32>, Vec<f32>) {
+        let at = |t: f64| (t * f64::from(rate.get())) as usize;
+        let (mut pauses, mut words) = (Vec::new(), Vec::new());
+        for w in self.words.windows(2) {
+            let (end, next) = (at(w[0].end_s), at(w[1].start_s));
+            if next > end + at(0.15) {
+                pauses.extend_from_slice(&x[end + at(0.03)..next - at(0.03)]);
+            }
+            words.extend_from_slice(&x[at(w[0].start_s)..end]);
+        }
+        (pauses, words)
+    }
 }
 
 /// Deterministic word-timed speech: `duration_s` seconds at about 150 words per minute (with

@@ -6,6 +6,7 @@ use std::num::NonZeroU32;
 use std::path::Path;
 
 use assembly_core::encode::{OutputFormat, Tags, write_file};
+use assembly_core::synth::rms_db;
 use assembly_core::{
     Assembler, CancelToken, NoProgress, Report, Spec, Stage, WarningCode, load, synth,
 };
@@ -56,23 +57,14 @@ fn run(dir: &Path, noise: &str, work_dir: bool) -> (Report, Vec<f32>) {
     (report, out.channel(0).to_vec())
 }
 
-fn rms_db(x: &[f32]) -> f64 {
-    let p = x.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() / x.len() as f64;
-    10.0 * p.log10()
-}
-
 /// The words' level minus the pauses' (over 150 ms, 30 ms in from the words), dB.
 fn speech_to_pause_db(x: &[f32], s: &synth::SpokenScript) -> f64 {
-    let at = |t: f64| (t * f64::from(RATE)) as usize;
-    let (mut pauses, mut words) = (Vec::new(), Vec::new());
-    for w in s.words.windows(2) {
-        let (end, next) = (at(w[0].end_s), at(w[1].start_s));
-        if next > end + at(0.15) {
-            pauses.extend_from_slice(&x[end + at(0.03)..next - at(0.03)]);
-        }
-        words.extend_from_slice(&x[at(w[0].start_s)..end]);
-    }
+    let (pauses, words) = s.pauses_and_words(x, rate());
     rms_db(&words) - rms_db(&pauses)
+}
+
+fn tone_db(x: &[f32], hz: f64) -> f64 {
+    synth::tone_db(x, rate(), hz)
 }
 
 /// Speech plus pink noise at -45 dBFS, default options: `auto` engages; in the episode the
@@ -200,17 +192,6 @@ fn mains_hum_is_detected_and_removed_by_default() {
     let (clean, _) = run(dir.path(), "{}", false);
     let h = clean.cleaning.hum.as_ref().unwrap();
     assert!(!h.engaged && h.hum.is_none(), "{h:?}");
-}
-
-/// Power of `x` at `hz` (a single-bin DFT over all of it), dB.
-fn tone_db(x: &[f32], hz: f64) -> f64 {
-    let w = 2.0 * std::f64::consts::PI * hz / f64::from(RATE);
-    let (mut re, mut im) = (0.0, 0.0);
-    for (i, &v) in x.iter().enumerate() {
-        re += f64::from(v) * (w * i as f64).cos();
-        im += f64::from(v) * (w * i as f64).sin();
-    }
-    20.0 * ((re * re + im * im).sqrt() / x.len() as f64).log10()
 }
 
 /// The backend's keys reach the options, and a bad mode names its key.

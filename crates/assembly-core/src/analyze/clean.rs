@@ -450,10 +450,7 @@ mod tests {
         NonZeroU32::new(R).unwrap()
     }
 
-    fn rms_db(x: &[f32]) -> f64 {
-        let p = x.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() / x.len() as f64;
-        10.0 * p.log10()
-    }
+    use synth::rms_db;
 
     /// Speech-like words at -20 dBFS plus pink noise at `noise_db`, and the words.
     fn noisy_speech(seconds: f64, noise_db: f64) -> (Vec<f32>, synth::SpokenScript) {
@@ -507,17 +504,8 @@ mod tests {
         let c = clean(&content, &plan, 16, map.hop_frames(), 2, &CancelToken::new(), &mut |_| {})
             .unwrap();
         let d = read_all(&c.audio).remove(0);
-        let at = |t: f64| (t * f64::from(R)) as usize;
-        let (mut pb, mut pa, mut wb, mut wa) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for w in s.words.windows(2) {
-            let (end, next) = (at(w[0].end_s), at(w[1].start_s));
-            if next > end + at(0.15) {
-                pb.extend_from_slice(&x[end + at(0.03)..next - at(0.03)]);
-                pa.extend_from_slice(&d[end + at(0.03)..next - at(0.03)]);
-            }
-            wb.extend_from_slice(&x[at(w[0].start_s)..end]);
-            wa.extend_from_slice(&d[at(w[0].start_s)..end]);
-        }
+        let (pb, wb) = s.pauses_and_words(&x, rate());
+        let (pa, wa) = s.pauses_and_words(&d, rate());
         let drop = rms_db(&pb) - rms_db(&pa);
         assert!(drop > 20.0, "noise in the pauses dropped by {drop:.1} dB");
         let lufs = |v: Vec<f32>| measure(&synth::mono(rate(), v)).unwrap().integrated_lufs;
@@ -577,15 +565,8 @@ mod tests {
         assert!(worst < 1.0, "octave bands differ by up to {worst:.2} dB");
     }
 
-    /// Power of `x` at `hz` (a single-bin DFT over all of it), dB.
     fn tone_db(x: &[f32], hz: f64) -> f64 {
-        let w = 2.0 * std::f64::consts::PI * hz / f64::from(R);
-        let (mut re, mut im) = (0.0, 0.0);
-        for (i, &v) in x.iter().enumerate() {
-            re += f64::from(v) * (w * i as f64).cos();
-            im += f64::from(v) * (w * i as f64).sin();
-        }
-        20.0 * ((re * re + im * im).sqrt() / x.len() as f64).log10()
+        synth::tone_db(x, rate(), hz)
     }
 
     /// Hum through the segmented driver (65 s: three segments, so two joins, and the primed

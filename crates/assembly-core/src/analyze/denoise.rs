@@ -94,11 +94,7 @@ pub fn denoise(
     } else {
         run(0, &mut samples, &mut voice)?;
     }
-    if strength < 1.0 {
-        for (y, &x) in samples.iter_mut().zip(input) {
-            *y = strength * *y + (1.0 - strength) * x;
-        }
-    }
+    blend(&mut samples, input, strength);
     Ok(Denoised { samples, voice_probability: voice })
 }
 
@@ -113,12 +109,17 @@ pub(crate) fn denoise_whole(
     let mut out = vec![0.0f32; input.len()];
     let mut vad = vec![0.0f32; input.len().div_ceil(FRAME)];
     segment(input, 0, &mut out, &mut vad, cancel)?;
+    blend(&mut out, input, strength);
+    Ok(out)
+}
+
+/// `cleaned = strength · cleaned + (1 − strength) · input`, sample by sample.
+fn blend(cleaned: &mut [f32], input: &[f32], strength: f32) {
     if strength < 1.0 {
-        for (y, &x) in out.iter_mut().zip(input) {
+        for (y, &x) in cleaned.iter_mut().zip(input) {
             *y = strength * *y + (1.0 - strength) * x;
         }
     }
-    Ok(out)
 }
 
 /// Denoises the frames starting at frame `start` into `out` (their samples) and `vad`.
@@ -164,10 +165,7 @@ mod tests {
     use crate::synth;
     use std::num::NonZeroU32;
 
-    fn rms_db(x: &[f32]) -> f64 {
-        let p = x.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() / x.len() as f64;
-        10.0 * p.log10()
-    }
+    use synth::rms_db;
 
     #[test]
     fn one_thread_and_two_give_identical_samples() {
@@ -249,18 +247,8 @@ mod tests {
         let noise = pink(9, -45.0, s.samples.len());
         let x: Vec<f32> = s.samples.iter().zip(&noise).map(|(a, b)| a + b).collect();
         let d = denoise(&x, 1.0, 2, &CancelToken::new()).unwrap();
-        let at = |t: f64| (t * f64::from(RATE_HZ)) as usize;
-        let (mut pb, mut pa, mut wb, mut wa) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for w in s.words.windows(2) {
-            let (end, next) = (at(w[0].end_s), at(w[1].start_s));
-            // Pauses over 150 ms, 30 ms in from each word.
-            if next > end + at(0.15) {
-                pb.extend_from_slice(&x[end + at(0.03)..next - at(0.03)]);
-                pa.extend_from_slice(&d.samples[end + at(0.03)..next - at(0.03)]);
-            }
-            wb.extend_from_slice(&x[at(w[0].start_s)..end]);
-            wa.extend_from_slice(&d.samples[at(w[0].start_s)..end]);
-        }
+        let (pb, wb) = s.pauses_and_words(&x, r);
+        let (pa, wa) = s.pauses_and_words(&d.samples, r);
         let drop = rms_db(&pb) - rms_db(&pa);
         assert!(drop > 20.0, "noise floor in the pauses dropped by {drop:.1} dB");
         let lufs = |v: Vec<f32>| measure(&synth::mono(r, v)).unwrap().integrated_lufs;
