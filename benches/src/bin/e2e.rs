@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release -p benches --bin e2e -- --minutes 60 [--runs 3] [--dir DIR] [--compare-ffmpeg]
 //!     [--leveling on|off|unlabelled] [--noise clean|pink45|hum60|off]
+//!     [--outputs one|three|separate]
 //! ```
 //!
 //! Synthesizes a reproducible episode (word-timed speech-like content with fillers and long
@@ -15,6 +16,12 @@
 //! −40 to −55 dBFS) instead (`content-hum.mp3`), so hum removal engages; `--noise off` runs the default content with noise
 //! reduction and hum removal off, the row to compare with the default (what `auto` costs
 //! when it does not engage).
+//!
+//! `--outputs three` asks the one job for three files (issue 22): the default 128 kbps
+//! stereo MP3 at −16 LUFS, a 64 kbps mono MP3 at −19 (`podcast_mono`) and a FLAC master at
+//! −16; `--outputs separate` runs three jobs one after the other in the same process, one
+//! file each (what a backend without several outputs does), and reports their total wall
+//! time. Both print each file's loudness as decoded and the full encodes of all three.
 //!
 //! The inputs are kept in `DIR` (default: `<tmp>/podcast-assembly-e2e-<minutes>min`) and reused
 //! by later runs with the same `--minutes`. Every timed run is a fresh child process
@@ -31,6 +38,7 @@ use std::time::Instant;
 
 use assembly_core::edit::SegmentSource;
 use assembly_core::encode::{Mp3Bitrate, OutputFormat, Tags, write_file};
+use assembly_core::master::{MasterOptions, Preset};
 use assembly_core::{Assembler, CancelToken, ProgressEvent, Spec, Stage, synth};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
@@ -183,6 +191,32 @@ fn job(dir: &Path) -> Res<()> {
             );
         }
     }
+    // `E2E_OUTPUTS` (set by `--outputs`): `three`, one job writing three files; `separate`,
+    // the same three files from three jobs run one after the other.
+    let [stereo] = spec.outputs() else { return Err("the bench spec has one output".into()) };
+    let mut mono = stereo.clone();
+    mono.path = dir.join("out/episode-mono.mp3");
+    mono.channels = 1;
+    mono.encoding = OutputFormat::Mp3 { bitrate: Mp3Bitrate::Cbr { kbps: 64 }, quality: 5 };
+    mono.master = Some(MasterOptions::preset(Preset::PodcastMono));
+    mono.report = None;
+    let mut flac = mono.clone();
+    flac.path = dir.join("out/episode.flac");
+    flac.channels = 2;
+    flac.encoding = OutputFormat::Flac { bits: 16 };
+    flac.master = None;
+    let three = vec![stereo.clone(), mono, flac];
+    let specs: Vec<Spec> = match std::env::var("E2E_OUTPUTS").as_deref() {
+        Ok("one") | Err(_) => vec![spec],
+        Ok("three") => vec![Spec { output: None, outputs: three, ..spec }],
+        Ok("separate") => three
+            .into_iter()
+            .map(|o| Spec { output: Some(o), outputs: Vec::new(), ..spec.clone() })
+            .collect(),
+        Ok(other) => {
+            return Err(format!("--outputs: expected one, three or separate, got {other}").into());
+        }
+    };
     let (cpu0, _) = cpu_and_peak_rss();
     let t = Instant::now();
     // Process CPU time at each stage's first event: a stage's CPU is the difference to the
@@ -194,32 +228,63 @@ fn job(dir: &Path) -> Res<()> {
         }
         ControlFlow::Continue(())
     };
-    let report = Assembler::new(spec)?.run(&mut sink, &CancelToken::new())?;
+    let mut reports = Vec::new();
+    for spec in specs {
+        reports.push(Assembler::new(spec)?.run(&mut sink, &CancelToken::new())?);
+    }
     let wall = t.elapsed().as_secs_f64();
     let (cpu1, rss) = cpu_and_peak_rss();
-    for (stage, ms) in &report.stage_ms {
+    // Stage times summed over the jobs (one job unless `separate`).
+    let mut stage_ms = std::collections::BTreeMap::new();
+    for r in &reports {
+        for (stage, ms) in &r.stage_ms {
+            *stage_ms.entry(*stage).or_insert(0u64) += ms;
+        }
+    }
+    for (stage, ms) in &stage_ms {
         println!("stage_{} {}", stage.name(), *ms as f64 / 1000.0);
     }
     for (i, (stage, c)) in stage_cpu.iter().enumerate() {
+        // A stage seen again (the next job) is counted from its last start only.
+        if stage_cpu[i + 1..].iter().any(|n| n.0 == *stage) {
+            continue;
+        }
         let next = stage_cpu.get(i + 1).map_or(cpu1, |n| n.1);
         println!("cpu_{} {}", stage.name(), next - c);
     }
     println!("wall {wall}");
     println!("cpu {}", cpu1 - cpu0);
     println!("rss {rss}");
+    let report = &reports[0];
     // The whole report beside the output, for looking into a run (verify attempts, plans).
-    std::fs::write(dir.join("out/report.json"), serde_json::to_vec_pretty(&report)?)?;
+    std::fs::write(dir.join("out/report.json"), serde_json::to_vec_pretty(report)?)?;
     println!("audio {}", report.output.duration_ms as f64 / 1000.0);
     if let Some(l) = report.loudness_out {
         println!("lufs {}", l.integrated_lufs);
         println!("dbtp {}", l.true_peak_dbtp);
     }
+    // Every file of every job, as decoded (lossy) or measured while rendering (FLAC).
+    let files: Vec<_> = reports.iter().flat_map(|r| &r.outputs).collect();
+    if files.len() > 1 {
+        for (i, o) in files.iter().enumerate() {
+            if let Some(l) = o.loudness {
+                println!("out{i}_lufs {}", l.integrated_lufs);
+                println!("out{i}_dbtp {}", l.true_peak_dbtp);
+                println!("out{i}_target {}", o.master.target_lufs);
+                println!("out{i}_ceiling {}", o.master.ceiling_dbtp);
+            }
+        }
+    }
     // Full encodes of the episode: the verify loop's attempts (one for a lossless output),
     // except local repairs, which re-encode only the chunks whose input changed (counted
-    // apart, with the chunks they encoded).
-    let attempts = report.verify.as_ref().map_or(&[][..], |v| v.attempts.as_slice());
+    // apart, with the chunks they encoded); summed over every file.
+    let attempts: Vec<_> = files
+        .iter()
+        .flat_map(|o| o.verify.as_ref().map_or(&[][..], |v| v.attempts.as_slice()))
+        .collect();
     let repairs: Vec<_> = attempts.iter().filter_map(|a| a.measured.repair.as_ref()).collect();
-    println!("encodes {}", attempts.len().max(1) - repairs.len());
+    let lossless = files.iter().filter(|o| o.verify.is_none()).count();
+    println!("encodes {}", attempts.len() + lossless - repairs.len());
     println!("repairs {}", repairs.len());
     let chunks = |f: fn(&assembly_core::master::LocalRepair) -> Option<u32>| {
         repairs.iter().map(|r| f(r).unwrap_or(0)).sum::<u32>()
@@ -270,6 +335,9 @@ fn timed_runs(dir: &Path, runs: usize) -> Res<Vec<Vec<(String, f64)>>> {
         }
         if let Some(n) = arg("--noise") {
             cmd.env("E2E_NOISE", n); // read by `job`
+        }
+        if let Some(o) = arg("--outputs") {
+            cmd.env("E2E_OUTPUTS", o); // read by `job`
         }
         let out = cmd.output()?;
         if !out.status.success() {
@@ -442,6 +510,18 @@ fn main() -> Res<()> {
     println!("cpu:      {:.2} s", med("cpu"));
     println!("peak rss: {:.0} MiB", med("rss"));
     println!("output:   {:.2} LUFS, {:.2} dBTP", med("lufs"), med("dbtp"));
+    for i in 0.. {
+        if !all[0].iter().any(|(k, _)| *k == format!("out{i}_lufs")) {
+            break;
+        }
+        println!(
+            "  file {i}: {:.2} LUFS (target {:.1}), {:.2} dBTP (ceiling {:.1})",
+            med(&format!("out{i}_lufs")),
+            med(&format!("out{i}_target")),
+            med(&format!("out{i}_dbtp")),
+            med(&format!("out{i}_ceiling"))
+        );
+    }
     println!(
         "encodes:  {} full encode(s) (median); codec prediction said {:.2} dBTP after {} \
          round(s); master correction passes {}",

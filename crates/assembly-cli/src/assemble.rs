@@ -4,7 +4,10 @@ use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-use assembly_core::{Assembler, CancelToken, Error, ProgressEvent, Report, Result, Stage};
+use assembly_core::analyze::loudness::Loudness;
+use assembly_core::{
+    Assembler, CancelToken, Error, OutputReport, ProgressEvent, Report, Result, Stage,
+};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::commands::{clock, to_json};
@@ -66,23 +69,30 @@ fn run_with_progress(assembler: &Assembler, show: bool) -> Result<Report> {
 }
 
 fn print_summary(r: &Report) {
-    let o = &r.output;
-    println!(
-        "wrote {} ({} ms, {} bytes, {} Hz, {} ch)",
-        o.path.display(),
-        o.duration_ms,
-        o.size_bytes,
-        o.sample_rate,
-        o.channels
-    );
     let l = &r.loudness_in;
-    println!("loudness in:  {:.1} LUFS, true peak {:.1} dBTP", l.integrated_lufs, l.true_peak_dbtp);
-    if let Some(l) = &r.loudness_out {
+    let wrote = |o: &OutputReport, out: Option<&Loudness>, target: f64| {
         println!(
-            "loudness out: {:.1} LUFS, true peak {:.1} dBTP",
-            l.integrated_lufs, l.true_peak_dbtp
+            "wrote {} ({} ms, {} bytes, {} Hz, {} ch)",
+            o.path.display(),
+            o.duration_ms,
+            o.size_bytes,
+            o.sample_rate,
+            o.channels
         );
+        if let Some(l) = out {
+            println!(
+                "loudness out: {:.1} LUFS (target {target:.1}), true peak {:.1} dBTP",
+                l.integrated_lufs, l.true_peak_dbtp
+            );
+        }
+    };
+    if r.outputs.is_empty() {
+        wrote(&r.output, r.loudness_out.as_ref(), r.master.target_lufs);
     }
+    for o in &r.outputs {
+        wrote(&o.output, o.loudness.as_ref(), o.master.target_lufs);
+    }
+    println!("loudness in:  {:.1} LUFS, true peak {:.1} dBTP", l.integrated_lufs, l.true_peak_dbtp);
     let c = &r.counts;
     println!(
         "edits: {} fillers, {} pauses shortened, {:.1} s of edge silence trimmed, {} edits in all",
@@ -192,7 +202,7 @@ pub fn demo(dir: &Path) -> Result<()> {
     let assembler = Assembler::from_file(&spec_path)?;
     let report = run_with_progress(&assembler, true)?;
     print_summary(&report);
-    if let Some(page) = &assembler.spec().output.review_html {
+    for page in assembler.spec().outputs().iter().filter_map(|o| o.review_html.as_ref()) {
         println!("review page: {} (open it in a browser)", page.display());
     }
     println!("spec: {} (edit it and run `podcast-assemble run` on it)", spec_path.display());

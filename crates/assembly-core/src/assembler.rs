@@ -11,7 +11,8 @@ use std::num::NonZeroU32;
 use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -20,7 +21,7 @@ use crate::analyze::activity::{ActivityMap, ActivityOptions};
 use crate::analyze::adaptive::{AdaptiveLeveling, level_adaptive};
 use crate::analyze::clean::{CleanMode, CleaningReport, HumReport, clean};
 use crate::analyze::hum::{ON_PROMINENCE_DB, PROMINENCE_DB, detect_hum_above};
-use crate::analyze::loudness::{self, Loudness, LoudnessMeter};
+use crate::analyze::loudness::{self, Loudness};
 use crate::analyze::speakers::{
     GainEnvelope, Leveled, LevelingMode, SpeakerLeveling, level_speakers,
 };
@@ -29,18 +30,21 @@ use crate::arrange::{
 };
 use crate::checkpoint::{CLEANED_CONTENT, CheckpointStore, KeyHasher, Loaded};
 use crate::edit::{self, Clip, EditPlan, EditStats, EditedAudio, PlanEntry};
-use crate::encode::{self, CoverArt, Encoder, Tags};
+use crate::encode::{Encoder, Tags};
 use crate::error::{Error, Result};
 use crate::load::{self, DecodeOptions, WorkingFormat};
-use crate::master::{
-    EncodeMeasurement, EncodeRequest, LocalRepair, MasterOptions, VerifyReport, verify_encoded_from,
-};
+use crate::master::VerifyReport;
 use crate::progress::{ProgressSink, Reporter, Stage};
-use crate::render::{self, MasterPlan, Mix, MixMeasurement, RenderOptions, Sources};
-use crate::spec::{CONTENT_ASSET, Spec};
+use crate::render::{self, MasterPlan, Mix, Sources};
+use crate::spec::{CONTENT_ASSET, OutputSpec, Spec};
 use crate::transcript::{CueOptions, Transcript, Word};
 use crate::warning::Warning;
 use crate::{AudioBuffer, CancelToken, Chapter, CompactAudio, FrameSource, frames_to_ms};
+
+mod output;
+
+use self::output::{OutputJob, RateSink};
+pub use self::output::{OutputReport, OutputResult};
 
 /// Runs one assembly job described by a [`Spec`].
 ///
@@ -92,39 +96,27 @@ pub struct Plan {
     pub adaptive_leveling: Option<AdaptiveLeveling>,
 }
 
-/// The written episode.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct OutputReport {
-    /// Where it is.
-    pub path: PathBuf,
-    /// Duration, ms.
-    pub duration_ms: u64,
-    /// Length, frames.
-    pub frames: u64,
-    /// Size, bytes.
-    pub size_bytes: u64,
-    /// Sample rate, Hz.
-    pub sample_rate: u32,
-    /// Channels.
-    pub channels: usize,
-}
-
 /// Counts of what the edit did.
 pub type Counts = EditStats;
 
 /// Everything a run did. Serializable to JSON (`output.report` writes it).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Report {
-    /// The episode file.
+    /// The episode file (the first output's, when there are several: `outputs` lists all).
     pub output: OutputReport,
     /// Loudness of the raw content as decoded.
     pub loudness_in: Loudness,
-    /// Loudness of the output: measured while rendering (lossless) or decoded back (lossy).
+    /// Loudness of the (first) output: measured while rendering (lossless) or decoded back
+    /// (lossy).
     pub loudness_out: Option<Loudness>,
-    /// The mastering decision.
+    /// The (first output's) mastering decision.
     pub master: MasterPlan,
-    /// The decode-and-measure check of a lossy output.
+    /// The decode-and-measure check of the (first) output, when lossy.
     pub verify: Option<VerifyReport>,
+    /// Every output, in the spec's order (the first is the one the fields above describe):
+    /// each file with its measured loudness, its master plan and its verify check.
+    #[serde(default)]
+    pub outputs: Vec<OutputResult>,
     /// Speaker leveling: each labelled speaker's loudness before and after, its gain, and
     /// the gain envelope (`None` without speaker labels or with leveling off).
     #[serde(default)]
@@ -263,10 +255,21 @@ impl Assembler {
         }
     }
 
+    /// The first output: its sample rate is the working rate, its content chapters apply
+    /// to every output.
+    fn main_output(&self) -> &OutputSpec {
+        // `new` refused a spec without outputs.
+        &self.spec.outputs()[0]
+    }
+
+    /// The working format: the first output's sample rate, and the most channels any output
+    /// has (a mono output is mixed down from it).
     fn working_format(&self) -> Result<WorkingFormat> {
-        let rate = NonZeroU32::new(self.spec.output.sample_rate)
-            .ok_or_else(|| Error::invalid_input("output.sample_rate", "must be > 0"))?;
-        Ok(WorkingFormat { rate, channels: self.spec.output.channels })
+        let field = self.spec.output_field(0);
+        let rate = NonZeroU32::new(self.main_output().sample_rate)
+            .ok_or_else(|| Error::invalid_input(format!("{field}.sample_rate"), "must be > 0"))?;
+        let channels = self.spec.outputs().iter().map(|o| o.channels).max().unwrap_or(2);
+        Ok(WorkingFormat { rate, channels })
     }
 
     fn template(&self) -> Template {
@@ -329,8 +332,10 @@ impl Assembler {
         if let Some(p) = self.spec.transcript.as_ref().and_then(|t| t.path.as_ref()) {
             k.file("transcript", p)?;
         }
-        if let Some(p) = &self.spec.output.tags.cover {
-            k.file("cover", p)?;
+        for (i, o) in self.spec.outputs().iter().enumerate() {
+            if let Some(p) = &o.tags.cover {
+                k.file(&format!("cover {i}"), p)?;
+            }
         }
         Ok(k.finish())
     }
@@ -340,18 +345,10 @@ impl Assembler {
             Some(dir) => Some(CheckpointStore::open(dir, self.job_key()?)?),
             None => None,
         };
-        // Temp files of a killed earlier run of this job (episode, sidecars, the codec
-        // prediction's scratch excerpt).
+        // Temp files of a killed earlier run of this job (outputs, sidecars); the scratch
+        // files beside each output are removed once its job is built, below.
         for p in self.output_paths() {
             crate::atomic::remove_stale_temps(p);
-        }
-        for scratch in crate::predict::scratch_files(&self.codec_scratch_path()) {
-            let _ = std::fs::remove_file(&scratch);
-            crate::atomic::remove_stale_temps(&scratch);
-        }
-        for k in 0..8 {
-            let _ = std::fs::remove_file(self.attempt_path(k));
-            let _ = std::fs::remove_file(self.chunks_path(k as u32 + 1));
         }
         let mut rep = Reporter::new(progress, cancel.clone());
         let mut stage_ms = BTreeMap::new();
@@ -427,53 +424,69 @@ impl Assembler {
             sources.insert(id.as_str(), a.as_ref() as &dyn FrameSource);
         }
         let speech: Vec<Range<u64>> = arranged.speech.iter().map(|&(a, b)| a..b).collect();
-        let channels = self.spec.output.channels;
-        let mix =
-            Mix::new(&arranged.arrangement, &sources, channels, &arranged.leveling.gains, &speech)?;
         let rate = arranged.arrangement.rate;
-        let render_opts = RenderOptions::default();
+        let outs = self.spec.outputs();
+        // One first pass over the mix per channel count, shared by the outputs that have it.
+        let mut counts: Vec<usize> = outs.iter().map(|o| o.channels).collect();
+        counts.sort_unstable();
+        counts.dedup();
+        let measured: Vec<Mutex<Option<render::MixMeasurement>>> =
+            counts.iter().map(|_| Mutex::new(None)).collect();
+        let jobs = outs
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                let slot = counts.iter().position(|&c| c == o.channels).unwrap_or(0);
+                Ok(OutputJob {
+                    spec: o,
+                    field: self.spec.output_field(i),
+                    master: o.master.clone().unwrap_or_else(|| self.spec.master.clone()),
+                    verify: &self.spec.verify,
+                    mix: Mix::new(
+                        &arranged.arrangement,
+                        &sources,
+                        o.channels,
+                        &arranged.leveling.gains,
+                        &speech,
+                    )?,
+                    working_rate: rate,
+                    measured: &measured[slot],
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for job in &jobs {
+            job.remove_stale_scratch();
+        }
 
-        // The mix measurement, kept for the codec prediction (measured again only when the
-        // master stage was resumed and the prediction needs to re-plan).
-        let mut measured: Option<MixMeasurement> = None;
-        let master_plan = staged!(Stage::Master, MasterPlan, {
-            let mut p = |f: f64| rep.update(Stage::Master, f * 0.5, "measuring the mix");
-            let m = render::measure_mix(&mix, &render_opts, cancel, &mut p)?;
-            let mut p = |f: f64| rep.update(Stage::Master, 0.5 + f * 0.5, "planning the master");
-            let plan =
-                render::plan_master(&mix, &m, &self.spec.master, &render_opts, cancel, &mut p);
-            measured = Some(m);
-            plan
+        // Each output's own mastering decision (its target and ceiling over its mix).
+        let n = jobs.len() as f64;
+        let plans = staged!(Stage::Master, Vec<MasterPlan>, {
+            jobs.iter()
+                .enumerate()
+                .map(|(i, job)| {
+                    job.plan(cancel, &mut |f| {
+                        rep.update(Stage::Master, (i as f64 + f) / n, "planning the master")
+                    })
+                })
+                .collect::<Result<Vec<_>>>()
         });
-        let mut measurement = || -> Result<MixMeasurement> {
-            match &measured {
-                Some(m) => Ok(m.clone()),
-                None => {
-                    let m = render::measure_mix(&mix, &render_opts, cancel, &mut |_| {})?;
-                    Ok(measured.insert(m).clone())
-                }
-            }
-        };
+        if plans.len() != jobs.len() {
+            return Err(Error::internal("master checkpoint does not match the outputs"));
+        }
 
         let t0 = Instant::now();
         rep.start(Stage::Render, "rendering");
         self.fault_point(Stage::Render);
         let rendered = (|| {
-            let (output, loudness_out, verify) = self.render(
-                &mix,
-                rate,
-                &master_plan,
-                &mut measurement,
-                &arranged.chapters,
-                &mut rep,
-                cancel,
-            )?;
+            let mut results = render_outputs(&jobs, &plans, &arranged.chapters, &mut rep, cancel)?;
+            let first = results.first().cloned().ok_or_else(|| Error::internal("no output"))?;
             let mut report = Report {
-                output,
+                output: first.output,
                 loudness_in: analysis.content_loudness,
-                loudness_out,
-                master: master_plan.clone(),
-                verify,
+                loudness_out: first.loudness,
+                master: first.master,
+                verify: first.verify,
+                outputs: std::mem::take(&mut results),
                 leveling: analysis.leveling.clone(),
                 adaptive_leveling: analysis.adaptive.clone(),
                 cleaning: analysis.cleaning.clone(),
@@ -493,7 +506,8 @@ impl Assembler {
             self.write_sidecars(&inputs, &edit_plan, &arranged, leveling, &mut report, cancel)?;
             stage_ms.insert(Stage::Render, t0.elapsed().as_millis() as u64);
             report.stage_ms = std::mem::take(&mut stage_ms);
-            if let Some(p) = &self.spec.output.report {
+            let reports = outs.iter().filter_map(|o| o.report.as_ref());
+            for p in reports {
                 let json = serde_json::to_vec_pretty(&report)
                     .map_err(|e| Error::internal(format!("cannot serialize report: {e}")))?;
                 crate::atomic::write_atomic(p, &json)?;
@@ -514,41 +528,11 @@ impl Assembler {
         Ok(report)
     }
 
-    /// Every file the spec asks to write: the episode and its sidecars.
+    /// Every file the spec asks to write: each output and its sidecars.
     fn output_paths(&self) -> impl Iterator<Item = &PathBuf> {
-        let o = &self.spec.output;
-        let sidecars = [
-            &o.report,
-            &o.words,
-            &o.srt,
-            &o.vtt,
-            &o.chapters_json,
-            &o.cleaned_content,
-            &o.review_html,
-        ];
-        std::iter::once(&o.path).chain(sidecars.into_iter().flatten())
-    }
-
-    /// A hidden scratch file beside the output: `.<output name>.<what>.tmp`.
-    fn beside_output(&self, what: &str) -> PathBuf {
-        let out = &self.spec.output.path;
-        let name = out.file_name().map_or("output".into(), |n| n.to_string_lossy());
-        out.with_file_name(format!(".{name}.{what}.tmp"))
-    }
-
-    /// Where verify attempt `k`'s output waits while later attempts are encoded.
-    fn attempt_path(&self, k: usize) -> PathBuf {
-        self.beside_output(&format!("attempt-{k}"))
-    }
-
-    /// Where attempt `k`'s encoder keeps its chunks for the next attempt to reuse.
-    fn chunks_path(&self, k: u32) -> PathBuf {
-        self.beside_output(&format!("chunks-{k}"))
-    }
-
-    /// Where the codec prediction encodes its excerpts (removed after each).
-    fn codec_scratch_path(&self) -> PathBuf {
-        self.beside_output("codec-excerpt")
+        self.spec.outputs().iter().flat_map(|o| {
+            std::iter::once(&o.path).chain(o.sidecars().into_iter().filter_map(|(_, p)| p))
+        })
     }
 
     fn remove_outputs(&self) {
@@ -849,7 +833,7 @@ impl Assembler {
             &template,
             &arrangement,
             lookup,
-            self.spec.output.channels,
+            self.working_format()?.channels,
             cancel,
         )?;
         let content_segment = arrangement
@@ -860,7 +844,7 @@ impl Assembler {
         let chapters = arrange::chapters(
             &template,
             &arrangement,
-            &self.spec.output.content_chapters,
+            &self.main_output().content_chapters,
             content_segment.as_deref(),
             |ms| {
                 let f = crate::ms_to_frames(ms, rate);
@@ -870,202 +854,9 @@ impl Assembler {
         Ok(Arranged { arrangement, leveling, speech, chapters, content_start_frame })
     }
 
-    fn tags(&self, chapters: &[Chapter]) -> Result<Tags> {
-        let t = &self.spec.output.tags;
-        let cover = match &t.cover {
-            Some(p) => {
-                let data = std::fs::read(p).map_err(|e| Error::io("read", p, e))?;
-                Some(CoverArt::from_bytes(data).map_err(|e| match e {
-                    Error::InvalidInput { detail, .. } => {
-                        Error::invalid_input("output.tags.cover", detail)
-                    }
-                    other => other,
-                })?)
-            }
-            None => None,
-        };
-        Ok(Tags {
-            title: t.title.clone(),
-            artist: t.artist.clone(),
-            album: t.album.clone(),
-            comment: t.comment.clone(),
-            date: t.date.clone(),
-            track: t.track,
-            cover,
-            chapters: chapters.to_vec(),
-        })
-    }
-
-    /// Renders and encodes the episode. A lossy output is planned for its codec first
-    /// ([`predict::plan_for_codec`]: excerpts encoded and decoded, the limiter's ceiling
-    /// lowered by the overshoot, the gain re-planned), so one full encode lands; if the
-    /// decoded output still misses, the verify loop tries again, each lower ceiling with its
-    /// gain re-planned.
-    #[allow(clippy::too_many_arguments)]
-    fn render(
-        &self,
-        mix: &Mix<'_>,
-        rate: NonZeroU32,
-        plan: &MasterPlan,
-        measurement: &mut dyn FnMut() -> Result<MixMeasurement>,
-        chapters: &[Chapter],
-        rep: &mut Reporter<'_>,
-        cancel: &CancelToken,
-    ) -> Result<(OutputReport, Option<Loudness>, Option<VerifyReport>)> {
-        let out = &self.spec.output;
-        let tags = self.tags(chapters)?;
-        let lossy = matches!(out.encoding, encode::OutputFormat::Mp3 { .. });
-        let opts = RenderOptions { measure_output: !lossy, ..RenderOptions::default() };
-        let mut attempt = 0u32;
-        // Every attempt's encode, in order.
-        let mut encoded: Vec<(encode::EncodedInfo, Option<Loudness>)> = Vec::new();
-        // The last encode's chunks (CBR MP3), for a local repair to reuse; kept only when a
-        // later attempt may come. Dropping it removes its scratch file.
-        let mut chunks: Option<encode::ChunkCache> = None;
-        let keep_chunks = lossy && self.spec.verify.max_attempts > 1;
-        let mut render_once = |p: &MasterPlan, rep: &mut Reporter<'_>| -> Result<_> {
-            attempt += 1;
-            let mut enc = Encoder::create(&out.path, &out.encoding, rate, out.channels, &tags)?;
-            if keep_chunks {
-                enc.keep_chunks(&self.chunks_path(attempt), chunks.take())?;
-            }
-            let n = attempt;
-            let mut progress = |f: f64| {
-                rep.update(Stage::Render, f.min(0.99), &format!("rendering (attempt {n})"))
-            };
-            let outcome =
-                render::render_final(mix, p, &opts, |b| enc.write(b), cancel, &mut progress)?;
-            let (info, kept) = enc.finish_keeping_chunks()?;
-            let stats = kept.as_ref().map(encode::ChunkCache::stats);
-            chunks = kept;
-            encoded.push((info, outcome.output));
-            Ok(stats)
-        };
-        let verify = if lossy {
-            rep.update(Stage::Render, 0.0, "predicting the codec");
-            let scratch = self.codec_scratch_path();
-            let (first, prediction) = if self.spec.verify.predict_codec {
-                let (first, prediction) = crate::predict::plan_for_codec(
-                    mix,
-                    plan,
-                    measurement,
-                    &self.spec.master,
-                    &out.encoding,
-                    &scratch,
-                    cancel,
-                )?;
-                (first, Some(prediction))
-            } else {
-                (plan.clone(), None)
-            };
-            let start =
-                EncodeRequest { target_lufs: plan.target_lufs, ceiling_dbtp: first.ceiling_dbtp };
-            // The plan for the limiter ceiling the verify loop asks for: a lower ceiling comes
-            // with the gain re-planned for it, so the loudness stays on target.
-            let mut current = first;
-            // The previous attempt's request, the plan it rendered and how far its decoded
-            // true peak went over the goal's ceiling, dB.
-            let mut last: Option<(EncodeRequest, MasterPlan, f64)> = None;
-            // Each attempt's file is set aside once measured; the closest goes back in place.
-            let mut parked: Vec<crate::predict::Scratch> = Vec::new();
-            let mut report = verify_encoded_from(
-                plan.target_lufs,
-                plan.ceiling_dbtp,
-                Some(start),
-                &self.spec.verify,
-                |req| {
-                    // On target but over the ceiling: lower the ceiling only where the
-                    // decoded file went over (same gain), so only those chunks change.
-                    let repair = match (&last, parked.last()) {
-                        (Some((prev, prev_plan, prev_over)), Some(file))
-                            if (req.target_lufs - prev.target_lufs).abs() < 1e-9
-                                && req.ceiling_dbtp < prev.ceiling_dbtp
-                                && *prev_over > 0.0 =>
-                        {
-                            let prev_over = *prev_over;
-                            let rule = crate::predict::RepairRule {
-                                ceiling_dbtp: plan.ceiling_dbtp,
-                                over_db: prev_over,
-                                step_db: self.spec.verify.peak_step_db,
-                            };
-                            let windows =
-                                crate::predict::decoded_overs(&file.0, rule.floor_dbtp(), cancel)?;
-                            let stretches =
-                                encode::independent_stretches(&out.encoding, rate, mix.frames());
-                            let dips = crate::predict::repair_dips(
-                                prev_plan, &windows, &rule, &stretches, rate,
-                            );
-                            (dips != prev_plan.ceiling_dips)
-                                .then(|| MasterPlan { ceiling_dips: dips, ..prev_plan.clone() })
-                        }
-                        _ => None,
-                    };
-                    let local = repair.is_some();
-                    let p = match repair {
-                        Some(p) => p,
-                        None => {
-                            if (req.ceiling_dbtp - current.ceiling_dbtp).abs() > 1e-9 {
-                                let opts = MasterOptions {
-                                    target_lufs: Some(plan.target_lufs),
-                                    ceiling_dbtp: Some(req.ceiling_dbtp),
-                                    ..self.spec.master.clone()
-                                };
-                                let m = measurement()?;
-                                let ro = RenderOptions::default();
-                                current =
-                                    render::plan_master(mix, &m, &opts, &ro, cancel, &mut |_| {})?;
-                            }
-                            let mut p = current.clone();
-                            p.gain_db += req.target_lufs - plan.target_lufs;
-                            p
-                        }
-                    };
-                    let stats = render_once(&p, rep)?;
-                    let decoded = measure_file(&out.path, cancel)?;
-                    let aside = self.attempt_path(parked.len());
-                    std::fs::rename(&out.path, &aside)
-                        .map_err(|e| Error::io("rename", &out.path, e))?;
-                    parked.push(crate::predict::Scratch(aside));
-                    let repair = local.then(|| LocalRepair {
-                        ceiling_dips: p.ceiling_dips.clone(),
-                        chunks_encoded: stats.map(|s| s.encoded),
-                        chunks_reused: stats.map(|s| s.reused),
-                    });
-                    last = Some((*req, p, decoded.true_peak_dbtp - plan.ceiling_dbtp));
-                    Ok(EncodeMeasurement { rendered: None, decoded, repair })
-                },
-            )?;
-            report.prediction = prediction;
-            let kept =
-                parked.get(report.kept_attempt).ok_or_else(|| Error::internal("no attempt"))?;
-            std::fs::rename(&kept.0, &out.path).map_err(|e| Error::io("rename", &out.path, e))?;
-            let (info, measured) = encoded.swap_remove(report.kept_attempt);
-            encoded = vec![(info, measured)];
-            Some(report)
-        } else {
-            render_once(plan, rep)?;
-            None
-        };
-        let (info, measured) =
-            encoded.pop().ok_or_else(|| Error::internal("render produced no output"))?;
-        let loudness_out = match &verify {
-            Some(v) => v.attempts.get(v.kept_attempt).map(|a| a.measured.decoded),
-            None => measured,
-        };
-        Ok((
-            OutputReport {
-                path: info.path,
-                duration_ms: info.duration_ms,
-                frames: info.frames,
-                size_bytes: info.bytes,
-                sample_rate: rate.get(),
-                channels: out.channels,
-            },
-            loudness_out,
-            verify,
-        ))
-    }
-
+    /// Every output's sidecars (the report's is written last, by the caller): re-timed
+    /// transcripts and chapters are the same for every output; the cleaned content is
+    /// written in its output's encoding and sample rate, the review page shows its output.
     fn write_sidecars(
         &self,
         inputs: &Inputs,
@@ -1075,116 +866,196 @@ impl Assembler {
         report: &mut Report,
         cancel: &CancelToken,
     ) -> Result<()> {
-        let out = &self.spec.output;
         let rate = arranged.arrangement.rate;
-        if let Some(t) = &inputs.transcript {
+        let cues = CueOptions::default();
+        let episode = inputs.transcript.as_ref().map(|t| {
             let offset_s = arranged.content_start_frame as f64 / f64::from(rate.get());
-            let episode = plan.retime(t).retimed(
+            plan.retime(t).retimed(
                 &|s, e| Some((s + offset_s, e + offset_s)),
                 &|s| s + offset_s,
                 &|_| None,
-            );
-            report.words = episode.words().to_vec();
-            let cues = CueOptions::default();
-            for (path, text) in [
-                (&out.words, out.words.as_ref().map(|_| episode.to_native()).transpose()?),
-                (&out.srt, out.srt.as_ref().map(|_| episode.to_srt(&cues))),
-                (&out.vtt, out.vtt.as_ref().map(|_| episode.to_vtt(&cues))),
-            ] {
-                if let (Some(p), Some(text)) = (path, text) {
-                    crate::atomic::write_atomic(p, text.as_bytes())?;
-                    report.sidecars.push(p.clone());
+            )
+        });
+        if let Some(e) = &episode {
+            report.words = e.words().to_vec();
+        }
+        for (i, out) in self.spec.outputs().iter().enumerate() {
+            if let Some(episode) = &episode {
+                for (path, text) in [
+                    (&out.words, out.words.as_ref().map(|_| episode.to_native()).transpose()?),
+                    (&out.srt, out.srt.as_ref().map(|_| episode.to_srt(&cues))),
+                    (&out.vtt, out.vtt.as_ref().map(|_| episode.to_vtt(&cues))),
+                ] {
+                    if let (Some(p), Some(text)) = (path, text) {
+                        crate::atomic::write_atomic(p, text.as_bytes())?;
+                        report.sidecars.push(p.clone());
+                    }
                 }
             }
-        }
-        if let Some(p) = &out.chapters_json {
-            let json = PodcastChapters::from_chapters(&arranged.chapters).to_json()?;
-            crate::atomic::write_atomic(p, json.as_bytes())?;
-            report.sidecars.push(p.clone());
-        }
-        if let Some(p) = &out.cleaned_content {
-            let content = leveled(inputs, leveling);
-            let edited = EditedAudio::new(&content, plan, &inputs.clips)?;
-            let ch = edited.channel_count();
-            let mut enc = Encoder::create(p, &out.encoding, rate, ch, &Tags::default())?;
-            let block = 65_536u64;
-            // One block buffer, reused; only the last (shorter) block shrinks it.
-            let mut buf = AudioBuffer::silence(rate, ch, block as usize)?;
-            let mut pos = 0u64;
-            while pos < edited.frames() {
-                cancel.check()?;
-                let n = (edited.frames() - pos).min(block) as usize;
-                buf.truncate(n);
-                let mut planes: Vec<&mut [f32]> =
-                    buf.planes_mut().iter_mut().map(Vec::as_mut_slice).collect();
-                edited.read(pos, &mut planes);
-                enc.write(&buf)?;
-                pos += n as u64;
+            if let Some(p) = &out.chapters_json {
+                let json = PodcastChapters::from_chapters(&arranged.chapters).to_json()?;
+                crate::atomic::write_atomic(p, json.as_bytes())?;
+                report.sidecars.push(p.clone());
             }
-            enc.finish()?;
-            report.sidecars.push(p.clone());
-        }
-        if let Some(p) = &out.review_html {
-            self.write_review(p, inputs, plan, arranged, report, cancel)?;
-            report.sidecars.push(p.clone());
-        }
-        if let Some(p) = &out.report {
-            report.sidecars.push(p.clone());
+            if let Some(p) = &out.cleaned_content {
+                self.write_cleaned(p, out, inputs, plan, rate, leveling, cancel)?;
+                report.sidecars.push(p.clone());
+            }
+            if let Some(p) = &out.review_html {
+                let result = report.outputs.get(i).ok_or_else(|| Error::internal("no output"))?;
+                self.write_review(p, out, inputs, plan, arranged, result, cancel)?;
+                report.sidecars.push(p.clone());
+            }
+            if let Some(p) = &out.report {
+                report.sidecars.push(p.clone());
+            }
         }
         Ok(())
     }
 
-    /// The review page: the written episode decoded once more for its waveform and loudness
-    /// curve, with the edits, bands and words of this run (`review`).
+    /// The cleaned content alone (edited and leveled, not mixed or mastered) in `out`'s
+    /// encoding and sample rate.
+    #[allow(clippy::too_many_arguments)]
+    fn write_cleaned(
+        &self,
+        path: &Path,
+        out: &OutputSpec,
+        inputs: &Inputs,
+        plan: &EditPlan,
+        rate: NonZeroU32,
+        leveling: Option<&GainEnvelope>,
+        cancel: &CancelToken,
+    ) -> Result<()> {
+        let content = leveled(inputs, leveling);
+        let edited = EditedAudio::new(&content, plan, &inputs.clips)?;
+        let ch = edited.channel_count();
+        let out_rate = NonZeroU32::new(out.sample_rate).unwrap_or(rate);
+        let enc = Encoder::create(path, &out.encoding, out_rate, ch, &Tags::default())?;
+        let mut sink = RateSink::new(enc, rate, out_rate, ch)?;
+        let block = 65_536u64;
+        // One block buffer, reused; only the last (shorter) block shrinks it.
+        let mut buf = AudioBuffer::silence(rate, ch, block as usize)?;
+        let mut pos = 0u64;
+        while pos < edited.frames() {
+            cancel.check()?;
+            let n = (edited.frames() - pos).min(block) as usize;
+            buf.truncate(n);
+            let mut planes: Vec<&mut [f32]> =
+                buf.planes_mut().iter_mut().map(Vec::as_mut_slice).collect();
+            edited.read(pos, &mut planes);
+            sink.write(&buf)?;
+            pos += n as u64;
+        }
+        sink.finish()?.finish()?;
+        Ok(())
+    }
+
+    /// The review page of one output: the written file decoded once more for its waveform
+    /// and loudness curve, with the edits, bands and words of this run (`review`).
+    #[allow(clippy::too_many_arguments)]
     fn write_review(
         &self,
         path: &Path,
+        out: &OutputSpec,
         inputs: &Inputs,
         plan: &EditPlan,
         arranged: &Arranged,
-        report: &Report,
+        result: &OutputResult,
         cancel: &CancelToken,
     ) -> Result<()> {
-        let out = &self.spec.output;
         let title = out.tags.title.clone().unwrap_or_else(|| {
             out.path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned())
         });
         let review = crate::review::ReviewInputs {
-            episode: &report.output.path,
-            episode_frames: report.output.frames,
+            episode: &result.output.path,
+            episode_frames: result.output.frames,
+            episode_rate: NonZeroU32::new(result.output.sample_rate)
+                .unwrap_or(arranged.arrangement.rate),
             title,
             plan,
             transcript: inputs.transcript.as_ref(),
             arrangement: &arranged.arrangement,
             content_start_frame: arranged.content_start_frame,
-            target_lufs: report.master.target_lufs,
-            measured: report.loudness_out.map(|l| (l.integrated_lufs, l.true_peak_dbtp)),
+            target_lufs: result.master.target_lufs,
+            measured: result.loudness.map(|l| (l.integrated_lufs, l.true_peak_dbtp)),
         };
         crate::review::write_page(path, &review, cancel)?;
         Ok(())
     }
 }
 
+/// Renders every output, two at a time when the machine has two cores (each render also
+/// hands its MP3 encoding to worker threads): the calling thread takes outputs in order and
+/// reports progress, a second thread takes the next free one. After a failure no new output
+/// is started; the first error in spec order is returned.
+fn render_outputs(
+    jobs: &[OutputJob<'_>],
+    plans: &[MasterPlan],
+    chapters: &[Chapter],
+    rep: &mut Reporter<'_>,
+    cancel: &CancelToken,
+) -> Result<Vec<OutputResult>> {
+    let n = jobs.len();
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    // Each output's progress, 0..1 (f64 bits).
+    let fractions: Vec<AtomicU64> = (0..n).map(|_| AtomicU64::new(0)).collect();
+    let results: Mutex<Vec<Option<Result<OutputResult>>>> =
+        Mutex::new((0..n).map(|_| None).collect());
+    let overall = || {
+        fractions.iter().map(|f| f64::from_bits(f.load(Ordering::Relaxed))).sum::<f64>() / n as f64
+    };
+    let work = |report: &mut dyn FnMut(&str)| {
+        loop {
+            let i = next.fetch_add(1, Ordering::SeqCst);
+            if i >= n || failed.load(Ordering::SeqCst) {
+                return;
+            }
+            let mut progress = |f: f64, message: &str| {
+                fractions[i].store(f.to_bits(), Ordering::Relaxed);
+                report(message);
+            };
+            let r = jobs[i].render(&plans[i], chapters, &mut progress, cancel);
+            fractions[i].store(1f64.to_bits(), Ordering::Relaxed);
+            if r.is_err() {
+                failed.store(true, Ordering::SeqCst);
+            }
+            if let Ok(mut all) = results.lock() {
+                all[i] = Some(r);
+            }
+        }
+    };
+    let two = n > 1 && crate::par::threads() >= 2;
+    std::thread::scope(|s| {
+        let helper = two.then(|| s.spawn(|| work(&mut |_| {})));
+        let label = |message: &str| {
+            if n == 1 { message.to_string() } else { format!("rendering {n} outputs") }
+        };
+        work(&mut |message| rep.update(Stage::Render, overall(), &label(message)));
+        if let Some(h) = helper {
+            while !h.is_finished() {
+                rep.update(Stage::Render, overall(), &label("rendering"));
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            if let Err(payload) = h.join() {
+                std::panic::resume_unwind(payload);
+            }
+        }
+    });
+    let all = results.into_inner().map_err(|_| Error::internal("a render thread panicked"))?;
+    let mut out = Vec::with_capacity(n);
+    for r in all {
+        match r {
+            Some(r) => out.push(r?),
+            None => return Err(Error::internal("an output was not rendered")),
+        }
+    }
+    Ok(out)
+}
+
 /// Grid of the stored content, bits: exact for 16-bit sources, and far below the noise of
 /// lossy ones (see `compact`).
 const CONTENT_BITS: u32 = 16;
-
-/// Decodes the file at `path` block by block into a loudness meter (true peak included),
-/// holding no more than one block of its audio.
-fn measure_file(path: &Path, cancel: &CancelToken) -> Result<Loudness> {
-    let mut meter: Option<LoudnessMeter> = None;
-    let d =
-        load::decode_file_streaming(path, &DecodeOptions::default(), cancel, &mut |rate, b| {
-            if meter.is_none() {
-                meter = Some(LoudnessMeter::new(b.len(), rate, true)?);
-            }
-            meter.as_mut().map_or(Ok(()), |m| m.add_planar(b))
-        })?;
-    match meter {
-        Some(m) => m.finish(),
-        None => LoudnessMeter::new(1, d.info.sample_rate, true)?.finish(),
-    }
-}
 
 /// Runs `f`, turning a panic into [`Error::Internal`].
 fn guard<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {

@@ -37,7 +37,7 @@ pub mod synth;
 pub mod transcript;
 mod warning;
 
-pub use assembler::{Assembler, OutputReport, Plan, Report};
+pub use assembler::{Assembler, OutputReport, OutputResult, Plan, Report};
 pub use atomic::{AtomicFile, write_atomic};
 pub use buffer::{AudioBuffer, frames_to_ms, ms_to_frames, seconds_to_frames};
 pub use cancel::CancelToken;

@@ -422,6 +422,8 @@ pub struct ReviewInputs<'a> {
     pub episode: &'a Path,
     /// Its length in frames (the encoder's count).
     pub episode_frames: u64,
+    /// Its sample rate (an output may be written at another rate than the arrangement's).
+    pub episode_rate: NonZeroU32,
     /// Its title.
     pub title: String,
     /// The content's edit plan.
@@ -454,7 +456,7 @@ pub fn write_page(path: &Path, inputs: &ReviewInputs<'_>, cancel: &CancelToken) 
     let data = ReviewData {
         title: inputs.title.clone(),
         audio_src: relative_src(path, inputs.episode)?,
-        duration_s: frames_to_ms(inputs.episode_frames, rate) as f64 / 1000.0,
+        duration_s: frames_to_ms(inputs.episode_frames, inputs.episode_rate) as f64 / 1000.0,
         target_lufs: inputs.target_lufs,
         integrated_lufs: inputs.measured.and_then(|m| finite(m.0)),
         true_peak_dbtp: inputs.measured.and_then(|m| finite(m.1)),

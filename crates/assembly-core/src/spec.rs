@@ -34,7 +34,20 @@ pub const CONTENT_ASSET: &str = "content";
 ///     "content": "raw.wav",
 ///     "output": {"path": "episode.mp3"}
 /// }"#).unwrap();
-/// assert_eq!(spec.output.sample_rate, 44_100);
+/// assert_eq!(spec.outputs()[0].sample_rate, 44_100);
+///
+/// // Several outputs from one job: each its own format, channels and loudness.
+/// let spec = Spec::from_json(r#"{
+///     "version": 1,
+///     "content": "raw.wav",
+///     "outputs": [
+///         {"path": "episode.mp3"},
+///         {"path": "episode-mono.mp3", "channels": 1, "master": {"preset": "podcast_mono"}},
+///         {"path": "episode.flac", "encoding": {"format": "flac"}}
+///     ]
+/// }"#).unwrap();
+/// assert_eq!(spec.outputs().len(), 3);
+/// assert!(Spec::from_json(r#"{"version": 1, "content": "a.wav"}"#).is_err());
 /// assert!(Spec::from_json(r#"{"version": 1, "content": "a.wav", "output": {"path": "o.mp3"}, "colour": 1}"#).is_err());
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -64,8 +77,15 @@ pub struct Spec {
     /// Decode-and-measure check of lossy outputs. Default: see [`VerifyOptions`].
     #[serde(default)]
     pub verify: VerifyOptions,
-    /// What to write. No default (`output.path` is required).
-    pub output: OutputSpec,
+    /// What to write, when there is one output. Exactly one of `output` and `outputs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<OutputSpec>,
+    /// Several outputs from one job (`docs/spec.md`, "Several outputs"): load, analysis,
+    /// edit and arrangement run once; each output gets its own master plan, render and
+    /// verify. The first is the main one: its sample rate is the working rate, and its
+    /// `content_chapters` apply to all. Exactly one of `output` and `outputs`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<OutputSpec>,
     /// Caps on every input. Default: see [`Limits`].
     #[serde(default)]
     pub limits: Limits,
@@ -137,6 +157,65 @@ pub struct OutputSpec {
     /// `<audio>` plays the episode by a path relative to the page. Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review_html: Option<PathBuf>,
+    /// Loudness target, true-peak ceiling and limiter for this output. Default: the job's
+    /// `master`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master: Option<MasterOptions>,
+}
+
+impl OutputSpec {
+    /// An output at `path` with every other field at its default (128 kbps stereo MP3 at
+    /// 44.1 kHz, the job's `master`, no sidecars).
+    ///
+    /// ```
+    /// use assembly_core::OutputSpec;
+    ///
+    /// let o = OutputSpec::new("episode.mp3");
+    /// assert_eq!((o.sample_rate, o.channels), (44_100, 2));
+    /// ```
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            encoding: default_encoding(),
+            sample_rate: default_rate(),
+            channels: default_channels(),
+            tags: TagSpec::default(),
+            content_chapters: Vec::new(),
+            report: None,
+            words: None,
+            srt: None,
+            vtt: None,
+            chapters_json: None,
+            cleaned_content: None,
+            review_html: None,
+            master: None,
+        }
+    }
+
+    /// The sidecar files this output names, each with its field name.
+    pub fn sidecars(&self) -> [(&'static str, Option<&PathBuf>); 7] {
+        [
+            ("report", self.report.as_ref()),
+            ("words", self.words.as_ref()),
+            ("srt", self.srt.as_ref()),
+            ("vtt", self.vtt.as_ref()),
+            ("chapters_json", self.chapters_json.as_ref()),
+            ("cleaned_content", self.cleaned_content.as_ref()),
+            ("review_html", self.review_html.as_ref()),
+        ]
+    }
+
+    fn sidecars_mut(&mut self) -> [&mut Option<PathBuf>; 7] {
+        [
+            &mut self.report,
+            &mut self.words,
+            &mut self.srt,
+            &mut self.vtt,
+            &mut self.chapters_json,
+            &mut self.cleaned_content,
+            &mut self.review_html,
+        ]
+    }
 }
 
 /// Text tags and cover art for the output.
@@ -197,6 +276,9 @@ impl Spec {
             let path = json_path(e.path());
             Error::InvalidSpec { problems: vec![SpecProblem::new(path, e.inner().to_string())] }
         })?;
+        if let Some(p) = spec.output_count_problem() {
+            return Err(Error::InvalidSpec { problems: vec![p] });
+        }
         if spec.version != SPEC_VERSION {
             return Err(Error::InvalidSpec {
                 problems: vec![SpecProblem::new(
@@ -237,23 +319,52 @@ impl Spec {
         if let Some(p) = self.transcript.as_mut().and_then(|t| t.path.as_mut()) {
             f(p);
         }
-        let o = &mut self.output;
-        f(&mut o.path);
-        if let Some(p) = o.tags.cover.as_mut() {
-            f(p);
+        for o in self.output.iter_mut().chain(self.outputs.iter_mut()) {
+            f(&mut o.path);
+            if let Some(p) = o.tags.cover.as_mut() {
+                f(p);
+            }
+            o.sidecars_mut().into_iter().flatten().for_each(&mut f);
         }
-        let sidecars = [
-            &mut o.report,
-            &mut o.words,
-            &mut o.srt,
-            &mut o.vtt,
-            &mut o.chapters_json,
-            &mut o.cleaned_content,
-            &mut o.review_html,
-        ];
-        sidecars.into_iter().flatten().for_each(&mut f);
         if let Some(p) = self.work_dir.as_mut() {
             f(p);
+        }
+    }
+
+    /// Every output the job writes: `output` alone, or the `outputs` list (the first is the
+    /// main one). Empty only for a spec that has neither (which [`Spec::problems`] reports).
+    pub fn outputs(&self) -> &[OutputSpec] {
+        match &self.output {
+            Some(o) => std::slice::from_ref(o),
+            None => &self.outputs,
+        }
+    }
+
+    /// Every output, to change: as [`Spec::outputs`].
+    pub fn outputs_mut(&mut self) -> &mut [OutputSpec] {
+        match &mut self.output {
+            Some(o) => std::slice::from_mut(o),
+            None => &mut self.outputs,
+        }
+    }
+
+    /// The JSON path of output `i`: `output` for the single form, `outputs[i]` for the list.
+    pub fn output_field(&self, i: usize) -> String {
+        if self.output.is_some() { "output".to_string() } else { format!("outputs[{i}]") }
+    }
+
+    /// Neither or both of `output` and `outputs`.
+    fn output_count_problem(&self) -> Option<SpecProblem> {
+        match (&self.output, self.outputs.is_empty()) {
+            (Some(_), false) => Some(SpecProblem::new(
+                "outputs",
+                "give either \"output\" (one output) or \"outputs\" (a list), not both",
+            )),
+            (None, true) => Some(SpecProblem::new(
+                "output",
+                "missing: give \"output\" (one output) or \"outputs\" (a non-empty list)",
+            )),
+            _ => None,
         }
     }
 
@@ -261,7 +372,7 @@ impl Spec {
     /// readable, values are in range, asset references resolve, output folders are
     /// writable. Empty when the spec is good.
     pub fn problems(&self) -> Vec<SpecProblem> {
-        let mut out = Vec::new();
+        let mut out: Vec<SpecProblem> = self.output_count_problem().into_iter().collect();
         let mut push = |path: String, msg: String| out.push(SpecProblem::new(path, msg));
         let mut from_err = |prefix: &str, e: Error| match e {
             Error::InvalidInput { field, detail } => {
@@ -286,28 +397,37 @@ impl Spec {
         if let Err(e) = self.master.validate() {
             from_err("master", e);
         }
-        let rate = std::num::NonZeroU32::new(self.output.sample_rate);
-        match rate {
-            None => from_err("output", Error::invalid_input("output.sample_rate", "must be > 0")),
-            Some(r) if !(8_000..=192_000).contains(&r.get()) => from_err(
-                "output",
-                Error::invalid_input(
-                    "output.sample_rate",
-                    format!("must be in 8000..=192000 Hz, got {r}"),
-                ),
-            ),
-            Some(r) => {
-                if !(1..=2).contains(&self.output.channels) {
-                    from_err(
-                        "output",
-                        Error::invalid_input(
-                            "output.channels",
-                            format!("must be 1 or 2, got {}", self.output.channels),
-                        ),
-                    );
-                } else if let Err(e) = self.output.encoding.validate(r, self.output.channels) {
-                    from_err("output.encoding", e);
+        for (i, o) in self.outputs().iter().enumerate() {
+            let field = self.output_field(i);
+            if let Some(m) = &o.master
+                && let Err(e) = m.validate()
+            {
+                // The options name their fields from `master`: `outputs[1].master.target_lufs`.
+                let e = match e {
+                    Error::InvalidInput { field: f, detail } => {
+                        Error::invalid_input(format!("{field}.{f}"), detail)
+                    }
+                    other => other,
+                };
+                from_err(&field, e);
+            }
+            match std::num::NonZeroU32::new(o.sample_rate) {
+                Some(r) if (8_000..=192_000).contains(&r.get()) => {
+                    if !(1..=2).contains(&o.channels) {
+                        let why = format!("must be 1 or 2, got {}", o.channels);
+                        from_err(&field, Error::invalid_input(format!("{field}.channels"), why));
+                    } else if let Err(e) = o.encoding.validate(r, o.channels) {
+                        from_err(&format!("{field}.encoding"), e);
+                    }
                 }
+                _ => {
+                    let why = format!("must be in 8000..=192000 Hz, got {}", o.sample_rate);
+                    from_err(&field, Error::invalid_input(format!("{field}.sample_rate"), why));
+                }
+            }
+            if i > 0 && !o.content_chapters.is_empty() {
+                let why = "content chapters are given once, on the first output; they apply to all";
+                from_err(&field, Error::invalid_input(format!("{field}.content_chapters"), why));
             }
         }
         let mut problems = out;
@@ -360,41 +480,38 @@ impl Spec {
                 )),
             }
         }
-        if let Some(p) = &self.output.tags.cover
-            && let Some(m) = readable(p)
-        {
-            out.push(SpecProblem::new("output.tags.cover", m));
-        }
-        let o = &self.output;
-        let outputs = [
-            ("output.path", Some(&o.path)),
-            ("output.report", o.report.as_ref()),
-            ("output.words", o.words.as_ref()),
-            ("output.srt", o.srt.as_ref()),
-            ("output.vtt", o.vtt.as_ref()),
-            ("output.chapters_json", o.chapters_json.as_ref()),
-            ("output.cleaned_content", o.cleaned_content.as_ref()),
-            ("output.review_html", o.review_html.as_ref()),
-        ];
         let mut seen: Vec<&PathBuf> = vec![&self.content];
-        for (field, path) in outputs {
-            let Some(path) = path else { continue };
-            if seen.contains(&path) {
-                out.push(SpecProblem::new(
-                    field,
-                    format!("{} is already used by another input or output", path.display()),
-                ));
+        let mut wants_transcript = None;
+        for (i, o) in self.outputs().iter().enumerate() {
+            let field = self.output_field(i);
+            if let Some(p) = &o.tags.cover
+                && let Some(m) = readable(p)
+            {
+                out.push(SpecProblem::new(format!("{field}.tags.cover"), m));
             }
-            seen.push(path);
-            if let Some(m) = writable_folder(path) {
-                out.push(SpecProblem::new(field, m));
+            let files = std::iter::once(("path", Some(&o.path))).chain(o.sidecars());
+            for (name, path) in files {
+                let Some(path) = path else { continue };
+                let at = format!("{field}.{name}");
+                if seen.contains(&path) {
+                    out.push(SpecProblem::new(
+                        &at,
+                        format!("{} is already used by another input or output", path.display()),
+                    ));
+                }
+                seen.push(path);
+                if let Some(m) = writable_folder(path) {
+                    out.push(SpecProblem::new(&at, m));
+                }
+            }
+            if o.words.is_some() || o.srt.is_some() || o.vtt.is_some() {
+                wants_transcript.get_or_insert(format!("{field}.words"));
             }
         }
-        if (o.words.is_some() || o.srt.is_some() || o.vtt.is_some()) && self.transcript.is_none() {
-            out.push(SpecProblem::new(
-                "output.words",
-                "re-timed transcripts need a \"transcript\"",
-            ));
+        if let Some(at) = wants_transcript
+            && self.transcript.is_none()
+        {
+            out.push(SpecProblem::new(at, "re-timed transcripts need a \"transcript\""));
         }
     }
 

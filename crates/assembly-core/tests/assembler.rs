@@ -214,10 +214,10 @@ fn invalid_specs_report_every_problem_with_its_path() {
     let job = job();
     let mut s = spec(&job, MP3, false);
     s.content = job.path("missing.wav");
-    s.output.channels = 3;
+    s.outputs_mut()[0].channels = 3;
     s.cleanup.max_pause_s = -1.0;
     s.template.as_mut().unwrap().segments[0].asset = "nope".into();
-    s.output.srt = Some(job.path("no-such-dir/x.srt"));
+    s.outputs_mut()[0].srt = Some(job.path("no-such-dir/x.srt"));
     let Err(Error::InvalidSpec { problems }) = Assembler::new(s) else {
         panic!("expected InvalidSpec")
     };
@@ -230,7 +230,7 @@ fn invalid_specs_report_every_problem_with_its_path() {
     // The review page: a folder that does not exist, or the episode's own path.
     for page in [job.path("no-such-dir/review.html"), job.path("out/episode.mp3")] {
         let mut s = spec(&job, MP3, false);
-        s.output.review_html = Some(page.clone());
+        s.outputs_mut()[0].review_html = Some(page.clone());
         let Err(Error::InvalidSpec { problems }) = Assembler::new(s) else {
             panic!("expected InvalidSpec for {}", page.display())
         };

@@ -169,8 +169,10 @@ fn check_inputs(spec: &core::Spec) -> PyResult<()> {
     if let Some(p) = spec.transcript.as_ref().and_then(|t| t.path.as_ref()) {
         inputs.push(("transcript.path".into(), p.as_path()));
     }
-    if let Some(p) = &spec.output.tags.cover {
-        inputs.push(("output.tags.cover".into(), p.as_path()));
+    for (i, o) in spec.outputs().iter().enumerate() {
+        if let Some(p) = &o.tags.cover {
+            inputs.push((format!("{}.tags.cover", spec.output_field(i)), p.as_path()));
+        }
     }
     for (field, path) in inputs {
         if let Err(e) = std::fs::File::open(path) {
@@ -285,15 +287,38 @@ impl Report {
             obj.insert("size_bytes".into(), json!(o.size_bytes));
             obj.insert("sample_rate".into(), json!(o.sample_rate));
             obj.insert("channels".into(), json!(o.channels));
-            let loud = r.loudness_out.as_ref().map(|l| {
-                json!({
-                    "integrated_lufs": finite(l.integrated_lufs),
-                    "true_peak_dbtp": finite(l.true_peak_dbtp),
-                    "lra": finite(l.range_lu),
-                    "sample_peak_dbfs": finite(l.sample_peak_dbfs),
+            let loudness = |l: Option<&core::analyze::loudness::Loudness>| {
+                l.map_or(serde_json::Value::Null, |l| {
+                    json!({
+                        "integrated_lufs": finite(l.integrated_lufs),
+                        "true_peak_dbtp": finite(l.true_peak_dbtp),
+                        "lra": finite(l.range_lu),
+                        "sample_peak_dbfs": finite(l.sample_peak_dbfs),
+                    })
                 })
-            });
-            obj.insert("loudness".into(), loud.unwrap_or(serde_json::Value::Null));
+            };
+            obj.insert("loudness".into(), loudness(r.loudness_out.as_ref()));
+            // Every output in the backend's flat shape, with its own target and ceiling.
+            let outputs: Vec<serde_json::Value> = r
+                .outputs
+                .iter()
+                .map(|x| {
+                    let o = &x.output;
+                    json!({
+                        "path": o.path.display().to_string(),
+                        "duration_ms": o.duration_ms,
+                        "frames": o.frames,
+                        "size_bytes": o.size_bytes,
+                        "sample_rate": o.sample_rate,
+                        "channels": o.channels,
+                        "loudness": loudness(x.loudness.as_ref()),
+                        "target_lufs": x.master.target_lufs,
+                        "ceiling_dbtp": x.master.ceiling_dbtp,
+                        "encodes": x.verify.as_ref().map_or(1, |v| v.attempts.len()),
+                    })
+                })
+                .collect();
+            obj.insert("outputs".into(), serde_json::Value::Array(outputs));
             // The backend's word shape: {word, start, end, speaker}, seconds.
             let words: Vec<serde_json::Value> = r
                 .words
@@ -378,6 +403,13 @@ impl Report {
     #[getter]
     fn loudness<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         self.field(py, "loudness")
+    }
+    /// Every output in the spec's order (the first is the one `final_path` names): each a
+    /// dict `{path, duration_ms, frames, size_bytes, sample_rate, channels, loudness,
+    /// target_lufs, ceiling_dbtp, encodes}`, `loudness` as measured on the written file.
+    #[getter]
+    fn outputs<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.field(py, "outputs")
     }
     /// Content loudness before processing.
     #[getter]

@@ -36,6 +36,7 @@ def test_signature_is_exactly_the_backends():
         ("work_dir", "KEYWORD_ONLY", None),
         ("progress", "KEYWORD_ONLY", None),
         ("cancel", "KEYWORD_ONLY", None),
+        ("extra_outputs", "KEYWORD_ONLY", None),
     ]
 
 
@@ -331,3 +332,39 @@ def test_noisy_content_is_denoised_by_default_and_reported(tmp_path):
     m = off.cleaning["noise"]
     assert m["mode"] == "off" and not m["engaged"] and m["noise_floor_after_db"] is None, m
     assert on.to_dict()["cleaning"] == on.cleaning
+
+
+def test_extra_outputs_each_land_on_their_own_target(episode):
+    out = episode.dir / "out"
+    report = pa.assemble_episode(
+        episode.content, output_path=out / "ep.mp3", words=episode.backend_words(),
+        extra_outputs=[
+            {"path": out / "ep-mono.mp3", "channels": 1, "bitrate_kbps": 64,
+             "target_lufs": -19.0},
+            {"path": out / "ep.flac", "format": "flac", "true_peak_dbtp": -2.0},
+        ])
+    got = [(Path(o["path"]).name, o["channels"], o["target_lufs"], o["ceiling_dbtp"])
+           for o in report.outputs]
+    assert got == [("ep.mp3", 2, -16.0, -1.0), ("ep-mono.mp3", 1, -19.0, -1.0),
+                   ("ep.flac", 2, -16.0, -2.0)]
+    for o in report.outputs:
+        loud = o["loudness"]
+        assert abs(loud["integrated_lufs"] - o["target_lufs"]) <= 0.2, o
+        assert loud["true_peak_dbtp"] <= o["ceiling_dbtp"], o
+        info = pa.probe(o["path"])
+        assert (info["channels"], info["sample_rate"]) == (o["channels"], 44100), info
+        assert o["encodes"] == 1
+    # The main output is also the report's top level, as with one output.
+    assert report.final_path == report.outputs[0]["path"]
+    assert report.loudness == report.outputs[0]["loudness"]
+
+
+def test_extra_outputs_with_an_unknown_key_name_it(episode):
+    with pytest.raises(pa.InvalidSpecError) as e:
+        pa.episode_spec(episode.content, output_path=episode.dir / "out" / "ep.mp3",
+                        extra_outputs=[{"path": "x.mp3", "chanels": 1}])
+    assert e.value.problems[0][0] == "extra_outputs[0].chanels"
+    with pytest.raises(pa.InvalidSpecError) as e:
+        pa.episode_spec(episode.content, output_path=episode.dir / "out" / "ep.mp3",
+                        extra_outputs=[{"path": "x.ogg", "format": "ogg"}])
+    assert e.value.problems[0][0] == "extra_outputs[0].format"

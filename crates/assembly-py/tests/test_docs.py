@@ -27,3 +27,12 @@ def test_readme_python_example_runs(tmp_path):
         assert int(duration_ms) > 10_000 and int(size) > 100_000
         assert abs(float(lufs) + 16.0) <= 1.0
     assert (tmp_path / "demo-out" / "episode.mp3").stat().st_size == int(size)
+
+
+def test_python_doc_examples_run():
+    import doctest
+
+    import podcast_assembly._backend as backend
+
+    result = doctest.testmod(backend)
+    assert result.attempted > 0 and result.failed == 0, result

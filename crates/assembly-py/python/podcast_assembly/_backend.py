@@ -93,6 +93,45 @@ def _template(template: Mapping[str, Any], assets: Mapping[str, PathLike],
     return out_t
 
 
+_EXTRA_OUTPUT_KEYS = ("path", "format", "bitrate_kbps", "channels", "sample_rate", "target_lufs",
+                      "true_peak_dbtp")
+
+
+def _encoding(fmt: str, bitrate_kbps: int, field: str) -> Dict[str, Any]:
+    """The spec's ``encoding`` for ``mp3`` (CBR at ``bitrate_kbps``), ``wav`` or ``flac``."""
+    fmt = str(fmt).lower()
+    if fmt == "mp3":
+        return {"format": "mp3", "bitrate": {"mode": "cbr", "kbps": bitrate_kbps}}
+    if fmt in ("wav", "flac"):
+        return {"format": fmt}
+    raise _spec_error([{"path": field,
+                        "message": f"must be 'mp3', 'wav' or 'flac', got {fmt!r}"}])
+
+
+def _extra_output(i: int, o: Mapping[str, Any]) -> Dict[str, Any]:
+    """One of ``extra_outputs`` -> a spec output with its own ``master`` when it sets one."""
+    field = f"extra_outputs[{i}]"
+    unknown = [k for k in o if k not in _EXTRA_OUTPUT_KEYS]
+    if unknown or "path" not in o:
+        message = (f"unknown key {unknown[0]!r} (known: {', '.join(_EXTRA_OUTPUT_KEYS)})"
+                   if unknown else "missing 'path'")
+        raise _spec_error([{"path": f"{field}.{unknown[0]}" if unknown else field,
+                            "message": message}])
+    out: Dict[str, Any] = {
+        "path": os.fspath(o["path"]),
+        "encoding": _encoding(o.get("format", "mp3"), o.get("bitrate_kbps", 128),
+                              f"{field}.format"),
+    }
+    for key in ("channels", "sample_rate"):
+        if key in o:
+            out[key] = o[key]
+    master = {k: o[src] for k, src in (("target_lufs", "target_lufs"),
+                                       ("ceiling_dbtp", "true_peak_dbtp")) if src in o}
+    if master:
+        out["master"] = master
+    return out
+
+
 def episode_spec(
     content_path: PathLike,
     *,
@@ -108,6 +147,7 @@ def episode_spec(
     cleaned_output_path: Optional[PathLike] = None,
     work_dir: Optional[PathLike] = None,
     local_paths: bool = True,
+    extra_outputs: Optional[Sequence[Mapping[str, Any]]] = None,
 ) -> Dict[str, Any]:
     """The spec dict ``assemble_episode`` runs (same arguments); useful for ``submit()``.
 
@@ -116,8 +156,11 @@ def episode_spec(
     path (a service confining its inputs wants this; the answer is the same whether the path
     exists or not).
 
-    Raises ``InvalidSpecError`` when a template source or music bed names no known asset, or
-    a cleanup option has the wrong type.
+    ``extra_outputs``: more files from the same job (see ``assemble_episode``); the spec then
+    has ``outputs`` (the main output first) instead of ``output``.
+
+    Raises ``InvalidSpecError`` when a template source or music bed names no known asset, a
+    cleanup option has the wrong type, or an extra output has an unknown key or format.
     """
     assets = dict(assets or {})
     problems: List[Dict[str, str]] = []
@@ -151,19 +194,14 @@ def episode_spec(
     if used:
         spec["assets"] = used
 
-    fmt = output_format.lower()
-    if fmt == "mp3":
-        encoding: Dict[str, Any] = {"format": "mp3",
-                                    "bitrate": {"mode": "cbr", "kbps": bitrate_kbps}}
-    elif fmt in ("wav", "flac"):
-        encoding = {"format": fmt}
-    else:
-        raise _spec_error([{"path": "output_format",
-                            "message": f"must be 'mp3', 'wav' or 'flac', got {output_format!r}"}])
-    output: Dict[str, Any] = {"path": os.fspath(output_path), "encoding": encoding}
+    output: Dict[str, Any] = {"path": os.fspath(output_path),
+                              "encoding": _encoding(output_format, bitrate_kbps, "output_format")}
     if cleaned_output_path is not None:
         output["cleaned_content"] = os.fspath(cleaned_output_path)
-    spec["output"] = output
+    if extra_outputs:
+        spec["outputs"] = [output] + [_extra_output(i, o) for i, o in enumerate(extra_outputs)]
+    else:
+        spec["output"] = output
     spec["master"] = {"target_lufs": target_lufs, "ceiling_dbtp": true_peak_dbtp}
     if work_dir is not None:
         spec["work_dir"] = os.fspath(work_dir)
@@ -186,6 +224,7 @@ def assemble_episode(
     work_dir: Optional[PathLike] = None,
     progress: Optional[Callable[[ProgressEvent], object]] = None,
     cancel: Optional[CancelToken] = None,
+    extra_outputs: Optional[Sequence[Mapping[str, Any]]] = None,
 ) -> Report:
     """Cleans ``content_path`` and assembles the episode from the backend's own data.
 
@@ -196,6 +235,21 @@ def assemble_episode(
     asset id or segment id (pre-rendered TTS) to a local path. ``cleanup_options``: its
     camelCase keys. Runs with the GIL released; see ``Assembler.run`` for ``progress`` and
     ``cancel``.
+
+    ``extra_outputs``: more files from the same job, each a dict with ``path`` and any of
+    ``format`` (``"mp3"``, ``"wav"``, ``"flac"``; default mp3), ``bitrate_kbps`` (128),
+    ``channels`` (2), ``sample_rate`` (44100), ``target_lufs`` and ``true_peak_dbtp``
+    (default: the main output's). The content is decoded, cleaned, edited and arranged once;
+    each output gets its own loudness plan, render and check. ``Report.outputs`` lists every
+    file (the main one first) with its measured loudness. Spec errors name them
+    ``outputs[1]``, ``outputs[2]``… (``outputs[0]`` is ``output_path``).
+
+    >>> import podcast_assembly as pa
+    >>> spec = pa.episode_spec("raw.wav", output_path="ep.mp3", extra_outputs=[
+    ...     {"path": "ep-mono.mp3", "channels": 1, "bitrate_kbps": 64, "target_lufs": -19},
+    ...     {"path": "ep.flac", "format": "flac"}])
+    >>> [o["path"] for o in spec["outputs"]], spec["outputs"][1]["master"]
+    (['ep.mp3', 'ep-mono.mp3', 'ep.flac'], {'target_lufs': -19})
     """
     spec = episode_spec(
         content_path,
@@ -210,5 +264,6 @@ def assemble_episode(
         true_peak_dbtp=true_peak_dbtp,
         cleaned_output_path=cleaned_output_path,
         work_dir=work_dir,
+        extra_outputs=extra_outputs,
     )
     return Assembler(spec).run(progress=progress, cancel=cancel)

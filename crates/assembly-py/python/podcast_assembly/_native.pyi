@@ -88,6 +88,10 @@ class Report:
     @property
     def loudness(self) -> Optional[Dict[str, Optional[float]]]: ...
     @property
+    def outputs(self) -> List[Dict[str, Any]]:
+        """Every output, the main one first: ``{path, duration_ms, frames, size_bytes,
+        sample_rate, channels, loudness, target_lufs, ceiling_dbtp, encodes}``."""
+    @property
     def loudness_in(self) -> Dict[str, Any]: ...
     @property
     def placements(self) -> List[Dict[str, Any]]: ...
