@@ -30,7 +30,7 @@ use crate::arrange::{
 };
 use crate::checkpoint::{CLEANED_CONTENT, CheckpointStore, KeyHasher, Loaded};
 use crate::edit::{self, Clip, EditPlan, EditStats, EditedAudio, PlanEntry};
-use crate::encode::{Encoder, Tags};
+use crate::encode::{self, Encoder, Tags};
 use crate::error::{Error, Result};
 use crate::load::{self, DecodeOptions, WorkingFormat};
 use crate::master::VerifyReport;
@@ -985,9 +985,10 @@ impl Assembler {
 }
 
 /// Renders every output, two at a time when the machine has two cores (each render also
-/// hands its MP3 encoding to worker threads): the calling thread takes outputs in order and
-/// reports progress, a second thread takes the next free one. After a failure no new output
-/// is started; the first error in spec order is returned.
+/// hands its MP3 encoding to worker threads): the calling thread takes the next output and
+/// reports progress, a second thread takes the next free one; the most expensive start
+/// first. After a failure no new output is started; the first error in spec order is
+/// returned.
 fn render_outputs(
     jobs: &[OutputJob<'_>],
     plans: &[MasterPlan],
@@ -1005,12 +1006,26 @@ fn render_outputs(
     let overall = || {
         fractions.iter().map(|f| f64::from_bits(f.load(Ordering::Relaxed))).sum::<f64>() / n as f64
     };
+    // Longest first, so the two threads finish together: FLAC's encoder runs on the render
+    // thread alone (an hour of stereo takes ~40 s of one core), while an MP3 render hands
+    // its encoding to worker threads and fills the gaps; WAV costs little.
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&i| {
+        let o = jobs[i].spec;
+        let weight = match o.encoding {
+            encode::OutputFormat::Flac { .. } => 4,
+            encode::OutputFormat::Mp3 { .. } => 2,
+            _ => 1,
+        };
+        std::cmp::Reverse(weight * o.channels)
+    });
     let work = |report: &mut dyn FnMut(&str)| {
         loop {
-            let i = next.fetch_add(1, Ordering::SeqCst);
-            if i >= n || failed.load(Ordering::SeqCst) {
+            let k = next.fetch_add(1, Ordering::SeqCst);
+            if k >= n || failed.load(Ordering::SeqCst) {
                 return;
             }
+            let i = order[k];
             let mut progress = |f: f64, message: &str| {
                 fractions[i].store(f.to_bits(), Ordering::Relaxed);
                 report(message);
@@ -1043,14 +1058,14 @@ fn render_outputs(
         }
     });
     let all = results.into_inner().map_err(|_| Error::internal("a render thread panicked"))?;
-    let mut out = Vec::with_capacity(n);
-    for r in all {
-        match r {
-            Some(r) => out.push(r?),
-            None => return Err(Error::internal("an output was not rendered")),
-        }
+    // The first error in spec order (outputs after a failure were never started).
+    if let Some(Some(Err(_))) = all.iter().find(|r| matches!(r, Some(Err(_)))) {
+        let first = all.into_iter().find_map(|r| r.and_then(Result::err));
+        return Err(first.unwrap_or_else(|| Error::internal("a render failed")));
     }
-    Ok(out)
+    all.into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(Error::internal("an output was not rendered"))))
+        .collect()
 }
 
 /// Grid of the stored content, bits: exact for 16-bit sources, and far below the noise of
