@@ -11,7 +11,6 @@ use std::num::NonZeroU32;
 use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -30,7 +29,7 @@ use crate::arrange::{
 };
 use crate::checkpoint::{CLEANED_CONTENT, CheckpointStore, KeyHasher, Loaded};
 use crate::edit::{self, Clip, EditPlan, EditStats, EditedAudio, PlanEntry};
-use crate::encode::{self, Encoder, Tags};
+use crate::encode::{Encoder, Tags};
 use crate::error::{Error, Result};
 use crate::load::{self, DecodeOptions, WorkingFormat};
 use crate::master::VerifyReport;
@@ -43,7 +42,7 @@ use crate::{AudioBuffer, CancelToken, Chapter, CompactAudio, FrameSource, frames
 
 mod output;
 
-use self::output::{OutputJob, RateSink};
+use self::output::{OutputJob, RateSink, render_outputs};
 pub use self::output::{OutputReport, OutputResult};
 
 /// Runs one assembly job described by a [`Spec`].
@@ -982,90 +981,6 @@ impl Assembler {
         crate::review::write_page(path, &review, cancel)?;
         Ok(())
     }
-}
-
-/// Renders every output, two at a time when the machine has two cores (each render also
-/// hands its MP3 encoding to worker threads): the calling thread takes the next output and
-/// reports progress, a second thread takes the next free one; the most expensive start
-/// first. After a failure no new output is started; the first error in spec order is
-/// returned.
-fn render_outputs(
-    jobs: &[OutputJob<'_>],
-    plans: &[MasterPlan],
-    chapters: &[Chapter],
-    rep: &mut Reporter<'_>,
-    cancel: &CancelToken,
-) -> Result<Vec<OutputResult>> {
-    let n = jobs.len();
-    let next = AtomicUsize::new(0);
-    let failed = AtomicBool::new(false);
-    // Each output's progress, 0..1 (f64 bits).
-    let fractions: Vec<AtomicU64> = (0..n).map(|_| AtomicU64::new(0)).collect();
-    let results: Mutex<Vec<Option<Result<OutputResult>>>> =
-        Mutex::new((0..n).map(|_| None).collect());
-    let overall = || {
-        fractions.iter().map(|f| f64::from_bits(f.load(Ordering::Relaxed))).sum::<f64>() / n as f64
-    };
-    // Longest first, so the two threads finish together: FLAC's encoder runs on the render
-    // thread alone (an hour of stereo takes ~40 s of one core), while an MP3 render hands
-    // its encoding to worker threads and fills the gaps; WAV costs little.
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by_key(|&i| {
-        let o = jobs[i].spec;
-        let weight = match o.encoding {
-            encode::OutputFormat::Flac { .. } => 4,
-            encode::OutputFormat::Mp3 { .. } => 2,
-            _ => 1,
-        };
-        std::cmp::Reverse(weight * o.channels)
-    });
-    let work = |report: &mut dyn FnMut(&str)| {
-        loop {
-            let k = next.fetch_add(1, Ordering::SeqCst);
-            if k >= n || failed.load(Ordering::SeqCst) {
-                return;
-            }
-            let i = order[k];
-            let mut progress = |f: f64, message: &str| {
-                fractions[i].store(f.to_bits(), Ordering::Relaxed);
-                report(message);
-            };
-            let r = jobs[i].render(&plans[i], chapters, &mut progress, cancel);
-            fractions[i].store(1f64.to_bits(), Ordering::Relaxed);
-            if r.is_err() {
-                failed.store(true, Ordering::SeqCst);
-            }
-            if let Ok(mut all) = results.lock() {
-                all[i] = Some(r);
-            }
-        }
-    };
-    let two = n > 1 && crate::par::threads() >= 2;
-    std::thread::scope(|s| {
-        let helper = two.then(|| s.spawn(|| work(&mut |_| {})));
-        let label = |message: &str| {
-            if n == 1 { message.to_string() } else { format!("rendering {n} outputs") }
-        };
-        work(&mut |message| rep.update(Stage::Render, overall(), &label(message)));
-        if let Some(h) = helper {
-            while !h.is_finished() {
-                rep.update(Stage::Render, overall(), &label("rendering"));
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            if let Err(payload) = h.join() {
-                std::panic::resume_unwind(payload);
-            }
-        }
-    });
-    let all = results.into_inner().map_err(|_| Error::internal("a render thread panicked"))?;
-    // The first error in spec order (outputs after a failure were never started).
-    if let Some(Some(Err(_))) = all.iter().find(|r| matches!(r, Some(Err(_)))) {
-        let first = all.into_iter().find_map(|r| r.and_then(Result::err));
-        return Err(first.unwrap_or_else(|| Error::internal("a render failed")));
-    }
-    all.into_iter()
-        .map(|r| r.unwrap_or_else(|| Err(Error::internal("an output was not rendered"))))
-        .collect()
 }
 
 /// Grid of the stored content, bits: exact for 16-bit sources, and far below the noise of
