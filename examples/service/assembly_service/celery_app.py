@@ -29,7 +29,7 @@ import socket
 import threading
 import time
 import uuid
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Optional
 
 from celery import Celery
 from celery.signals import worker_init, worker_process_init
@@ -37,7 +37,8 @@ from celery.signals import worker_init, worker_process_init
 from . import logs
 from .callbacks import CallbackSender
 from .config import Settings
-from .jobs import clean_finished, purge_expired, recover_publishes, run_leased_job
+from .jobs import (clean_finished, purge_expired, recover_publishes, run_leased_job,
+                   sweep_work)
 from .store import JobState, JobStore, open_store, now_s
 
 TASK_NAME = "assembly_service.assemble"
@@ -90,7 +91,7 @@ def run_job_task(store: JobStore, settings: Settings, job_id: str, owner: str,
             and job.lease_expires_at < t):
         # the previous worker died: a recorded publish is finished, any other lease goes back
         # to the queue (or dead after too many)
-        recover_publishes(store)
+        recover_publishes(store, settings)
         store.requeue_expired(settings.max_lost_leases, now=t)
     lease = store.lease(job_id, owner, settings.lease_s)
     if lease is None:
@@ -157,14 +158,16 @@ class Dispatcher:
         return True
 
     def _reaper(self) -> None:
-        last_purge = 0.0
+        last_purge: Optional[float] = None  # the first poll purges and sweeps
         while not self._stop.wait(self.settings.poll_s):
             try:
-                recover_publishes(self.store, self.metrics)
+                recover_publishes(self.store, self.settings, self.metrics)
                 moved = self.store.requeue_expired(self.settings.max_lost_leases)
-                if time.monotonic() - last_purge >= self.settings.purge_interval_s:
+                if (last_purge is None
+                        or time.monotonic() - last_purge >= self.settings.purge_interval_s):
                     last_purge = time.monotonic()
                     purge_expired(self.store, self.settings)
+                    sweep_work(self.store, self.settings)
                 for tr in moved:
                     if tr.job.state in (JobState.DEAD, JobState.CANCELLED):
                         clean_finished(tr.job, self.settings)

@@ -119,7 +119,8 @@ class Settings:
     #: ``purge_interval_s``); 0 keeps them forever. Output files are never deleted.
     #: Default: ``30``.
     retention_days: float = 30.0
-    #: How often a reaper purges. Default: ``300``.
+    #: How often a reaper purges and sweeps the work root (also when it starts).
+    #: Default: ``300``.
     purge_interval_s: float = 300.0
     #: The job store: ``postgresql://...`` (many machines) or ``sqlite:///path`` (one
     #: machine). Default: none, the SQLite file ``<data_dir>/jobs.sqlite3``.

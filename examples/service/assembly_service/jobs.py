@@ -254,9 +254,31 @@ def purge_expired(store: JobStore, settings: Settings, now: Optional[float] = No
     return ids
 
 
-def recover_publishes(store: JobStore, metrics: Optional[Metrics] = None) -> int:
+def sweep_work(store: JobStore, settings: Settings) -> List[str]:
+    """Removes the work folders no job will use again: a finished job's (its worker was
+    killed between committing the end and removing the folder) and a purged job's. The
+    reapers call this when they start and every ``purge_interval_s``; returns the job ids."""
+    if settings.keep_work_dirs:
+        return []
+    try:
+        names = sorted(os.listdir(settings.work_root))
+    except FileNotFoundError:
+        return []
+    removed = []
+    for name in names:
+        job = store.get(name)
+        if job is None or job.state in (JobState.SUCCEEDED, JobState.DEAD, JobState.CANCELLED):
+            shutil.rmtree(settings.work_root / name, ignore_errors=True)
+            removed.append(name)
+    if removed:
+        logs.event("tasks.store.work_swept", folders=len(removed))
+    return removed
+
+
+def recover_publishes(store: JobStore, settings: Settings,
+                      metrics: Optional[Metrics] = None) -> int:
     """Finishes the publishes whose worker died after recording the intent (the reapers call
-    this); returns how many it finished."""
+    this), then removes those jobs' work folders; returns how many it finished."""
     done = 0
     for job in store.interrupted_publishes():
         assert job.publish is not None
@@ -274,6 +296,8 @@ def recover_publishes(store: JobStore, metrics: Optional[Metrics] = None) -> int
             logs.event("tasks.assemble.publish_recovered", logging.WARNING,
                        episode_id=job.episode_id, job_id=job.job_id, attempt=job.attempts,
                        output=job.publish["result"].get("output_path"))
+            if not settings.keep_work_dirs:  # last: once it is gone, the above is recorded
+                shutil.rmtree(settings.work_root / job.job_id, ignore_errors=True)
     return done
 
 
@@ -578,6 +602,7 @@ def run_leased_job(store: JobStore, lease: Lease, settings: Settings, *,
             _step("intent")
             # From here the job succeeds: a reaper finishes the renames if this process dies.
             finish_publish(store, job.job_id, files)
+            _step("finished")  # the job is succeeded; its work folder is still there
             remove_temps(job.job_id, finals, lease.fence - 1)  # crashed earlier attempts'
             logs.event("tasks.assemble.done", **base, **timing, output=final,
                        output_ms=report.duration_ms, size_bytes=report.size_bytes,

@@ -21,7 +21,7 @@ from . import logs
 from .callbacks import CallbackSender
 from .config import Settings
 from .jobs import (JobControl, clean_finished, purge_expired, recover_publishes,
-                   run_leased_job)
+                   run_leased_job, sweep_work)
 from .metrics import Metrics
 from .store import JobStore, Lease
 
@@ -132,7 +132,7 @@ class WorkerPool:
     def reap(self) -> int:
         """Finishes the publishes of workers that died after recording the intent, and
         re-queues jobs whose lease expired (their worker died); returns how many it moved."""
-        recover_publishes(self.store, self.metrics)
+        recover_publishes(self.store, self.settings, self.metrics)
         moved = self.store.requeue_expired(self.settings.max_lost_leases)
         for tr in moved:
             self.metrics.inc("assembly_leases_expired_total")
@@ -153,13 +153,15 @@ class WorkerPool:
     def _reaper(self) -> None:
         # Its own thread: expired leases are re-queued within poll_s even while every worker
         # is busy, so no job shows `running` for long after its worker died.
-        last_purge = 0.0
+        last_purge: Optional[float] = None  # the first poll purges and sweeps
         while not self.stopping.wait(self.settings.poll_s):
             try:
                 self.reap()
-                if time.monotonic() - last_purge >= self.settings.purge_interval_s:
+                if (last_purge is None
+                        or time.monotonic() - last_purge >= self.settings.purge_interval_s):
                     last_purge = time.monotonic()
                     purge_expired(self.store, self.settings)
+                    sweep_work(self.store, self.settings)
             except Exception as e:  # noqa: BLE001 - store hiccup: try again next poll
                 logs.event("tasks.worker.store_error", logging.WARNING,
                            owner=self.owner_prefix, error=f"{type(e).__name__}: {e}")

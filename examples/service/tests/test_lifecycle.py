@@ -5,6 +5,7 @@ timeout; the data folder may not lie inside a root."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -121,11 +122,26 @@ def test_finished_jobs_leave_no_work_folder_and_are_purged_after_retention(
         assert pool.reap() == 1
         assert store.get(kid).state == JobState.DEAD
         assert not (settings.work_root / kid).exists()
+        # the sweep (reapers, at start and every purge_interval_s): the folder of a job that
+        # finished while its worker died before removing it goes, and one no job owns; a
+        # queued or running job's checkpoints stay
+        ids = [c.post("/api/tasks/assemble", json=media.payload(ep, content="short.wav"))
+               .json()["job_id"] for ep in ("ep-q", "ep-r")]
+        running = store.lease(ids[1], "w", 300)
+        assert running is not None
+        for name in (kid, "no-such-job", *ids):
+            (settings.work_root / name / "checkpoints").mkdir(parents=True)
+        assert jobs.sweep_work(store, settings.with_changes(keep_work_dirs=True)) == []
+        assert jobs.sweep_work(store, settings) == sorted([kid, "no-such-job"])
+        assert sorted(os.listdir(settings.work_root)) == sorted(ids)
+        for i in ids:
+            store.request_cancel(i)
+        assert store.confirm_cancel(running)
         # retention: a day after they finished, both rows go (and any folder left)
         (settings.work_root / kid).mkdir()
         assert jobs.purge_expired(store, settings, now=now_s() + 3600) == []
         purged = jobs.purge_expired(store, settings, now=now_s() + 86400 + 60)
-        assert sorted(purged) == sorted([job_id, kid])
+        assert sorted(purged) == sorted([job_id, kid, *ids])
         assert store.get(job_id) is None and store.get(kid) is None
         assert not (settings.work_root / kid).exists()
         assert jobs.purge_expired(store, settings.with_changes(retention_days=0),

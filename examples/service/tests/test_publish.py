@@ -1,7 +1,8 @@
 """Publication is exactly once and all or nothing: a worker process is killed (SIGKILL) at
-every step of publishing a job with two outputs, then a fresh worker recovers. Every file
-under its final name belongs to a succeeded job, equals a clean run's bytes, and is never
-replaced after the job succeeded (same inode and mtime), and no temp file is left."""
+every step of publishing a job with two outputs, and once more after the job succeeded but
+before its work folder was removed, then a fresh worker recovers. Every file under its final
+name belongs to a succeeded job, equals a clean run's bytes, and is never replaced after the
+job succeeded (same inode and mtime), and no temp file and no work folder is left."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Any, Dict, List, Tuple
 
 from conftest import Media, Server, reference_output
 
-STEPS = ("staged", "intent", "renamed:0", "renamed")
+STEPS = ("staged", "intent", "renamed:0", "renamed", "finished")
 KILLER = Path(__file__).with_name("publish_killer.py")
 
 
@@ -57,12 +58,17 @@ def test_killed_at_every_publish_step_outputs_are_published_exactly_once(
             assert killer.wait(timeout=120) == -9, (step, (srv.tmp / f"killer-{ep}.log")
                                                     .read_text()[-3000:])
             row = next(r for r in srv.rows() if r["job_id"] == job_id)
-            assert row["state"] == "running", (step, row["state"])
+            assert (srv.data_dir / "work" / job_id).is_dir(), step  # the dead worker's
             present = {p: _stat(p) for p in (out, clean) if p.exists()}
-            if step == "staged":  # before the intent: nothing under a final name
+            if step == "finished":  # the job is done; only its work folder is left
+                assert row["state"] == "succeeded" and row["publish"] is None, row
+                assert set(present) == {out, clean}
+            elif step == "staged":  # before the intent: nothing under a final name
+                assert row["state"] == "running", (step, row["state"])
                 assert row["publish"] is None and not present
                 assert len(_temps(srv.output_root)) == 2
             else:  # the intent is recorded: the job will succeed without running again
+                assert row["state"] == "running", (step, row["state"])
                 assert row["publish"] is not None
                 expected = {"intent": set(), "renamed:0": {out}, "renamed": {out, clean}}
                 assert set(present) == expected[step], (step, present)
@@ -78,9 +84,13 @@ def test_killed_at_every_publish_step_outputs_are_published_exactly_once(
                 starts = rec_log.read_text().count("event=tasks.assemble.start ")
                 if step == "staged":
                     assert st["attempts"] == 2 and starts == 1
-                else:
+                # the work folder goes last with the recovered publish (after its log line),
+                # or in the new worker's sweep when it starts (the job had already succeeded)
+                srv.wait_work_cleaned()
+                if step != "staged":
                     assert st["attempts"] == 1 and starts == 0, (st["attempts"], starts)
-                    assert "event=tasks.assemble.publish_recovered" in rec_log.read_text()
+                    recovered = "event=tasks.assemble.publish_recovered" in rec_log.read_text()
+                    assert recovered == (step != "finished"), step
                 # files that were in place at the kill were not replaced
                 for p, before in present.items():
                     assert _stat(p) == before, (step, p)
