@@ -22,6 +22,7 @@ import errno
 import hashlib
 import logging
 import os
+import re
 import shutil
 import stat
 import threading
@@ -54,10 +55,23 @@ class SpecRejected(ValueError):
 _SPEC_FIELDS = (("transcript", "words"), ("template", "template"),
                 ("cleanup", "cleanup_options"), ("assets", "assets"),
                 ("content", "content_path"), ("master", "target_lufs"),
-                ("output_format", "output_format"), ("output", "output_format"))
+                ("output_format", "output_format"), ("output", "output_format"),
+                ("outputs[0]", "output_format"))
+# A field of ``outputs[i]`` (i >= 1) -> the field of ``extra_outputs[i-1]`` that set it.
+_EXTRA_FIELDS = (("master.target_lufs", "target_lufs"), ("master.ceiling_dbtp", "true_peak_dbtp"),
+                 ("encoding.rate", "sample_rate"), ("encoding.format.bitrate", "bitrate_kbps"),
+                 ("encoding.bitrate", "bitrate_kbps"), ("encoding", "format"),
+                 ("sample_rate", "sample_rate"), ("channels", "channels"))
 
 
 def _request_field(spec_path: str) -> str:
+    m = re.match(r"^outputs\[(\d+)\]\.?(.*)$", spec_path)
+    if m and int(m.group(1)) >= 1:
+        field = f"extra_outputs[{int(m.group(1)) - 1}]"
+        for prefix, name in _EXTRA_FIELDS:
+            if m.group(2) == prefix or m.group(2).startswith((prefix + ".", prefix + "[")):
+                return f"{field}.{name}"
+        return field
     for prefix, name in _SPEC_FIELDS:
         if spec_path == prefix or spec_path.startswith((prefix + ".", prefix + "[")):
             return name
@@ -75,7 +89,14 @@ def staged_outputs(payload: Dict[str, Any], work_dir: Path,
     cleaned = payload.get("cleaned_output_path")
     if cleaned:  # the cleaned content uses the episode's encoding
         out.append((staging / f"cleaned.{payload['output_format']}", cleaned))
+    for i, extra in enumerate(payload.get("extra_outputs") or []):
+        out.append((staging / f"extra-{i}.{extra['format']}", extra["path"]))
     return out
+
+
+def _staged_cleaned(payload: Dict[str, Any], staged: List[Tuple[Path, str]]
+                    ) -> Optional[Tuple[Path, str]]:
+    return staged[1] if payload.get("cleaned_output_path") else None
 
 
 def build_spec(payload: Dict[str, Any], work_dir: Path,
@@ -84,6 +105,8 @@ def build_spec(payload: Dict[str, Any], work_dir: Path,
     """The ``podcast_assembly`` spec of a job (paths in its work folder; ``staging``
     overrides the folder of the staged outputs; ``settings`` tighten the inputs' limits)."""
     staged = staged_outputs(payload, work_dir, staging)
+    cleaned = _staged_cleaned(payload, staged)
+    extras = payload.get("extra_outputs") or []
     spec = pa.episode_spec(
         payload["content_path"],
         output_path=staged[0][0],
@@ -95,7 +118,9 @@ def build_spec(payload: Dict[str, Any], work_dir: Path,
         bitrate_kbps=payload["bitrate_kbps"],
         target_lufs=payload["target_lufs"],
         true_peak_dbtp=payload["true_peak_dbtp"],
-        cleaned_output_path=staged[1][0] if len(staged) > 1 else None,
+        cleaned_output_path=cleaned[0] if cleaned else None,
+        extra_outputs=[dict(o, path=dst) for o, (dst, _) in
+                       zip(extras, staged[len(staged) - len(extras):])] or None,
         work_dir=work_dir / "checkpoints",
         # Template filenames and cleanup clips name keys of ``assets`` only (each confined to
         # the media root by requests.prepare), never a path of their own: a name missing from
@@ -299,6 +324,19 @@ def recover_publishes(store: JobStore, settings: Settings,
             if not settings.keep_work_dirs:  # last: once it is gone, the above is recorded
                 shutil.rmtree(settings.work_root / job.job_id, ignore_errors=True)
     return done
+
+
+def _published_outputs(report: Any, staged: List[Tuple[Path, str]]) -> List[Dict[str, Any]]:
+    """``Report.outputs`` (the episode first, then ``extra_outputs``) under their final
+    names, each with its ``sha256``."""
+    final = {str(src): dst for src, dst in staged}
+    out = []
+    for o in report.outputs:
+        entry = {k: v for k, v in o.items() if k != "path"}
+        entry["output_path"] = final.get(str(o["path"]), str(o["path"]))
+        entry["sha256"] = _sha256(Path(o["path"]))
+        out.append(entry)
+    return out
 
 
 def _sha256(path: Path) -> str:
@@ -562,22 +600,25 @@ def run_leased_job(store: JobStore, lease: Lease, settings: Settings, *,
     if error is None and report is not None:
         rd = report.to_dict()
         resumed = list(rd.get("stages_resumed") or [])
-        final, main_staged = staged[0][1], staged[0][0]
+        final = staged[0][1]
+        cleaned = _staged_cleaned(job.payload, staged)
+        outputs = _published_outputs(report, staged)
         result = {
             "output_path": final,
-            "cleaned_output_path": staged[1][1] if len(staged) > 1 else None,
+            "cleaned_output_path": cleaned[1] if cleaned else None,
             "duration_ms": report.duration_ms,
             "size_bytes": report.size_bytes,
             "sample_rate": report.sample_rate,
             "channels": report.channels,
             "loudness": report.loudness,
-            "sha256": _sha256(main_staged),
+            "sha256": outputs[0]["sha256"],
             "counts": rd.get("counts"),
             "stage_ms": rd.get("stage_ms"),
             "stages_resumed": resumed,
             "warnings": list(report.warnings),
             "words": report.words,
             "attempt": job.attempts,
+            "outputs": outputs,
         }
 
         finals = [dst for _, dst in staged]

@@ -51,6 +51,25 @@ class Word(BaseModel):
         return self
 
 
+class ExtraOutput(BaseModel):
+    """One more file from the same job: its own format, bitrate, channels, rate and loudness
+    target (``podcast_assembly.assemble_episode``'s ``extra_outputs``)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, str_max_length=4096)
+
+    path: str = Field(min_length=1, description="Output path; an extension, if any, must be "
+                      "`.<format>`.")
+    format: Literal["mp3", "wav", "flac"] = Field("mp3", description="Default: `mp3`.")
+    bitrate_kbps: int = Field(128, ge=32, le=320, description="MP3 bitrate. Default: `128`.")
+    channels: Optional[Literal[1, 2]] = Field(None, description="Default: 2.")
+    sample_rate: Optional[int] = Field(None, ge=8000, le=192000,
+                                       description="Default: 44100.")
+    target_lufs: Optional[float] = Field(None, ge=-40.0, le=-5.0,
+                                         description="Default: the job's `target_lufs`.")
+    true_peak_dbtp: Optional[float] = Field(None, ge=-9.0, le=0.0,
+                                            description="Default: the job's `true_peak_dbtp`.")
+
+
 class AssembleRequest(BaseModel):
     """``POST /api/tasks/assemble``: what ``podcast_assembly.assemble_episode`` needs.
 
@@ -87,6 +106,10 @@ class AssembleRequest(BaseModel):
     callback_url: Optional[str] = Field(
         None, max_length=2048, description="POSTed (signed) when the job reaches a terminal "
         "state: http or https. Default: none.")
+    extra_outputs: List[ExtraOutput] = Field(
+        default_factory=list, max_length=8, description="More files from the same job (a mono "
+        "MP3 at -19, a FLAC master...): decoded, cleaned and arranged once, each mastered and "
+        "checked on its own. Default: none.")
 
 
 class Rejected(ValueError):
@@ -262,23 +285,37 @@ def prepare(req: AssembleRequest, settings: Settings) -> Prepared:
     cleaned = (resolve_output("cleaned_output_path", req.cleaned_output_path,
                               settings.output_root)
                if req.cleaned_output_path is not None else None)
+    extras = [resolve_output(f"extra_outputs[{i}].path", o.path, settings.output_root)
+              for i, o in enumerate(req.extra_outputs)]
     inputs = {content, *assets.values()}
-    if output in inputs:
-        raise Rejected("output_path", "is one of the inputs")
-    if cleaned is not None and cleaned in inputs:
-        raise Rejected("cleaned_output_path", "is one of the inputs")
-    for name, path in (("output_path", output), ("cleaned_output_path", cleaned)):
-        ext = os.path.splitext(path or "")[1].lower()
-        if path is not None and ext and ext != f".{req.output_format}":
-            raise Rejected(name, f"ends in {ext!r} but output_format is "
-                                 f"{req.output_format!r} (the cleaned content uses it too)")
-    if cleaned is not None and cleaned == output:
-        raise Rejected("cleaned_output_path", "is the same file as output_path")
-    payload = req.model_dump(exclude={"words"})
+    named = [("output_path", output, req.output_format),
+             ("cleaned_output_path", cleaned, req.output_format)]
+    named += [(f"extra_outputs[{i}].path", path, o.format)
+              for i, (path, o) in enumerate(zip(extras, req.extra_outputs))]
+    seen: Dict[str, str] = {}
+    for name, path, fmt in named:
+        if path is None:
+            continue
+        if path in inputs:
+            raise Rejected(name, "is one of the inputs")
+        ext = os.path.splitext(path)[1].lower()
+        if ext and ext != f".{fmt}":
+            what = ("output_format" if not name.startswith("extra")
+                    else name.replace(".path", ".format"))
+            raise Rejected(name, f"ends in {ext!r} but {what} is {fmt!r}"
+                           + (" (the cleaned content uses it too)"
+                              if not name.startswith("extra") else ""))
+        if path in seen:
+            raise Rejected(name, f"is the same file as {seen[path]}")
+        seen[path] = name
+    payload = req.model_dump(exclude={"words", "extra_outputs"})
     payload["words"] = (None if req.words is None
                         else [w.model_dump(exclude_none=True) for w in req.words])
     payload.update(content_path=content, assets=assets, output_path=output,
                    cleaned_output_path=cleaned)
+    if extras:  # absent when none, so a request without them keeps its idempotency key
+        payload["extra_outputs"] = [dict(o.model_dump(exclude_none=True), path=path)
+                                    for path, o in zip(extras, req.extra_outputs)]
     try:
         text = canonical_json(payload)
     except ValueError:  # NaN / Infinity inside words, template or cleanup_options
@@ -286,5 +323,5 @@ def prepare(req: AssembleRequest, settings: Settings) -> Prepared:
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     # Not part of the key (it follows from the files): the attempt deadline's measure.
     payload["input_duration_s"] = input_s
-    outputs = [output] + ([cleaned] if cleaned else [])
+    outputs = [output] + ([cleaned] if cleaned else []) + extras
     return Prepared(req.episode_id, payload, f"{req.episode_id}:{digest}", outputs)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Tuple
 
 import httpx
+import podcast_assembly as pa
 
 from assembly_service import metrics as prom
 
@@ -104,14 +105,36 @@ def test_accepts_in_milliseconds_runs_and_reports(server_factory, media: Media,
         again = c.post("/api/tasks/assemble", json=payload).json()
         assert again["job_id"] == body["job_id"] and again["status"] == "succeeded"
         assert again["created"] is False
-        # a new payload for a finished episode is a new job
-        other = c.post("/api/tasks/assemble", json={**payload, "bitrate_kbps": 64}).json()
+        # a new payload for a finished episode is a new job; this one asks for two more
+        # files: a 64 kbit/s mono MP3 at -19 LUFS and a FLAC with a -2 dBTP ceiling
+        extras = [{"path": "ep-happy-mono.mp3", "channels": 1, "bitrate_kbps": 64,
+                   "target_lufs": -19.0},
+                  {"path": "archive/ep-happy.flac", "format": "flac", "true_peak_dbtp": -2.0}]
+        other = c.post("/api/tasks/assemble", json={**payload, "bitrate_kbps": 64,
+                                                    "extra_outputs": extras}).json()
         assert other["job_id"] != body["job_id"] and other["created"] is True
         # ... and while that one is active, a third payload conflicts
         r = c.post("/api/tasks/assemble", json={**payload, "bitrate_kbps": 80})
         assert r.status_code == 409 and r.json()["job_id"] == other["job_id"]
-        srv.wait_for(c, "ep-happy", ["succeeded"])
+        st = srv.wait_for(c, "ep-happy", ["succeeded"])
         srv.wait_work_cleaned()  # the attempt's bookkeeping is over
+        outs = st["result"]["outputs"]
+        root = srv.output_root.resolve()
+        assert [o["output_path"] for o in outs] == [
+            str(root / "ep-happy.mp3"), str(root / "ep-happy-mono.mp3"),
+            str(root / "archive" / "ep-happy.flac")]
+        assert st["result"]["sha256"] == outs[0]["sha256"]
+        for o, (target, ceiling, channels) in zip(outs, [(-16.0, -1.0, 2), (-19.0, -1.0, 1),
+                                                         (-16.0, -2.0, 2)]):
+            data = Path(o["output_path"]).read_bytes()
+            assert o["sha256"] == hashlib.sha256(data).hexdigest()
+            assert o["size_bytes"] == len(data) and o["channels"] == channels
+            assert pa.probe(o["output_path"])["channels"] == channels
+            assert (o["target_lufs"], o["ceiling_dbtp"]) == (target, ceiling)
+            print(f"{Path(o['output_path']).name}: {o['loudness']['integrated_lufs']:.2f} LUFS, "
+                  f"{o['loudness']['true_peak_dbtp']:.2f} dBTP, {o['encodes']} encode(s)")
+            assert abs(o["loudness"]["integrated_lufs"] - target) <= 0.2, o
+            assert o["loudness"]["true_peak_dbtp"] <= ceiling, o
 
         m = prom.parse(c.get("/metrics").text)
         assert m['assembly_jobs{state="succeeded"}'] == 2
@@ -239,6 +262,22 @@ def test_rejected_requests_leave_store_and_outputs_unchanged(server_factory, med
         case("output is an input", 422, "output_path",
              json={**good, "content_path": str(srv.output_root / "in.wav"),
                    "output_path": "in.wav", "output_format": "wav"})
+        case("extra output outside", 422, "extra_outputs[0].path",
+             json={**good, "extra_outputs": [{"path": str(outside / "x.mp3")}]})
+        case("extra output extension", 422, "extra_outputs[1].path",
+             json={**good, "extra_outputs": [{"path": "a.flac", "format": "flac"},
+                                              {"path": "b.wav"}]})
+        case("extra output is the output", 422, "extra_outputs[0].path",
+             json={**good, "output_path": "ep.mp3", "extra_outputs": [{"path": "./ep.mp3"}]})
+        case("extra output channels", 422, "extra_outputs[0].channels",
+             json={**good, "extra_outputs": [{"path": "m.mp3", "channels": 3}]})
+        case("extra output unknown key", 422, "extra_outputs[0].colour",
+             json={**good, "extra_outputs": [{"path": "m.mp3", "colour": "blue"}]})
+        case("MP3 at 96 kHz (the library says)", 422, "extra_outputs[0].sample_rate",
+             json={**good, "extra_outputs": [{"path": "hi.mp3", "sample_rate": 96000}]})
+        case("320 kbit/s at 8 kHz (the library says)", 422, "extra_outputs[0].bitrate_kbps",
+             json={**good, "extra_outputs": [{"path": "lo.mp3", "sample_rate": 8000,
+                                              "bitrate_kbps": 320}]})
         case("unknown template asset", 422, "template", json={**good, "template": {
             "segments": [{"segment_type": "intro",
                           "source": {"source_type": "static", "filename": "jingle.wav"}},

@@ -157,6 +157,7 @@ def test_lone_surrogates_anywhere_are_422_not_500(app: App, media: Media) -> Non
         "cleanup key": {**good, "cleanup_options": {bad: True}},
         "unknown key": {**good, bad: 1},
         "surrogate pair halves": {**good, "content_path": "\udc80\ud800"},
+        "extra_outputs[0].path": {**good, "extra_outputs": [{"path": bad + ".mp3"}]},
     }
     before = app.written()
     for name, body in bodies.items():
@@ -219,6 +220,9 @@ def test_fuzzed_bodies_never_answer_5xx_and_rejections_write_nothing(
     @given(st.data())
     def mutated(data: Any) -> None:
         body = _good(media, f"ep-f{data.draw(st.integers(0, 3))}")
+        if data.draw(st.booleans()):
+            body["extra_outputs"] = [{"path": "mono.mp3", "channels": 1, "target_lufs": -19.0},
+                                     {"path": "m.flac", "format": "flac", "sample_rate": 48000}]
         path = data.draw(st.sampled_from(_paths(body)[1:]))
         parent = body
         for k in path[:-1]:
