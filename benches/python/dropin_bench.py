@@ -15,6 +15,12 @@ are tools for the material only, the library never calls them):
 Each run is a child process (its peak RSS is the job's own). Prints wall time, x-realtime,
 peak RSS, the number of full encodes (the report's verify attempts) and the decoded loudness.
 
+--outputs three asks the same job for the files podcasters publish (`extra_outputs`: a
+64 kbit/s mono MP3 at -19 LUFS and a FLAC master beside the default MP3) and prints each
+file's loudness measured on it and its encodes; --outputs separate makes the same three
+files with three jobs one after the other (the mono one through `episode_spec`, since the
+drop-in has no channels argument), the comparison row.
+
 Usage: python3 benches/python/dropin_bench.py --minutes 60 --runs 3 --dir /tmp/dropin
 (with `podcast_assembly` importable, e.g. the venv scripts/test-python.sh builds).
 """
@@ -131,7 +137,14 @@ def make_material(d, minutes):
         json.dump(template, f)
 
 
-def job(d, out):
+def extras(out):
+    """The two extra files of --outputs three/separate, beside ``out``."""
+    stem = os.path.splitext(out)[0]
+    return [{"path": stem + "-mono.mp3", "channels": 1, "bitrate_kbps": 64, "target_lufs": -19},
+            {"path": stem + ".flac", "format": "flac"}]
+
+
+def job(d, out, outputs):
     """One run, in this (child) process; prints one JSON line."""
     import podcast_assembly as pa
     with open(os.path.join(d, "template.json")) as f:
@@ -139,21 +152,36 @@ def job(d, out):
     with open(os.path.join(d, "words.json")) as f:
         words = json.load(f)
     assets = {n: os.path.join(d, n) for n in ("intro.wav", "outro.wav", "bed.wav")}
+    args = dict(words=words, template=template, assets=assets)
+    content = os.path.join(d, "content.mp3")
     t0 = time.perf_counter()
-    report = pa.assemble_episode(os.path.join(d, "content.mp3"), output_path=out, words=words,
-                                 template=template, assets=assets)
+    reports = [pa.assemble_episode(content, output_path=out, **args,
+                                   extra_outputs=extras(out) if outputs == "three" else None)]
+    if outputs == "separate":
+        mono, flac = extras(out)
+        spec = pa.episode_spec(content, output_path=mono["path"], bitrate_kbps=64,
+                               target_lufs=-19.0, **args)
+        spec["output"]["channels"] = 1
+        reports.append(pa.Assembler(spec).run())
+        reports.append(pa.assemble_episode(content, output_path=flac["path"],
+                                           output_format="flac", **args))
     wall = time.perf_counter() - t0
-    r = report.to_dict()
+    files = [o for r in reports for o in r.outputs]
+    r = reports[0].to_dict()
     verify = r.get("verify") or {}
     attempts = verify.get("attempts", [])
     print(json.dumps({
         "wall_s": wall,
-        "out_s": report.duration_ms / 1000,
+        "out_s": reports[0].duration_ms / 1000,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "full_encodes": sum(1 for a in attempts if not a["measured"].get("repair")),
         "repairs": sum(1 for a in attempts if a["measured"].get("repair")),
-        "lufs": report.loudness["integrated_lufs"],
-        "dbtp": report.loudness["true_peak_dbtp"],
+        "lufs": reports[0].loudness["integrated_lufs"],
+        "dbtp": reports[0].loudness["true_peak_dbtp"],
+        "files": [{"name": os.path.basename(o["path"]), "channels": o["channels"],
+                   "lufs": o["loudness"]["integrated_lufs"],
+                   "dbtp": o["loudness"]["true_peak_dbtp"], "target": o["target_lufs"],
+                   "encodes": o["encodes"]} for o in files],
         "stage_ms": r.get("stage_ms"),
     }))
 
@@ -163,23 +191,31 @@ def main():
     ap.add_argument("--minutes", type=float, default=60)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--dir", default="/tmp/dropin")
+    ap.add_argument("--outputs", choices=["one", "three", "separate"], default="one",
+                    help="one: the default MP3; three: the same job also writes a mono MP3 "
+                    "at -19 and a FLAC (extra_outputs); separate: those three, three jobs")
     ap.add_argument("--job", help=argparse.SUPPRESS)
     a = ap.parse_args()
     d = os.path.join(a.dir, f"{a.minutes:g}min")
     if a.job:
-        job(d, a.job)
+        job(d, a.job, a.outputs)
         return
     make_material(d, a.minutes)
     rows = []
     for k in range(a.runs):
         out = os.path.join(d, "episode.mp3")
         p = subprocess.run([sys.executable, __file__, "--minutes", str(a.minutes), "--dir", a.dir,
-                            "--job", out], check=True, capture_output=True, text=True)
+                            "--outputs", a.outputs, "--job", out],
+                           check=True, capture_output=True, text=True)
         row = json.loads(p.stdout.strip().splitlines()[-1])
         rows.append(row)
         print(f"run {k + 1}: {row['wall_s']:.2f} s ({row['out_s'] / row['wall_s']:.0f}x realtime), "
               f"peak RSS {row['peak_rss_mib']:.0f} MiB, full encodes {row['full_encodes']}, "
               f"repairs {row['repairs']}, {row['lufs']:.2f} LUFS, {row['dbtp']:.2f} dBTP")
+        if a.outputs != "one":
+            print("  " + "; ".join(f"{f['name']} ({f['channels']} ch): {f['lufs']:.2f} LUFS "
+                                   f"(target {f['target']:g}), {f['dbtp']:.2f} dBTP, "
+                                   f"{f['encodes']} encode(s)" for f in row["files"]))
     walls = [r["wall_s"] for r in rows]
     print(f"median wall {statistics.median(walls):.2f} s over {len(rows)} runs; "
           f"stages of the last run (ms): {rows[-1]['stage_ms']}")
