@@ -43,18 +43,23 @@ fn bench_encode(c: &mut Criterion) {
             });
         });
     }
-    let format = OutputFormat::mp3_cbr(128);
-    let path = dir.path().join("one_thread.mp3");
-    group.bench_function("mp3_cbr128_q5_1thread", |b| {
-        b.iter(|| {
-            let (rate, ch, tags) = (buf.sample_rate(), buf.channel_count(), Tags::default());
-            let mut enc =
-                Encoder::create_with_threads(&path, &format, rate, ch, &tags, NonZeroUsize::new(1))
-                    .unwrap();
-            enc.write(&buf).unwrap();
-            black_box(enc.finish().unwrap())
+    // The same encoders held to one thread (MP3: one worker beside the caller; FLAC: no
+    // second thread for half of each batch); the rows above use every core.
+    for (name, format) in
+        [("mp3_cbr128_q5", OutputFormat::mp3_cbr(128)), ("flac16", OutputFormat::Flac { bits: 16 })]
+    {
+        let path = dir.path().join(format!("one_thread.{}", format.extension()));
+        group.bench_function(format!("{name}_1thread"), |b| {
+            b.iter(|| {
+                let (rate, ch, tags) = (buf.sample_rate(), buf.channel_count(), Tags::default());
+                let one = NonZeroUsize::new(1);
+                let mut enc =
+                    Encoder::create_with_threads(&path, &format, rate, ch, &tags, one).unwrap();
+                enc.write(&buf).unwrap();
+                black_box(enc.finish().unwrap())
+            });
         });
-    });
+    }
     group.finish();
 }
 

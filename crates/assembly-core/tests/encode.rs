@@ -176,7 +176,7 @@ fn flac_round_trips_bit_exact_with_streaminfo_fix() {
     let dir = tempfile::tempdir().unwrap();
     for bits in [16u8, 24] {
         for channels in [1, 2] {
-            for frames in [1usize, 4095, 4096, 4097, 48_000 + 17] {
+            for frames in [1usize, 4095, 4096, 4097, 48_000 + 17, 16 * 4096] {
                 let src = on_grid(&programme(48_000, channels, frames, 3), u32::from(bits));
                 let path = dir.path().join(format!("t-{bits}-{channels}-{frames}.flac"));
                 encode_in_blocks(&path, &src, &OutputFormat::Flac { bits }, &Tags::default());
@@ -200,6 +200,40 @@ fn flac_round_trips_bit_exact_with_streaminfo_fix() {
             }
         }
     }
+}
+
+#[test]
+fn flac_is_the_same_bytes_on_one_thread_or_two() {
+    // Batches are 16 blocks of 4096 frames: two whole batches, one of them ending exactly on
+    // a batch, and a short third one with a short last block.
+    let dir = tempfile::tempdir().unwrap();
+    let frames = 2 * 16 * 4096 + 3 * 4096 + 17;
+    let src = on_grid(&programme(44_100, 2, frames, 9), 16);
+    let format = OutputFormat::Flac { bits: 16 };
+    let mut files = Vec::new();
+    for threads in [1usize, 2] {
+        let path = dir.path().join(format!("t{threads}.flac"));
+        let mut enc = Encoder::create_with_threads(
+            &path,
+            &format,
+            src.sample_rate(),
+            2,
+            &Tags::default(),
+            std::num::NonZeroUsize::new(threads),
+        )
+        .unwrap();
+        for start in (0..frames).step_by(10_000) {
+            let n = 10_000.min(frames - start);
+            let planes = src.planes().iter().map(|p| p[start..start + n].to_vec()).collect();
+            enc.write(&AudioBuffer::from_planar(src.sample_rate(), planes).unwrap()).unwrap();
+        }
+        assert_eq!(enc.finish().unwrap().frames, frames as u64);
+        assert_eq!(flac_md5_ok(&path), Some(true), "{threads} thread(s)");
+        let dec = decode(&path);
+        assert!(dec.planes == src.planes(), "{threads} thread(s): not bit-exact");
+        files.push(std::fs::read(&path).unwrap());
+    }
+    assert!(files[0] == files[1], "one thread and two wrote different bytes");
 }
 
 /// Reads FLAC metadata blocks: (type, body) pairs.

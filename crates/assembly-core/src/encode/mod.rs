@@ -374,11 +374,13 @@ impl Encoder {
         Self::create_with_threads(path, format, rate, channels, tags, None)
     }
 
-    /// [`create`](Self::create) with an explicit number of MP3 worker threads.
+    /// [`create`](Self::create) with an explicit number of encoding threads.
     ///
     /// CBR MP3 is encoded in fixed chunks by worker threads while the caller keeps rendering;
-    /// `None` uses one per core (at most 8). The output bytes are the same for any count;
-    /// `Some(1)` still encodes on one thread beside the caller. Other formats ignore it.
+    /// `None` uses one per core (at most 8); `Some(1)` still encodes on one thread beside the
+    /// caller. FLAC encodes its blocks in batches, half of each on a second thread unless
+    /// the count is 1 (`None`: two threads when the machine has two cores). The output bytes
+    /// are the same for any count. WAV ignores it.
     ///
     /// # Errors
     ///
@@ -389,7 +391,7 @@ impl Encoder {
         rate: NonZeroU32,
         channels: usize,
         tags: &Tags,
-        mp3_threads: Option<std::num::NonZeroUsize>,
+        threads: Option<std::num::NonZeroUsize>,
     ) -> Result<Self> {
         format.validate(rate, channels)?;
         tags.validate()?;
@@ -399,16 +401,11 @@ impl Encoder {
                 Backend::Wav(wav::WavOut::new(file, sample_format, rate, channels)?)
             }
             OutputFormat::Flac { bits } => {
-                Backend::Flac(Box::new(flac::FlacOut::new(file, bits, rate, channels, tags)?))
+                let two = threads.map_or(crate::par::threads(), std::num::NonZeroUsize::get) >= 2;
+                Backend::Flac(Box::new(flac::FlacOut::new(file, bits, rate, channels, tags, two)?))
             }
             OutputFormat::Mp3 { bitrate, quality } => Backend::Mp3(Box::new(mp3::Mp3Out::new(
-                file,
-                bitrate,
-                quality,
-                rate,
-                channels,
-                tags,
-                mp3_threads,
+                file, bitrate, quality, rate, channels, tags, threads,
             )?)),
         };
         Ok(Self { backend, path: path.to_path_buf(), rate, channels, frames: 0, failed: false })
