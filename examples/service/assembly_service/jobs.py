@@ -256,11 +256,17 @@ def finish_publish(store: JobStore, job_id: str, files: Sequence[Sequence[str]])
     return store.finish_publish(job_id)
 
 
+def remove_work(job_id: str, settings: Settings) -> None:
+    """Removes the job's work folder (checkpoints, staged outputs) unless
+    ``keep_work_dirs``."""
+    if not settings.keep_work_dirs:
+        shutil.rmtree(settings.work_root / job_id, ignore_errors=True)
+
+
 def clean_finished(job: Job, settings: Settings) -> None:
     """Removes what a job that ended without its worker (dead or cancelled by a reaper, or
     cancelled while it waited) leaves behind: its work folder and publish temp files."""
-    if not settings.keep_work_dirs:
-        shutil.rmtree(settings.work_root / job.job_id, ignore_errors=True)
+    remove_work(job.job_id, settings)
     remove_temps(job.job_id, job.output_paths, job.fence)
 
 
@@ -293,7 +299,7 @@ def sweep_work(store: JobStore, settings: Settings) -> List[str]:
     for name in names:
         job = store.get(name)
         if job is None or job.state in (JobState.SUCCEEDED, JobState.DEAD, JobState.CANCELLED):
-            shutil.rmtree(settings.work_root / name, ignore_errors=True)
+            remove_work(name, settings)
             removed.append(name)
     if removed:
         logs.event("tasks.store.work_swept", folders=len(removed))
@@ -321,8 +327,7 @@ def recover_publishes(store: JobStore, settings: Settings,
             logs.event("tasks.assemble.publish_recovered", logging.WARNING,
                        episode_id=job.episode_id, job_id=job.job_id, attempt=job.attempts,
                        output=job.publish["result"].get("output_path"))
-            if not settings.keep_work_dirs:  # last: once it is gone, the above is recorded
-                shutil.rmtree(settings.work_root / job.job_id, ignore_errors=True)
+            remove_work(job.job_id, settings)  # last: once it is gone, the above is recorded
     return done
 
 
@@ -587,8 +592,8 @@ def run_leased_job(store: JobStore, lease: Lease, settings: Settings, *,
         metrics.observe("assembly_job_duration_seconds", duration, outcome=outcome.state)
         if outcome.state in ("dead", "cancelled", "failed"):
             remove_temps(job.job_id, [dst for _, dst in staged], lease.fence)
-        if outcome.state in ("succeeded", "dead", "cancelled") and not settings.keep_work_dirs:
-            shutil.rmtree(work_dir, ignore_errors=True)
+        if outcome.state in ("succeeded", "dead", "cancelled"):
+            remove_work(job.job_id, settings)
         return outcome
 
     def cancelled() -> Outcome:

@@ -288,23 +288,22 @@ def prepare(req: AssembleRequest, settings: Settings) -> Prepared:
     extras = [resolve_output(f"extra_outputs[{i}].path", o.path, settings.output_root)
               for i, o in enumerate(req.extra_outputs)]
     inputs = {content, *assets.values()}
-    named = [("output_path", output, req.output_format),
-             ("cleaned_output_path", cleaned, req.output_format)]
-    named += [(f"extra_outputs[{i}].path", path, o.format)
+    # (field, resolved path, format, the field that set the format)
+    shared = f"output_format is {req.output_format!r} (the cleaned content uses it too)"
+    named = [("output_path", output, req.output_format, shared),
+             ("cleaned_output_path", cleaned, req.output_format, shared)]
+    named += [(f"extra_outputs[{i}].path", path, o.format,
+               f"extra_outputs[{i}].format is {o.format!r}")
               for i, (path, o) in enumerate(zip(extras, req.extra_outputs))]
     seen: Dict[str, str] = {}
-    for name, path, fmt in named:
+    for name, path, fmt, format_is in named:
         if path is None:
             continue
         if path in inputs:
             raise Rejected(name, "is one of the inputs")
         ext = os.path.splitext(path)[1].lower()
         if ext and ext != f".{fmt}":
-            what = ("output_format" if not name.startswith("extra")
-                    else name.replace(".path", ".format"))
-            raise Rejected(name, f"ends in {ext!r} but {what} is {fmt!r}"
-                           + (" (the cleaned content uses it too)"
-                              if not name.startswith("extra") else ""))
+            raise Rejected(name, f"ends in {ext!r} but {format_is}")
         if path in seen:
             raise Rejected(name, f"is the same file as {seen[path]}")
         seen[path] = name

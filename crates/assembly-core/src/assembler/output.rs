@@ -373,9 +373,10 @@ pub(super) fn render_outputs(
     let overall = || {
         fractions.iter().map(|f| f64::from_bits(f.load(Ordering::Relaxed))).sum::<f64>() / n as f64
     };
-    // Longest first, so the two threads finish together: FLAC's encoder runs on the render
-    // thread alone (an hour of stereo takes ~40 s of one core), while an MP3 render hands
-    // its encoding to worker threads and fills the gaps; WAV costs little.
+    // Longest first, so the two threads finish together: FLAC is the costliest encoder per
+    // file (an hour of stereo takes ~40 s of CPU, half of each batch on a second thread),
+    // an MP3 render hands its encoding to worker threads and fills the gaps; WAV costs
+    // little.
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by_key(|&i| {
         let o = jobs[i].spec;
